@@ -1,0 +1,46 @@
+/**
+ * The media seam. A MediaEngine turns WhatsApp's WebRTC (ICE-lite peer, DTLS-SRTP, Opus) into
+ * plain RTP a PBX understands, and back. rtpengine (over its ng protocol) and an in-process
+ * werift engine sit behind this same interface; the bridge depends only on it.
+ *
+ * A session is one call. Its methods follow the SDP offer/answer exchange of the call's
+ * direction; `close()` is idempotent and releases everything the session holds.
+ */
+export interface MediaEngine {
+  readonly name: string;
+  /** Create the media session of one call. `callId` names it in the engine and in logs. */
+  createSession(callId: string): MediaSession;
+  /** Ids of sessions the engine itself still holds (for leak checks and health). */
+  listSessions(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface MediaSession {
+  readonly callId: string;
+  /**
+   * Inbound call: WhatsApp's WebRTC offer in, the plain RTP/AVP offer for the PBX out
+   * (PCMU, PCMA, G.722 and telephone-event offered).
+   */
+  offerFromWhatsApp(webrtcOffer: string): Promise<string>;
+  /**
+   * Inbound call: the PBX's plain RTP answer in, the WebRTC answer for WhatsApp out. The
+   * result obeys WhatsApp's rules (see `checkWhatsAppAnswer`): full ICE with every candidate,
+   * `a=setup:active`, a single sha-256 fingerprint, no `a=ice-lite`. Calling it again with
+   * a new PBX SDP (183 then 200) must return the same WhatsApp SDP.
+   */
+  answerFromPbx(plainAnswer: string): Promise<string>;
+  /** Release the session in the engine. Idempotent; never throws. */
+  close(): Promise<void>;
+}
+
+/** A media engine failure, with the engine's own reason (rtpengine's `error-reason`). */
+export class MediaError extends Error {
+  override readonly name = 'MediaError';
+  constructor(
+    message: string,
+    readonly engine: string,
+    readonly reason?: string,
+  ) {
+    super(message);
+  }
+}

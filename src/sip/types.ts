@@ -1,0 +1,121 @@
+/**
+ * The SIP seam. The bridge talks to the PBX only through these types; the `sip` npm package
+ * (an RFC 3261 transaction layer) and our own dialog layer implement them in `./stack.ts`, so
+ * another stack could sit behind the same interface.
+ */
+
+export interface NameAddr {
+  uri: string;
+  /** Display name; quoted and escaped per RFC 3261 section 25.1 when sent. */
+  displayName?: string;
+}
+
+export interface OutgoingInvite {
+  /** Request-URI, e.g. `sip:1001@pbx.example.com:5060;transport=tcp`. */
+  uri: string;
+  from: NameAddr;
+  /** Defaults to the Request-URI. */
+  to?: NameAddr;
+  sdp: string;
+  /** Extra headers, e.g. `X-WA-Call-Id`. Names are sent as given. */
+  headers?: Record<string, string>;
+}
+
+export interface InviteProgress {
+  status: number;
+  reason: string;
+  /** SDP of a reliable-enough early dialog (183 Session Progress, or 180 with SDP). */
+  sdp?: string;
+}
+
+export interface InviteOptions {
+  /** Called for every 1xx above 100. Exceptions thrown here are caught and logged. */
+  onProgress?: (p: InviteProgress) => void;
+}
+
+/** An INVITE in flight (UAC). */
+export interface OutgoingCall {
+  /** SIP Call-ID, known as soon as the INVITE is built: log it with the call. */
+  readonly callId: string;
+  /**
+   * Resolves with the confirmed dialog once a 2xx arrived and was ACKed. Rejects with
+   * `SipFailure`: the final status (486, 603, 404 ...), 408 on Timer B / no final response,
+   * 487 after `cancel()`, 503 on a transport error.
+   */
+  readonly established: Promise<SipDialog>;
+  /**
+   * CANCEL the INVITE (RFC 3261 section 9). Safe to call at any time and more than once;
+   * if a 2xx races the CANCEL, the dialog is ACKed and then ended with BYE.
+   */
+  cancel(reason?: string): void;
+}
+
+export interface SipDialogEvents {
+  /** The remote side sent BYE (already answered 200). */
+  bye: () => void;
+  /** An in-dialog INFO (e.g. DTMF via application/dtmf-relay); already answered 200. */
+  info: (contentType: string | undefined, body: string) => void;
+}
+
+/**
+ * Decides the SDP answer to a re-INVITE from the PBX (hold/resume). `offer` is undefined for
+ * an offerless re-INVITE (then the result is our offer, which the ACK answers).
+ */
+export type ReinviteHandler = (offer: string | undefined) => Promise<string>;
+
+/** A confirmed dialog (RFC 3261 section 12). */
+export interface SipDialog {
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteTag: string;
+  /** SDP the peer sent in the 2xx (UAC) or the INVITE (UAS). */
+  readonly remoteSdp: string | undefined;
+  readonly state: 'confirmed' | 'terminated';
+  /** Send BYE and resolve when answered (or timed out). Idempotent; never rejects. */
+  bye(): Promise<void>;
+  setReinviteHandler(handler: ReinviteHandler): void;
+  on<E extends keyof SipDialogEvents>(event: E, listener: SipDialogEvents[E]): this;
+  off<E extends keyof SipDialogEvents>(event: E, listener: SipDialogEvents[E]): this;
+}
+
+/** An INVITE received from the PBX outside any dialog (UAS); used by outbound calls. */
+export interface IncomingInvite {
+  readonly callId: string;
+  readonly requestUri: string;
+  readonly from: NameAddr;
+  readonly to: NameAddr;
+  readonly sdp: string | undefined;
+  readonly source: { address: string; port: number; transport: 'udp' | 'tcp' };
+  header(name: string): string | undefined;
+  /** Send a provisional response (180, 183 with SDP). */
+  progress(status: number, reason: string, sdp?: string): void;
+  /** Send 2xx with SDP; resolves with the dialog once the ACK arrived (2xx retransmitted until then). */
+  accept(sdp: string): Promise<SipDialog>;
+  /** Final non-2xx response; extra headers such as `Reason` or `Warning`. */
+  reject(status: number, reason: string, headers?: Record<string, string>): void;
+  /** The PBX sent CANCEL before we answered (we already answered 487). */
+  onCancel(listener: () => void): void;
+}
+
+export type IncomingInviteHandler = (invite: IncomingInvite) => void;
+
+export interface SipStack {
+  invite(req: OutgoingInvite, opts?: InviteOptions): OutgoingCall;
+  /** Out-of-dialog INVITEs; without a handler they are answered 403. */
+  onInvite(handler: IncomingInviteHandler): void;
+  /** Stop listening; ends no dialog. */
+  close(): Promise<void>;
+}
+
+/** A SIP request that ended in failure, carrying the SIP status it ended with. */
+export class SipFailure extends Error {
+  override readonly name = 'SipFailure';
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    /** Value of a `Reason` header, if the peer sent one. */
+    readonly reasonHeader?: string,
+  ) {
+    super(`SIP ${status} ${reason}`);
+  }
+}

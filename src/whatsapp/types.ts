@@ -1,0 +1,108 @@
+/**
+ * WhatsApp Business Calling: the closed set of webhook events the bridge understands and the
+ * call actions it takes. Shapes follow Meta's Cloud API calling pages (user-initiated and
+ * business-initiated calls); 360dialog forwards the same payloads.
+ */
+
+export type CallDirection = 'USER_INITIATED' | 'BUSINESS_INITIATED';
+
+/** Common to every event of the `calls` field: which business number it concerns. */
+export interface WaEventBase {
+  /** `metadata.phone_number_id`: the Graph id the bridge acts on. */
+  phoneNumberId: string;
+  /** `metadata.display_phone_number`: the business number in digits. */
+  businessNumber: string;
+  /** Webhook timestamp, seconds since the epoch. */
+  timestamp: number;
+}
+
+export interface WaConnectEvent extends WaEventBase {
+  kind: 'connect';
+  callId: string;
+  direction: CallDirection;
+  /** The WhatsApp user's number (`from` on user-initiated calls, `to` on business-initiated). */
+  userWaId: string;
+  /** `contacts[].profile.name` for the user, if WhatsApp sent one. */
+  userName?: string;
+  /** `offer` on user-initiated calls, `answer` on business-initiated ones. */
+  sdpType: 'offer' | 'answer';
+  /** `session.sdp`, or `connection.webrtc.sdp` when only that is present. */
+  sdp: string;
+  bizOpaqueCallbackData?: string;
+}
+
+export interface WaCallError {
+  code: number;
+  message?: string;
+  details?: string;
+}
+
+export interface WaTerminateEvent extends WaEventBase {
+  kind: 'terminate';
+  callId: string;
+  direction?: CallDirection;
+  status: 'COMPLETED' | 'FAILED' | string;
+  durationSec?: number;
+  /** From the call's own `errors` or `value.errors`. */
+  errors: WaCallError[];
+  bizOpaqueCallbackData?: string;
+}
+
+export interface WaStatusEvent extends WaEventBase {
+  kind: 'status';
+  callId: string;
+  status: 'RINGING' | 'ACCEPTED' | 'REJECTED' | string;
+  bizOpaqueCallbackData?: string;
+}
+
+export interface WaPermissionReplyEvent extends WaEventBase {
+  kind: 'permission_reply';
+  userWaId: string;
+  response: 'accept' | 'reject';
+  isPermanent: boolean;
+  /** Seconds since the epoch, for temporary grants. */
+  expiresAt?: number;
+  responseSource?: string;
+}
+
+export type WaEvent = WaConnectEvent | WaTerminateEvent | WaStatusEvent | WaPermissionReplyEvent;
+
+/** A part of a webhook payload that is not one of the events above: logged and acknowledged. */
+export interface WaIgnored {
+  reason: string;
+  field?: string;
+}
+
+export interface ParsedWebhook {
+  events: WaEvent[];
+  ignored: WaIgnored[];
+}
+
+/** Graph `/calls` actions the bridge performs. Implemented for Meta and 360dialog. */
+export interface WhatsAppCallsApi {
+  preAccept(phoneNumberId: string, callId: string, sdp: string): Promise<void>;
+  accept(phoneNumberId: string, callId: string, sdp: string, bizOpaqueCallbackData?: string): Promise<void>;
+  reject(phoneNumberId: string, callId: string): Promise<void>;
+  terminate(phoneNumberId: string, callId: string): Promise<void>;
+  /** Business-initiated call; returns WhatsApp's call id (`wacid.…`). */
+  connect(phoneNumberId: string, to: string, sdp: string, bizOpaqueCallbackData?: string): Promise<{ callId: string }>;
+}
+
+/**
+ * A Graph API error (`{"error":{message,type,code,error_subcode,error_data,fbtrace_id}}`) or a
+ * transport failure (code 0 with the HTTP status or network error in `message`).
+ */
+export class GraphApiError extends Error {
+  override readonly name = 'GraphApiError';
+  constructor(
+    message: string,
+    readonly httpStatus: number,
+    readonly code: number,
+    readonly subcode?: number,
+    readonly fbtraceId?: string,
+    readonly details?: string,
+    readonly isTransient?: boolean,
+  ) {
+    super(message);
+  }
+}
