@@ -1,0 +1,281 @@
+import type { Logger } from '../util/log.js';
+import { MediaError, type MediaEngine, type MediaSession } from '../media/types.js';
+import type { OutgoingCall, SipDialog, SipStack, InviteProgress } from '../sip/types.js';
+import { SipFailure } from '../sip/types.js';
+import type { WaConnectEvent, WaTerminateEvent, WhatsAppCallsApi } from '../whatsapp/types.js';
+import { canTransition, IllegalTransition, type CallState } from './call-state.js';
+import { planTeardown, type EndCause, type TeardownPlan } from './failure-map.js';
+import type { RouteDecision } from './routing.js';
+import { answerReinvite } from './reinvite.js';
+
+export interface InboundCallDeps {
+  sip: SipStack;
+  media: MediaEngine;
+  whatsapp: WhatsAppCallsApi;
+  log: Logger;
+  /** Domain of the caller's From URI. */
+  fromDomain: string;
+  ringTimeoutMs: number;
+  /** Called once, after teardown completed. */
+  onEnded: (call: InboundCall, plan: TeardownPlan) => void;
+  /** Timing marks for measurements (webhook → INVITE, 200 OK → accept). */
+  now?: () => number;
+}
+
+/** Timestamps (ms, from deps.now) of the call's milestones, for logs and measurements. */
+export interface CallTimings {
+  connectReceived: number;
+  inviteSent?: number;
+  pbxAnswered?: number;
+  acceptSent?: number;
+  ended?: number;
+}
+
+/**
+ * One user-initiated WhatsApp call bridged to the PBX (the B2BUA's two legs and its media).
+ *
+ * Flow (Meta "user-initiated calls"): connect webhook → media offer → INVITE → PBX's first SDP
+ * (183 or 200) → media answer → `pre_accept` → PBX 200 OK (ACKed at once by the dialog layer)
+ * → `accept` with the same SDP. Deviation: the ACK is not held back until `accept` returns,
+ * so the PBX never retransmits its 200; if `accept` fails the PBX gets a BYE instead.
+ */
+export class InboundCall {
+  state: CallState = 'new';
+  readonly waCallId: string;
+  readonly phoneNumberId: string;
+  sipCallId: string | undefined;
+  readonly timings: CallTimings;
+  endCause: EndCause | undefined;
+  plan: TeardownPlan | undefined;
+
+  private log: Logger;
+  private mediaSession: MediaSession | undefined;
+  /** The media operation in flight, awaited before the session is closed. */
+  private mediaOp: Promise<unknown> = Promise.resolve();
+  private outgoing: OutgoingCall | undefined;
+  private dialog: SipDialog | undefined;
+  private plainOffer: string | undefined;
+  private preAccept: Promise<string> | undefined;
+  private acceptSent = false;
+  private ringTimer: NodeJS.Timeout | undefined;
+  private ending: Promise<void> | undefined;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly event: WaConnectEvent,
+    private readonly routeDecision: RouteDecision,
+    private readonly deps: InboundCallDeps,
+  ) {
+    this.waCallId = event.callId;
+    this.phoneNumberId = event.phoneNumberId;
+    this.now = deps.now ?? (() => performance.now());
+    this.timings = { connectReceived: this.now() };
+    this.log = deps.log.child({ waCallId: event.callId, direction: 'inbound' });
+    this.ended = new Promise<void>((resolve) => (this.markEnded = resolve));
+  }
+
+  /** Resolves once the call has ended and everything is released. */
+  readonly ended: Promise<void>;
+  private markEnded!: () => void;
+
+  /** Run the call until it is answered or fails. Never throws: failures end the call. */
+  async start(): Promise<void> {
+    try {
+      await this.run();
+    } catch (err) {
+      const cause = toEndCause(err);
+      if (cause.kind === 'internal-error') this.log.error({ err }, 'call failed unexpectedly');
+      await this.end(cause);
+    }
+  }
+
+  private async run(): Promise<void> {
+    const ev = this.event;
+    this.log.info(
+      { from: ev.userWaId, businessNumber: ev.businessNumber, target: this.routeDecision.target, rule: this.routeDecision.rule },
+      'WhatsApp call received; routing to PBX',
+    );
+    this.ringTimer = setTimeout(() => void this.end({ kind: 'ring-timeout' }), this.deps.ringTimeoutMs);
+
+    const session = this.deps.media.createSession(ev.callId);
+    this.mediaSession = session;
+    const plainOffer = await this.track(session.offerFromWhatsApp(ev.sdp));
+    this.plainOffer = plainOffer;
+    if (this.ending) return;
+
+    this.transition('inviting');
+    const outgoing = this.deps.sip.invite(
+      {
+        uri: this.routeDecision.target,
+        from: { uri: `sip:+${ev.userWaId}@${this.deps.fromDomain}`, displayName: ev.userName ?? `+${ev.userWaId}` },
+        sdp: plainOffer,
+        headers: {
+          'X-WA-Call-Id': ev.callId,
+          'X-WA-Business-Number': ev.businessNumber,
+          'X-WA-Phone-Number-Id': ev.phoneNumberId,
+        },
+      },
+      { onProgress: (p) => this.onProgress(p) },
+    );
+    this.outgoing = outgoing;
+    this.sipCallId = outgoing.callId;
+    this.log = this.log.child({ sipCallId: outgoing.callId });
+    this.timings.inviteSent = this.now();
+    this.log.info({ setupMs: round(this.timings.inviteSent - this.timings.connectReceived) }, 'INVITE sent to PBX');
+
+    const dialog = await outgoing.established;
+    this.dialog = dialog;
+    this.timings.pbxAnswered = this.now();
+    dialog.on('bye', () => void this.end({ kind: 'pbx-bye' }));
+    dialog.setReinviteHandler(async (offer) => answerReinvite(this.plainOffer!, offer));
+    if (this.ending) {
+      // WhatsApp ended the call while the 200 OK was on its way: the teardown sees the dialog.
+      await dialog.bye();
+      return;
+    }
+    this.transition('accepting');
+
+    const pbxSdp = dialog.remoteSdp;
+    if (!pbxSdp) throw new MediaError('the PBX answered without SDP', this.deps.media.name);
+    const waSdp = await this.ensurePreAccepted(pbxSdp);
+    if (this.ending) return;
+    if (this.earlySdp !== undefined && this.earlySdp !== pbxSdp) {
+      // The 200's SDP differs from the 183's: tell the media engine where the PBX really is.
+      // WhatsApp gets the pre_accept SDP again (accept must repeat it).
+      const again = await this.track(session.answerFromPbx(pbxSdp));
+      if (again !== waSdp) this.log.warn('media answer changed after 200 OK; WhatsApp keeps the pre_accept SDP');
+    }
+    this.acceptSent = true;
+    this.timings.acceptSent = this.now();
+    await this.waCall('accept', () => this.deps.whatsapp.accept(ev.phoneNumberId, ev.callId, waSdp));
+    if (this.ending) return;
+    clearTimeout(this.ringTimer);
+    this.transition('active');
+    this.log.info(
+      { answerToAcceptMs: round(this.timings.acceptSent - this.timings.pbxAnswered) },
+      'call answered; both legs up',
+    );
+  }
+
+  private earlySdp: string | undefined;
+
+  private onProgress(p: InviteProgress): void {
+    if (this.ending) return;
+    this.log.debug({ status: p.status, withSdp: Boolean(p.sdp) }, 'PBX progress');
+    if (this.state === 'inviting' && !p.sdp) this.transition('ringing');
+    if (p.sdp && !this.preAccept) {
+      this.earlySdp = p.sdp;
+      void this.ensurePreAccepted(p.sdp).catch((err) => void this.end(toEndCause(err)));
+    }
+  }
+
+  /** Media answer + `pre_accept`, once per call, on the PBX's first SDP. Resolves with WhatsApp's SDP. */
+  private ensurePreAccepted(pbxSdp: string): Promise<string> {
+    this.preAccept ??= (async () => {
+      if (this.earlySdp === undefined) this.earlySdp = pbxSdp;
+      const waSdp = await this.track(this.mediaSession!.answerFromPbx(pbxSdp));
+      if (this.ending) return waSdp;
+      await this.waCall('pre_accept', () => this.deps.whatsapp.preAccept(this.phoneNumberId, this.waCallId, waSdp));
+      if (!this.ending && (this.state === 'inviting' || this.state === 'ringing')) this.transition('early');
+      return waSdp;
+    })();
+    return this.preAccept;
+  }
+
+  /** WhatsApp's terminate webhook for this call. */
+  onWhatsAppTerminate(ev: WaTerminateEvent): void {
+    const errorCode = ev.errors[0]?.code;
+    this.log.info({ status: ev.status, errorCode, durationSec: ev.durationSec }, 'WhatsApp ended the call');
+    void this.end({ kind: 'wa-terminate', status: ev.status, ...(errorCode !== undefined ? { errorCode } : {}) });
+  }
+
+  /**
+   * End the call. Idempotent: the first cause wins; later calls wait for the same teardown.
+   * Fixed order: timers, the SIP leg, the WhatsApp leg, the media session.
+   */
+  end(cause: EndCause): Promise<void> {
+    if (this.ending) return this.ending;
+    this.endCause = cause;
+    const plan = planTeardown(cause, {
+      whatsappAccepted: this.acceptSent,
+      sip: this.dialog ? 'confirmed' : this.outgoing ? 'inviting' : 'none',
+    });
+    this.plan = plan;
+    this.transition('ending');
+    this.ending = this.teardown(plan);
+    return this.ending;
+  }
+
+  private async teardown(plan: TeardownPlan): Promise<void> {
+    const log = this.log.child({ cause: plan.label });
+    log.info({ whatsapp: plan.whatsapp, sip: plan.sip }, 'ending call');
+    clearTimeout(this.ringTimer);
+    try {
+      if (plan.sip === 'cancel') this.outgoing?.cancel(plan.label);
+      else if (plan.sip === 'bye') await this.dialog?.bye();
+    } catch (err) {
+      log.warn({ err }, 'ending the SIP leg failed');
+    }
+    try {
+      if (plan.whatsapp === 'reject') await this.deps.whatsapp.reject(this.phoneNumberId, this.waCallId);
+      else if (plan.whatsapp === 'terminate') await this.deps.whatsapp.terminate(this.phoneNumberId, this.waCallId);
+    } catch (err) {
+      log.warn({ err }, `WhatsApp ${plan.whatsapp} failed`);
+    }
+    await this.mediaOp.catch(() => undefined);
+    await this.mediaSession?.close();
+    this.timings.ended = this.now();
+    this.transition('ended');
+    log.info({ durationMs: round(this.timings.ended - this.timings.connectReceived) }, 'call ended');
+    try {
+      this.deps.onEnded(this, plan);
+    } catch (err) {
+      log.error({ err }, 'onEnded listener failed');
+    }
+    this.markEnded();
+  }
+
+  private transition(next: CallState): void {
+    if (this.state === next) return;
+    if (!canTransition(this.state, next)) {
+      const err = new IllegalTransition(this.state, next);
+      this.log.error({ err }, 'illegal transition');
+      throw err;
+    }
+    this.log.debug({ from: this.state, to: next }, 'call state');
+    this.state = next;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.mediaOp = p;
+    return p;
+  }
+
+  private async waCall(action: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      throw new WhatsAppActionFailed(action, err as Error);
+    }
+  }
+}
+
+class WhatsAppActionFailed extends Error {
+  constructor(
+    readonly action: string,
+    readonly error: Error,
+  ) {
+    super(`WhatsApp ${action} failed: ${error.message}`);
+  }
+}
+
+function toEndCause(err: unknown): EndCause {
+  if (err instanceof SipFailure) return { kind: 'pbx-final', status: err.status, reason: err.reason };
+  if (err instanceof WhatsAppActionFailed) return { kind: 'wa-api-error', action: err.action, error: err.error };
+  if (err instanceof MediaError) return { kind: 'media-error', message: err.message };
+  return { kind: 'internal-error', message: err instanceof Error ? err.message : String(err) };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

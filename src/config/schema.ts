@@ -1,0 +1,131 @@
+import { z } from 'zod';
+
+/**
+ * The bridge's configuration: one file (YAML or JSON) plus environment overrides for secrets,
+ * validated once at start-up (see ./load.ts). Every default here is what `npm start` runs on.
+ */
+
+const hostPort = (defaultHost: string, defaultPort: number) =>
+  z.object({
+    host: z.string().min(1).default(defaultHost),
+    port: z.number().int().min(0).max(65535).default(defaultPort),
+  });
+
+const sipUri = z
+  .string()
+  .regex(/^sips?:[^\s]+$/i, 'must be a SIP URI such as sip:queue@pbx.example.com:5060');
+
+/** Weekly opening hours of a routing rule, evaluated in `timezone` (IANA name). */
+const hours = z.object({
+  timezone: z.string().default('UTC'),
+  /** 0 = Sunday ... 6 = Saturday. */
+  days: z.array(z.number().int().min(0).max(6)).min(1).default([1, 2, 3, 4, 5]),
+  /** "HH:MM", inclusive. */
+  open: z.string().regex(/^\d{2}:\d{2}$/),
+  /** "HH:MM", exclusive. */
+  close: z.string().regex(/^\d{2}:\d{2}$/),
+});
+
+const route = z.object({
+  /** Free text for logs ("sales line", "after hours"). */
+  name: z.string().optional(),
+  /** Match the business number (display number, digits) or the phone number id. */
+  businessNumber: z.string().optional(),
+  phoneNumberId: z.string().optional(),
+  /** Match callers whose WhatsApp number starts with this (digits, country code first). */
+  callerPrefix: z.string().regex(/^\d*$/).optional(),
+  /** Match only inside these hours. */
+  hours: hours.optional(),
+  /** Where the call goes: an extension or queue URI on the PBX. */
+  target: sipUri,
+});
+
+export const configSchema = z.object({
+  http: hostPort('0.0.0.0', 8080).default({ host: '0.0.0.0', port: 8080 }),
+  log: z
+    .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
+  whatsapp: z.discriminatedUnion('provider', [
+    z.object({
+      provider: z.literal('meta'),
+      graphBaseUrl: z.url().default('https://graph.facebook.com'),
+      graphVersion: z.string().regex(/^v\d+\.\d+$/, 'like v23.0').default('v23.0'),
+      /** Phone number ids whose calls this bridge takes; empty takes any. */
+      phoneNumberIds: z.array(z.string()).default([]),
+      /** Secret: env WA_ACCESS_TOKEN. */
+      accessToken: z.string().default(''),
+      /** Secret: env WA_APP_SECRET. When set, unsigned or badly signed webhooks get 401. */
+      appSecret: z.string().default(''),
+      /** Secret: env WA_VERIFY_TOKEN. The `hub.verify_token` of the subscription handshake. */
+      verifyToken: z.string().default(''),
+      requestTimeoutMs: z.number().int().positive().default(5000),
+    }),
+    z.object({
+      provider: z.literal('360dialog'),
+      baseUrl: z.url().default('https://waba-v2.360dialog.io'),
+      phoneNumberIds: z.array(z.string()).default([]),
+      /** Secret: env WA_360DIALOG_API_KEY (sent as D360-API-KEY). */
+      apiKey: z.string().default(''),
+      /** Secret: env WA_APP_SECRET: 360dialog's partner webhook secret (x-360dialog-signature). */
+      appSecret: z.string().default(''),
+      verifyToken: z.string().default(''),
+      requestTimeoutMs: z.number().int().positive().default(5000),
+    }),
+  ]).default({
+    provider: 'meta',
+    graphBaseUrl: 'https://graph.facebook.com',
+    graphVersion: 'v23.0',
+    phoneNumberIds: [],
+    accessToken: '',
+    appSecret: '',
+    verifyToken: '',
+    requestTimeoutMs: 5000,
+  }),
+  sip: z
+    .object({
+      udp: hostPort('0.0.0.0', 5060).nullable().default({ host: '0.0.0.0', port: 5060 }),
+      tcp: hostPort('0.0.0.0', 5060).nullable().default({ host: '0.0.0.0', port: 5060 }),
+      /** host[:port] for Via/Contact when the listen address is a wildcard or NATed. */
+      contactHost: z.string().optional(),
+      /** Domain of the caller's From URI: sip:+<wa_id>@<fromDomain>. Defaults to the contact host. */
+      fromDomain: z.string().optional(),
+      userAgent: z.string().default('wa-sip-bridge'),
+      /** Digest credentials for a PBX that challenges the bridge (401/407). Password: env SIP_AUTH_PASSWORD. */
+      auth: z.object({ username: z.string().min(1), password: z.string().default('') }).optional(),
+      /** Give up on an INVITE that gets no final response (the PBX is silent). */
+      inviteTimeoutSec: z.number().positive().default(64),
+    })
+    .default({ udp: { host: '0.0.0.0', port: 5060 }, tcp: { host: '0.0.0.0', port: 5060 }, userAgent: 'wa-sip-bridge', inviteTimeoutSec: 64 }),
+  media: z
+    .object({
+      engine: z.enum(['rtpengine']).default('rtpengine'),
+      rtpengine: z
+        .object({
+          ng: z.array(hostPort('127.0.0.1', 22222)).min(1).default([{ host: '127.0.0.1', port: 22222 }]),
+          timeoutMs: z.number().int().positive().default(2000),
+        })
+        .default({ ng: [{ host: '127.0.0.1', port: 22222 }], timeoutMs: 2000 }),
+    })
+    .default({ engine: 'rtpengine', rtpengine: { ng: [{ host: '127.0.0.1', port: 22222 }], timeoutMs: 2000 } }),
+  calls: z
+    .object({
+      /**
+       * Stop ringing the PBX this long after WhatsApp's connect webhook if nobody answered.
+       * WhatsApp gives up after about 30-60 s; the bridge must never leave a desk phone ringing
+       * for a caller who is gone, even if WhatsApp's terminate webhook is lost.
+       */
+      ringTimeoutSec: z.number().positive().max(120).default(45),
+    })
+    .default({ ringTimeoutSec: 45 }),
+  routing: z
+    .object({
+      /** Where calls go when no rule matches. */
+      default: sipUri.default('sip:whatsapp@127.0.0.1:5080'),
+      rules: z.array(route).default([]),
+    })
+    .default({ default: 'sip:whatsapp@127.0.0.1:5080', rules: [] }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type RouteRule = z.infer<typeof route>;
+export type WhatsAppConfig = Config['whatsapp'];
