@@ -127,7 +127,8 @@ export class InboundCall {
     this.dialog = dialog;
     this.timings.pbxAnswered = this.now();
     dialog.on('bye', () => void this.end({ kind: 'pbx-bye' }));
-    dialog.setReinviteHandler(async (offer) => answerReinvite(this.plainOffer!, offer));
+    // Each answer becomes the base of the next one, so the o= version keeps increasing.
+    dialog.setReinviteHandler(async (offer) => (this.plainOffer = answerReinvite(this.plainOffer!, offer)));
     if (this.ending) {
       // WhatsApp ended the call while the 200 OK was on its way: the teardown sees the dialog.
       await dialog.bye();
