@@ -3,6 +3,7 @@ import type { Logger } from '../util/log.js';
 import type { MediaEngine } from '../media/types.js';
 import type { SipStack } from '../sip/types.js';
 import type { WaConnectEvent, WaEvent, WaTerminateEvent, WhatsAppCallsApi } from '../whatsapp/types.js';
+import { eventKey } from '../whatsapp/webhook.js';
 import { ExpiringSet } from './dedupe.js';
 import { InboundCall } from './inbound-call.js';
 import type { TeardownPlan } from './failure-map.js';
@@ -151,17 +152,5 @@ export class Bridge {
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all([...this.calls.values()].map((c) => c.end({ kind: 'shutdown' })));
-  }
-}
-
-function eventKey(ev: WaEvent): string {
-  switch (ev.kind) {
-    case 'connect':
-    case 'terminate':
-      return `${ev.callId}:${ev.kind}`;
-    case 'status':
-      return `${ev.callId}:status:${ev.status}`;
-    case 'permission_reply':
-      return `${ev.userWaId}:permission:${ev.timestamp}:${ev.response}`;
   }
 }

@@ -56,4 +56,9 @@ describe('config', () => {
     expect(() => loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'c.json') })).toThrow(/cannot parse config file .*c.json/);
     expect(() => loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'missing.yaml') })).toThrow(/cannot read config file/);
   });
+
+  it('the shipped example config is valid', () => {
+    const cfg = loadConfig({ WA_SIP_BRIDGE_CONFIG: 'config/example.yaml' });
+    expect(cfg.routing.rules.map((r) => r.name)).toEqual(['portuguese-speakers', 'sales-office-hours', 'sales-after-hours']);
+  });
 });

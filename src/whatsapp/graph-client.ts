@@ -1,0 +1,362 @@
+/**
+ * WhatsApp calling over HTTP: Meta's Graph API or 360dialog's pass-through of it.
+ *
+ * Meta (UIC/BIC pages, docs/whatsapp-calling-api.md section 1):
+ *   POST {baseUrl}/{version}/{phoneNumberId}/calls          Authorization: Bearer <token>
+ *   GET  {baseUrl}/{version}/{phoneNumberId}/call_permissions?user_wa_id=<digits>   (UCP)
+ *   POST {baseUrl}/{version}/{phoneNumberId}/messages       (call_permission_request)
+ * 360dialog (docs.360dialog.com calling API reference):
+ *   POST {baseUrl}/calling/calls                            D360-API-KEY: <key>
+ *   GET  {baseUrl}/calling/permissions/{wa_id}
+ *   POST {baseUrl}/messages
+ *   The API key is bound to one number, so `phoneNumberId` is only used for logs there.
+ *
+ * Bodies are Meta's in both cases. Errors: Meta sends
+ * `{"error":{message,type,code,error_subcode,error_data:{details},is_transient,fbtrace_id}}`,
+ * 360dialog `{"error":"<string>"}` (from which a `(#code)` prefix is read when present); both
+ * become a GraphApiError. A network failure or timeout (AbortSignal.timeout) is GraphApiError
+ * with code 0 and httpStatus 0.
+ *
+ * No automatic retries, deliberately: a call action is not idempotent from the caller's point of
+ * view (a duplicate accept, a connect that was received but whose answer was lost and is sent
+ * again places a second call), and WhatsApp's accept window is short. The caller decides,
+ * using `GraphApiError.isTransient`.
+ *
+ * Logging: every request at debug, on a pino child carrying the call id; never headers, token,
+ * key or SDP text (only its length).
+ */
+import type { Logger } from 'pino';
+import { GraphApiError, type WhatsAppCallsApi } from './types.js';
+
+export const DEFAULT_GRAPH_TIMEOUT_MS = 10_000;
+
+export interface MetaCallsApiOptions {
+  provider: 'meta';
+  /** e.g. `https://graph.facebook.com` */
+  baseUrl: string;
+  /** e.g. `v23.0` */
+  version: string;
+  accessToken: string;
+  timeoutMs?: number;
+  logger: Logger;
+}
+
+export interface D360CallsApiOptions {
+  provider: '360dialog';
+  /** e.g. `https://waba-v2.360dialog.io` */
+  baseUrl: string;
+  apiKey: string;
+  timeoutMs?: number;
+  logger: Logger;
+}
+
+export type CallsApiOptions = MetaCallsApiOptions | D360CallsApiOptions;
+
+export type CallPermissionStatus = 'no_permission' | 'temporary' | 'permanent';
+
+export interface CallPermissionLimit {
+  /** ISO 8601 duration: `PT24H`, `P7D`. */
+  timePeriod: string;
+  maxAllowed?: number;
+  currentUsage?: number;
+  /** Seconds since the epoch. */
+  limitExpirationTime?: number;
+}
+
+export interface CallPermissionAction {
+  /** `send_call_permission_request` | `start_call` (others passed through). */
+  actionName: string;
+  canPerformAction: boolean;
+  limits: CallPermissionLimit[];
+}
+
+export interface CallPermissions {
+  status: CallPermissionStatus | string;
+  /** Seconds since the epoch; Meta names it `expiration_time` or `expiration`. */
+  expirationTime?: number;
+  actions: CallPermissionAction[];
+  /** `start_call.can_perform_action`: gate outbound dialling on this (Kapso). */
+  canStartCall: boolean;
+  /** `send_call_permission_request.can_perform_action`. */
+  canRequestPermission: boolean;
+}
+
+/** The `/calls` actions plus the permission APIs of UCP. */
+export interface WhatsAppCallingApi extends WhatsAppCallsApi {
+  getCallPermissions(phoneNumberId: string, waId: string): Promise<CallPermissions>;
+  /** Sends the interactive call_permission_request message; returns the message id (`wamid.…`). */
+  sendCallPermissionRequest(phoneNumberId: string, to: string, bodyText?: string): Promise<{ messageId: string }>;
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function num(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+  return undefined;
+}
+
+/** Turn a non-2xx answer into a GraphApiError (Meta's shape, 360dialog's string, or neither). */
+export function graphErrorFromResponse(httpStatus: number, body: unknown, rawText: string): GraphApiError {
+  const derivedTransient = httpStatus >= 500 || httpStatus === 429;
+  if (isObject(body) && isObject(body['error'])) {
+    const e = body['error'];
+    const code = num(e['code']) ?? 0;
+    const message = typeof e['message'] === 'string' ? e['message'] : `HTTP ${httpStatus}`;
+    const errorData = isObject(e['error_data']) ? e['error_data'] : undefined;
+    const details = typeof errorData?.['details'] === 'string' ? errorData['details'] : undefined;
+    const transient = typeof e['is_transient'] === 'boolean' ? e['is_transient'] : derivedTransient || code === 138004;
+    return new GraphApiError(
+      message,
+      httpStatus,
+      code,
+      num(e['error_subcode']),
+      typeof e['fbtrace_id'] === 'string' ? e['fbtrace_id'] : undefined,
+      details,
+      transient,
+    );
+  }
+  if (isObject(body) && typeof body['error'] === 'string') {
+    // 360dialog: {"error":"<string>"}; a Graph message inside keeps its "(#138006) …" prefix.
+    const message = body['error'];
+    const m = /\(#(\d+)\)/.exec(message);
+    const code = m ? Number(m[1]) : 0;
+    return new GraphApiError(message, httpStatus, code, undefined, undefined, undefined, derivedTransient || code === 138004);
+  }
+  const snippet = rawText.length > 200 ? `${rawText.slice(0, 200)}…` : rawText;
+  return new GraphApiError(`HTTP ${httpStatus}${snippet ? `: ${snippet}` : ''}`, httpStatus, 0, undefined, undefined, undefined, derivedTransient);
+}
+
+function parsePermissions(body: unknown): CallPermissions {
+  const root = isObject(body) ? body : {};
+  const p = isObject(root['permission']) ? root['permission'] : {};
+  const actions: CallPermissionAction[] = (Array.isArray(root['actions']) ? root['actions'] : [])
+    .filter(isObject)
+    .map((a) => ({
+      actionName: typeof a['action_name'] === 'string' ? a['action_name'] : '',
+      canPerformAction: a['can_perform_action'] === true,
+      limits: (Array.isArray(a['limits']) ? a['limits'] : []).filter(isObject).map((l) => {
+        const limit: CallPermissionLimit = { timePeriod: typeof l['time_period'] === 'string' ? l['time_period'] : '' };
+        const max = num(l['max_allowed']);
+        const used = num(l['current_usage']);
+        const exp = num(l['limit_expiration_time']);
+        if (max !== undefined) limit.maxAllowed = max;
+        if (used !== undefined) limit.currentUsage = used;
+        if (exp !== undefined) limit.limitExpirationTime = exp;
+        return limit;
+      }),
+    }));
+  const result: CallPermissions = {
+    status: typeof p['status'] === 'string' ? p['status'] : 'no_permission',
+    actions,
+    canStartCall: actions.some((a) => a.actionName === 'start_call' && a.canPerformAction),
+    canRequestPermission: actions.some((a) => a.actionName === 'send_call_permission_request' && a.canPerformAction),
+  };
+  const exp = num(p['expiration_time']) ?? num(p['expiration']);
+  if (exp !== undefined) result.expirationTime = exp;
+  return result;
+}
+
+interface RequestSpec {
+  method: 'GET' | 'POST';
+  /** Path after the provider prefix, already encoded. */
+  url: string;
+  body?: Json;
+  /** For the log line: the call id, or another id naming the request. */
+  logIds: Record<string, string>;
+  what: string;
+}
+
+class HttpCallsApi implements WhatsAppCallingApi {
+  private readonly timeoutMs: number;
+  private readonly base: string;
+
+  constructor(private readonly opts: CallsApiOptions) {
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_GRAPH_TIMEOUT_MS;
+    this.base = opts.baseUrl.replace(/\/+$/, '');
+  }
+
+  // ---- URLs and auth ---------------------------------------------------------------------
+
+  private metaUrl(phoneNumberId: string, tail: string): string {
+    const o = this.opts as MetaCallsApiOptions;
+    const version = o.version.replace(/^\/+|\/+$/g, '');
+    return `${this.base}/${version}/${encodeURIComponent(phoneNumberId)}/${tail}`;
+  }
+
+  private callsUrl(phoneNumberId: string): string {
+    return this.opts.provider === 'meta' ? this.metaUrl(phoneNumberId, 'calls') : `${this.base}/calling/calls`;
+  }
+
+  private authHeaders(): Record<string, string> {
+    return this.opts.provider === 'meta'
+      ? { authorization: `Bearer ${this.opts.accessToken}` }
+      : { 'd360-api-key': this.opts.apiKey };
+  }
+
+  // ---- transport -------------------------------------------------------------------------
+
+  private async request(spec: RequestSpec): Promise<unknown> {
+    const log = this.opts.logger.child({ provider: this.opts.provider, ...spec.logIds });
+    const started = Date.now();
+    const path = URL.canParse(spec.url) ? new URL(spec.url).pathname : spec.url;
+    log.debug({ method: spec.method, path, what: spec.what }, 'whatsapp api request');
+    const headers: Record<string, string> = { accept: 'application/json', ...this.authHeaders() };
+    if (spec.body) headers['content-type'] = 'application/json';
+
+    let res: Response;
+    try {
+      // Inside the try: an invalid URL is reported as a transport failure too.
+      res = await fetch(spec.url, {
+        method: spec.method,
+        headers,
+        ...(spec.body ? { body: JSON.stringify(spec.body) } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      const reason = timedOut ? `timeout after ${this.timeoutMs} ms` : `network error: ${errorText(err)}`;
+      log.warn({ path, what: spec.what, ms: Date.now() - started, reason }, 'whatsapp api request failed');
+      throw new GraphApiError(reason, 0, 0, undefined, undefined, undefined, true);
+    }
+
+    let text = '';
+    try {
+      text = await res.text();
+    } catch (err) {
+      log.warn({ path, what: spec.what, status: res.status, reason: errorText(err) }, 'whatsapp api body read failed');
+      throw new GraphApiError(`network error reading body: ${errorText(err)}`, res.status, 0, undefined, undefined, undefined, true);
+    }
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    const ms = Date.now() - started;
+
+    if (!res.ok) {
+      const err = graphErrorFromResponse(res.status, body, text);
+      log.warn(
+        { path, what: spec.what, status: res.status, code: err.code, subcode: err.subcode, fbtraceId: err.fbtraceId, details: err.details, ms },
+        'whatsapp api error',
+      );
+      throw err;
+    }
+    log.debug({ path, what: spec.what, status: res.status, ms }, 'whatsapp api response');
+    return body;
+  }
+
+  private async callAction(phoneNumberId: string, callId: string, body: Json): Promise<unknown> {
+    const res = await this.request({
+      method: 'POST',
+      url: this.callsUrl(phoneNumberId),
+      body,
+      logIds: { callId, phoneNumberId },
+      what: String(body['action']),
+    });
+    if (isObject(res) && res['success'] === false) {
+      throw new GraphApiError(`${String(body['action'])} answered success:false`, 200, 0);
+    }
+    return res;
+  }
+
+  // ---- /calls actions (UIC, BIC) ---------------------------------------------------------
+
+  async preAccept(phoneNumberId: string, callId: string, sdp: string): Promise<void> {
+    await this.callAction(phoneNumberId, callId, {
+      messaging_product: 'whatsapp',
+      call_id: callId,
+      action: 'pre_accept',
+      session: { sdp_type: 'answer', sdp },
+    });
+  }
+
+  async accept(phoneNumberId: string, callId: string, sdp: string, bizOpaqueCallbackData?: string): Promise<void> {
+    const body: Json = {
+      messaging_product: 'whatsapp',
+      call_id: callId,
+      action: 'accept',
+      session: { sdp_type: 'answer', sdp },
+    };
+    if (bizOpaqueCallbackData !== undefined) body['biz_opaque_callback_data'] = bizOpaqueCallbackData;
+    await this.callAction(phoneNumberId, callId, body);
+  }
+
+  async reject(phoneNumberId: string, callId: string): Promise<void> {
+    await this.callAction(phoneNumberId, callId, { messaging_product: 'whatsapp', call_id: callId, action: 'reject' });
+  }
+
+  async terminate(phoneNumberId: string, callId: string): Promise<void> {
+    await this.callAction(phoneNumberId, callId, { messaging_product: 'whatsapp', call_id: callId, action: 'terminate' });
+  }
+
+  async connect(phoneNumberId: string, to: string, sdp: string, bizOpaqueCallbackData?: string): Promise<{ callId: string }> {
+    const body: Json = {
+      messaging_product: 'whatsapp',
+      to,
+      action: 'connect',
+      session: { sdp_type: 'offer', sdp },
+    };
+    if (bizOpaqueCallbackData !== undefined) body['biz_opaque_callback_data'] = bizOpaqueCallbackData;
+    const res = await this.request({
+      method: 'POST',
+      url: this.callsUrl(phoneNumberId),
+      body,
+      logIds: { callId: '(new)', phoneNumberId },
+      what: 'connect',
+    });
+    const calls = isObject(res) && Array.isArray(res['calls']) ? res['calls'] : [];
+    const first: unknown = calls[0];
+    const id = isObject(first) && typeof first['id'] === 'string' ? first['id'] : undefined;
+    if (!id) throw new GraphApiError('connect answered without calls[0].id', 200, 0);
+    this.opts.logger.child({ provider: this.opts.provider, callId: id, phoneNumberId }).debug('whatsapp call created');
+    return { callId: id };
+  }
+
+  // ---- permissions (UCP) -----------------------------------------------------------------
+
+  async getCallPermissions(phoneNumberId: string, waId: string): Promise<CallPermissions> {
+    const url =
+      this.opts.provider === 'meta'
+        ? `${this.metaUrl(phoneNumberId, 'call_permissions')}?user_wa_id=${encodeURIComponent(waId)}`
+        : `${this.base}/calling/permissions/${encodeURIComponent(waId)}`;
+    const res = await this.request({ method: 'GET', url, logIds: { phoneNumberId }, what: 'call_permissions' });
+    return parsePermissions(res);
+  }
+
+  async sendCallPermissionRequest(phoneNumberId: string, to: string, bodyText?: string): Promise<{ messageId: string }> {
+    const interactive: Json = { type: 'call_permission_request', action: { name: 'call_permission_request' } };
+    if (bodyText !== undefined) interactive['body'] = { text: bodyText };
+    const url = this.opts.provider === 'meta' ? this.metaUrl(phoneNumberId, 'messages') : `${this.base}/messages`;
+    const res = await this.request({
+      method: 'POST',
+      url,
+      body: { messaging_product: 'whatsapp', to, type: 'interactive', interactive },
+      logIds: { phoneNumberId },
+      what: 'call_permission_request',
+    });
+    const messages = isObject(res) && Array.isArray(res['messages']) ? res['messages'] : [];
+    const first: unknown = messages[0];
+    const id = isObject(first) && typeof first['id'] === 'string' ? first['id'] : undefined;
+    if (!id) throw new GraphApiError('call_permission_request answered without messages[0].id', 200, 0);
+    return { messageId: id };
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
+  }
+  return String(err);
+}
+
+/** Build the calls API client for Meta or 360dialog. */
+export function createCallsApi(opts: CallsApiOptions): WhatsAppCallingApi {
+  return new HttpCallsApi(opts);
+}
