@@ -1,0 +1,97 @@
+import type { Config } from './config/schema.js';
+import type { Logger } from './util/log.js';
+import { Bridge } from './bridge/bridge.js';
+import { createHttpServer } from './http/server.js';
+import { createRtpengineEngine } from './media/rtpengine/index.js';
+import type { MediaEngine } from './media/types.js';
+import { createSipStack } from './sip/stack.js';
+import type { SipStack } from './sip/types.js';
+import { createCallsApi } from './whatsapp/graph-client.js';
+import { verifySignature } from './whatsapp/signature.js';
+import { parseWebhook } from './whatsapp/webhook.js';
+
+export interface RunningApp {
+  /** Base URL of the HTTP server (webhooks, health). */
+  url: string;
+  bridge: Bridge;
+  sip: SipStack;
+  media: MediaEngine;
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: builds every layer from the validated config, wires them together and
+ * starts listening. Nothing below this reads configuration on its own.
+ */
+export async function startApp(config: Readonly<Config>, log: Logger): Promise<RunningApp> {
+  const wa = config.whatsapp;
+  const whatsapp =
+    wa.provider === 'meta'
+      ? createCallsApi({ provider: 'meta', baseUrl: wa.graphBaseUrl, version: wa.graphVersion, accessToken: wa.accessToken, timeoutMs: wa.requestTimeoutMs, logger: log })
+      : createCallsApi({ provider: '360dialog', baseUrl: wa.baseUrl, apiKey: wa.apiKey, timeoutMs: wa.requestTimeoutMs, logger: log });
+  if (wa.provider === 'meta' && wa.accessToken === '') log.warn('WA_ACCESS_TOKEN is not set: Graph API calls will be refused by Meta');
+  if (wa.provider === '360dialog' && wa.apiKey === '') log.warn('WA_360DIALOG_API_KEY is not set: 360dialog will refuse call actions');
+  if (wa.appSecret === '') log.warn('WA_APP_SECRET is not set: webhook signatures are NOT verified; anyone who finds the URL can place calls');
+
+  const media = await createRtpengineEngine({
+    ng: [...config.media.rtpengine.ng],
+    timeoutMs: config.media.rtpengine.timeoutMs,
+    logger: log,
+    allowUnreachable: true,
+  });
+
+  const sip = await createSipStack({
+    ...(config.sip.udp ? { udp: { ...config.sip.udp } } : {}),
+    ...(config.sip.tcp ? { tcp: { ...config.sip.tcp } } : {}),
+    ...(config.sip.contactHost ? { contactHost: config.sip.contactHost } : {}),
+    userAgent: config.sip.userAgent,
+    ...(config.sip.auth ? { credentials: { ...config.sip.auth } } : {}),
+    inviteTimeoutMs: config.sip.inviteTimeoutSec * 1000,
+    logger: log,
+  });
+
+  const listen = config.sip.udp ?? config.sip.tcp!;
+  const fromDomain = config.sip.fromDomain ?? config.sip.contactHost ?? (listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host);
+  const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain });
+
+  const http = createHttpServer({
+    log,
+    security: {
+      appSecret: wa.appSecret,
+      signatureHeader: wa.provider === 'meta' ? 'x-hub-signature-256' : 'x-360dialog-signature',
+      verify: (raw, header, secret) => verifySignature(raw, header, secret, { provider: wa.provider }),
+      verifyToken: wa.verifyToken,
+    },
+    parse: parseWebhook,
+    onEvents: (events) => bridge.handleEvents(events),
+    health: async () => {
+      let mediaOk = true;
+      let mediaError: string | undefined;
+      try {
+        await media.listSessions();
+      } catch (err) {
+        mediaOk = false;
+        mediaError = (err as Error).message;
+      }
+      return { ok: true, activeCalls: bridge.activeCalls, media: { engine: media.name, ok: mediaOk, ...(mediaError ? { error: mediaError } : {}) } };
+    },
+  });
+  const address = await http.listen({ host: config.http.host, port: config.http.port });
+  log.info({ http: address, sip: { udp: config.sip.udp, tcp: config.sip.tcp }, media: media.name }, 'wa-sip-bridge started');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: address.replace('0.0.0.0', '127.0.0.1'),
+    bridge,
+    sip,
+    media,
+    close: () =>
+      (closing ??= (async () => {
+        await http.close();
+        await bridge.close();
+        await sip.close();
+        await media.close();
+        log.info('wa-sip-bridge stopped');
+      })()),
+  };
+}

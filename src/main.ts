@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import { loadConfig, ConfigError } from './config/load.js';
+import { createLogger } from './util/log.js';
+import { startApp } from './app.js';
+
+/** `wa-sip-bridge`: load and validate the config, start, and stop cleanly on SIGINT/SIGTERM. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`wa-sip-bridge: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ level: config.log.level });
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception (contained; the bridge keeps running)'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (contained; the bridge keeps running)'));
+
+  const app = await startApp(config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: ending every call');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    app.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`wa-sip-bridge: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,290 @@
+/**
+ * MediaEngine on rtpengine over its ng protocol (UDP, rtpengine-client). One rtpengine call per
+ * session: the WhatsApp leg is the from-tag, the PBX leg the to-tag; both tags are generated
+ * here. Every request times out (default 2 s) into a MediaError; an ng `result: error` becomes a
+ * MediaError carrying rtpengine's `error-reason`.
+ */
+import { randomBytes } from 'node:crypto';
+import rtpengineClient, { type NgMessage, type NgTarget } from 'rtpengine-client';
+import type { Logger } from 'pino';
+import { MediaError, type MediaEngine, type MediaSession } from '../types.js';
+import { checkWhatsAppAnswer } from '../sdp-rules.js';
+import { DELETE_NOW, PBX_ANSWER_TO_WHATSAPP, WHATSAPP_OFFER_TO_PBX } from './flags.js';
+import { cleanPlainOffer, finishWhatsAppAnswer, iceLiteIntoMedia, sameSdpIgnoringVersion } from './sdp-post.js';
+
+const ENGINE = 'rtpengine';
+
+export interface RtpengineEngineOptions {
+  ng: Array<{ host: string; port: number }>;
+  /** Per-request timeout; default 2000 ms. */
+  timeoutMs?: number;
+  logger: Logger;
+  /**
+   * Start even when no rtpengine answers the start-up ping (logged as an error; calls fail with
+   * a MediaError and are rejected until one comes up). Default false: throw.
+   */
+  allowUnreachable?: boolean;
+}
+
+type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping';
+
+/** Thin typed wrapper: timeouts, error-reason and transport errors all become MediaError. */
+class NgClient {
+  private readonly client: InstanceType<typeof rtpengineClient.Client>;
+  private closed = false;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    this.client = new rtpengineClient.Client({ localAddress: '0.0.0.0', timeout: timeoutMs });
+    // Late replies after a timeout and socket errors are emitted as 'error': log, never crash.
+    this.client.on('error', (err: unknown) => this.log.debug({ err: String(err) }, 'rtpengine ng client event'));
+  }
+
+  async request(target: NgTarget, command: Command, params: NgMessage = {}): Promise<NgMessage> {
+    if (this.closed) throw new MediaError(`rtpengine ${command}: engine closed`, ENGINE, 'closed');
+    const started = performance.now();
+    let reply: NgMessage;
+    try {
+      // Backstop in case the client's own timer never fires (e.g. a send error path).
+      reply = await withTimeout(this.client[command](target, params), this.timeoutMs + 100);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      const timeout = msg.includes('timeout');
+      throw new MediaError(
+        `rtpengine ${command} to ${target.host}:${target.port} failed: ${timeout ? `no reply within ${this.timeoutMs} ms` : msg}`,
+        ENGINE,
+        timeout ? 'timeout' : msg,
+      );
+    }
+    const ms = performance.now() - started;
+    if (reply['result'] === 'error') {
+      const reason = String(reply['error-reason'] ?? 'unknown error');
+      throw new MediaError(`rtpengine ${command} failed: ${reason}`, ENGINE, reason);
+    }
+    if (reply['result'] === 'load limit') {
+      throw new MediaError(`rtpengine ${command} refused: load limit`, ENGINE, 'load limit');
+    }
+    if (reply['warning']) this.log.warn({ command, warning: reply['warning'] }, 'rtpengine warning');
+    this.log.debug({ command, ms: Math.round(ms * 100) / 100 }, 'rtpengine ng round trip');
+    return reply;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.client.close();
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('timeout')), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+const tag = (): string => randomBytes(8).toString('hex');
+
+class RtpengineSession implements MediaSession {
+  private readonly fromTag = tag();
+  private readonly toTag = tag();
+  private target: NgTarget | undefined;
+  private webrtcOffer: string | undefined;
+  private lastPbxAnswer: string | undefined;
+  private whatsAppAnswer: string | undefined;
+  private closing: Promise<void> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly callId: string,
+    private readonly engine: RtpengineEngine,
+    private readonly log: Logger,
+  ) {}
+
+  /** One ng operation at a time per session, in call order. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  offerFromWhatsApp(webrtcOffer: string): Promise<string> {
+    return this.serial(async () => {
+      if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+      const { target, reply } = await this.engine.offerAnyTarget({
+        ...WHATSAPP_OFFER_TO_PBX,
+        'call-id': this.callId,
+        'from-tag': this.fromTag,
+        sdp: iceLiteIntoMedia(webrtcOffer),
+      });
+      this.target = target;
+      this.webrtcOffer = webrtcOffer;
+      const plain = cleanPlainOffer(String(reply['sdp'] ?? ''));
+      this.log.debug({ callId: this.callId, rtpengine: `${target.host}:${target.port}` }, 'rtpengine offer done');
+      return plain;
+    });
+  }
+
+  answerFromPbx(plainAnswer: string): Promise<string> {
+    return this.serial(async () => {
+      if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+      if (!this.target || !this.webrtcOffer) {
+        throw new MediaError('answerFromPbx before offerFromWhatsApp', ENGINE, 'no offer');
+      }
+      // The same PBX SDP again (183 then 200 with one SDP): nothing changes in rtpengine.
+      if (this.whatsAppAnswer && plainAnswer === this.lastPbxAnswer) return this.whatsAppAnswer;
+      const reply = await this.engine.ng.request(this.target, 'answer', {
+        ...PBX_ANSWER_TO_WHATSAPP,
+        'call-id': this.callId,
+        'from-tag': this.fromTag,
+        'to-tag': this.toTag,
+        sdp: plainAnswer,
+      });
+      this.lastPbxAnswer = plainAnswer;
+      const sdp = finishWhatsAppAnswer(String(reply['sdp'] ?? ''), this.webrtcOffer, plainAnswer);
+      if (this.whatsAppAnswer) {
+        // WhatsApp requires accept SDP == pre_accept SDP: keep the first one.
+        if (!sameSdpIgnoringVersion(sdp, this.whatsAppAnswer)) {
+          this.log.warn(
+            { callId: this.callId },
+            'rtpengine answer for the new PBX SDP differs from the first one; WhatsApp keeps the first',
+          );
+        }
+        return this.whatsAppAnswer;
+      }
+      const violations = checkWhatsAppAnswer(sdp);
+      if (violations.length > 0) {
+        throw new MediaError(`rtpengine answer breaks WhatsApp rules: ${violations.join('; ')}`, ENGINE, 'sdp rules');
+      }
+      this.whatsAppAnswer = sdp;
+      return sdp;
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.serial(async () => {
+      this.engine.forget(this);
+      const target = this.target;
+      if (!target) return;
+      try {
+        await this.engine.ng.request(target, 'delete', {
+          'call-id': this.callId,
+          'from-tag': this.fromTag,
+          ...DELETE_NOW,
+        });
+      } catch (err) {
+        this.log.warn({ callId: this.callId, err: (err as Error).message }, 'rtpengine delete failed');
+      }
+    }).catch(() => undefined);
+    return this.closing;
+  }
+}
+
+class RtpengineEngine implements MediaEngine {
+  readonly name = ENGINE;
+  readonly ng: NgClient;
+  private readonly targets: NgTarget[];
+  private next = 0;
+  private readonly sessions = new Set<RtpengineSession>();
+
+  constructor(
+    opts: RtpengineEngineOptions,
+    private readonly log: Logger,
+  ) {
+    this.targets = opts.ng.map((t) => ({ host: t.host, port: t.port }));
+    this.ng = new NgClient(opts.timeoutMs ?? 2000, log);
+  }
+
+  async pingAll(): Promise<void> {
+    const results = await Promise.allSettled(this.targets.map((t) => this.ng.request(t, 'ping')));
+    const alive = results.filter((r) => r.status === 'fulfilled').length;
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        const t = this.targets[i]!;
+        this.log.warn({ rtpengine: `${t.host}:${t.port}`, err: (r.reason as Error).message }, 'rtpengine not answering ping');
+      }
+    });
+    if (alive === 0) {
+      const reasons = results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'));
+      throw new MediaError(`no rtpengine answers ng ping: ${reasons.join('; ')}`, ENGINE, 'unreachable');
+    }
+  }
+
+  /** `offer` on the next rtpengine in turn; a timed-out one is skipped for the next. */
+  async offerAnyTarget(params: NgMessage): Promise<{ target: NgTarget; reply: NgMessage }> {
+    let lastErr: MediaError | undefined;
+    const start = this.next++ % this.targets.length;
+    for (let i = 0; i < this.targets.length; i++) {
+      const target = this.targets[(start + i) % this.targets.length]!;
+      try {
+        return { target, reply: await this.ng.request(target, 'offer', params) };
+      } catch (err) {
+        if (!(err instanceof MediaError) || err.reason !== 'timeout') throw err;
+        lastErr = err;
+        this.log.warn({ rtpengine: `${target.host}:${target.port}` }, 'rtpengine offer timed out, trying the next one');
+        // It may have created the call after all: ask it to drop it, without waiting.
+        void this.ng
+          .request(target, 'delete', { 'call-id': params['call-id'] as string, ...DELETE_NOW })
+          .catch(() => undefined);
+      }
+    }
+    throw lastErr ?? new MediaError('no rtpengine configured', ENGINE, 'no target');
+  }
+
+  createSession(callId: string): MediaSession {
+    const s = new RtpengineSession(callId, this, this.log);
+    this.sessions.add(s);
+    return s;
+  }
+
+  forget(s: RtpengineSession): void {
+    this.sessions.delete(s);
+  }
+
+  async listSessions(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const t of this.targets) {
+      const reply = await this.ng.request(t, 'list', { limit: 1_000_000 });
+      const calls = reply['calls'];
+      if (Array.isArray(calls)) for (const c of calls) ids.add(String(c));
+    }
+    return [...ids];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions].map((s) => s.close()));
+    this.ng.close();
+  }
+}
+
+export async function createRtpengineEngine(opts: RtpengineEngineOptions): Promise<MediaEngine> {
+  if (opts.ng.length === 0) throw new MediaError('no rtpengine ng address configured', ENGINE, 'no target');
+  const log = opts.logger.child({ engine: ENGINE });
+  const engine = new RtpengineEngine(opts, log);
+  try {
+    await engine.pingAll();
+  } catch (err) {
+    if (opts.allowUnreachable) {
+      log.error({ err }, 'no rtpengine reachable at start-up; WhatsApp calls will be rejected until one answers');
+      return engine;
+    }
+    engine.ng.close();
+    throw err;
+  }
+  return engine;
+}

@@ -1,0 +1,86 @@
+/**
+ * rtpengine ng flag sets, one named constant per step of the offer/answer exchange. Verified
+ * against rtpengine 10.5 (Debian 12) in test/e2e/media-rtpengine.test.ts.
+ *
+ * rtpengine 10.5 does not know the `sdp-attr` manipulation dictionary (it logs "Unknown
+ * dictionary key encountered: 'sdp-attr'"), so attributes it passes through unchanged are
+ * removed afterwards in ./sdp-post.ts with sdp-transform. `replace: session-connection` is
+ * obsolete in 10.5 (ignored with an INFO line) and therefore not sent.
+ */
+
+/** The subset of ng offer/answer options this project uses, typed. */
+export interface NgMediaFlags {
+  'transport-protocol'?: 'RTP/AVP' | 'RTP/AVPF' | 'RTP/SAVP' | 'RTP/SAVPF' | 'UDP/TLS/RTP/SAVP' | 'UDP/TLS/RTP/SAVPF';
+  ICE?: 'remove' | 'force' | 'default' | 'force-relay' | 'optional';
+  'ICE-lite'?: 'forward' | 'backward' | 'offer' | 'answer' | 'off';
+  DTLS?: 'off' | 'passive' | 'active';
+  'DTLS-fingerprint'?: 'sha-256' | 'sha-1' | 'sha-224' | 'sha-384' | 'sha-512';
+  SDES?: string[];
+  'rtcp-mux'?: Array<'offer' | 'require' | 'demux' | 'accept' | 'reject'>;
+  codec?: { mask?: string[]; transcode?: string[]; strip?: string[]; offer?: string[]; accept?: string[] };
+  replace?: Array<'origin' | 'origin-full' | 'sdp-version' | 'session-name' | 'username' | 'zero-address'>;
+  flags?: string[];
+}
+
+/**
+ * Inbound call, `offer`: WhatsApp's WebRTC offer (ICE-lite, DTLS-SRTP, Opus) becomes a plain
+ * RTP/AVP offer for the PBX with PCMU, PCMA and G.722 (transcoded from/to Opus) and the
+ * offered telephone-event kept for DTMF. ICE and DTLS end at rtpengine.
+ */
+export const WHATSAPP_OFFER_TO_PBX = {
+  'transport-protocol': 'RTP/AVP',
+  ICE: 'remove',
+  DTLS: 'off',
+  SDES: ['off'],
+  'rtcp-mux': ['demux'],
+  codec: { mask: ['opus'], transcode: ['PCMU', 'PCMA', 'G722'] },
+  replace: ['origin'],
+  flags: ['strip-extmap'],
+} as const satisfies NgMediaFlags;
+
+/**
+ * Inbound call, `answer`: the PBX's plain answer becomes the WebRTC answer for WhatsApp.
+ * rtpengine answers WhatsApp's `a=setup:actpass` with `a=setup:active` (it is the DTLS client),
+ * full ICE (controlling toward the ICE-lite peer) with its candidates, rtcp-mux, Opus on the
+ * offered PT 111 with the offered fmtp. `full-rtcp-attribute` writes `a=rtcp:PORT IN IP4 ADDR`
+ * (werift and some WebRTC stacks reject a bare `a=rtcp:PORT`). A single sha-256 fingerprint is
+ * asked for explicitly.
+ */
+export const PBX_ANSWER_TO_WHATSAPP = {
+  'DTLS-fingerprint': 'sha-256',
+  replace: ['origin'],
+  flags: ['full-rtcp-attribute'],
+} as const satisfies NgMediaFlags;
+
+/**
+ * Outbound call, `offer` (not used by the inbound flow yet; kept here so all flag sets live in
+ * one file): a PBX's plain RTP offer becomes a WebRTC offer for WhatsApp.
+ */
+export const PBX_OFFER_TO_WHATSAPP = {
+  'transport-protocol': 'UDP/TLS/RTP/SAVPF',
+  ICE: 'force',
+  DTLS: 'passive',
+  'DTLS-fingerprint': 'sha-256',
+  SDES: ['off'],
+  'rtcp-mux': ['require'],
+  codec: { transcode: ['opus'], mask: ['PCMU', 'PCMA', 'G722'] },
+  replace: ['origin'],
+  flags: ['generate-mid', 'full-rtcp-attribute'],
+} as const satisfies NgMediaFlags;
+
+/** `delete`: drop the call at once instead of keeping it queryable (default delete-delay 30 s). */
+export const DELETE_NOW = { 'delete-delay': 0 } as const;
+
+/** Attributes removed from the plain SDP for the PBX (WebRTC leftovers rtpengine passes through). */
+export const PBX_STRIP_SESSION_ATTRS = ['msid-semantic', 'extmap-allow-mixed', 'group', 'ice-lite', 'ice-options'] as const;
+export const PBX_STRIP_MEDIA_ATTRS = [
+  'end-of-candidates',
+  'ssrc',
+  'ssrc-group',
+  'mid',
+  'msid',
+  'extmap-allow-mixed',
+  'rtcp-fb',
+  'rtcp-rsize',
+  'ice-options',
+] as const;

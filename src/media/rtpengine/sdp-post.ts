@@ -1,0 +1,130 @@
+/**
+ * What rtpengine 10.5's options cannot do, done on its output with sdp-transform.
+ */
+import { parse, write, type MediaAttributes, type SessionDescription } from 'sdp-transform';
+import { PBX_STRIP_MEDIA_ATTRS, PBX_STRIP_SESSION_ATTRS } from './flags.js';
+
+/** sdp-transform's property for an attribute name (undefined: it lands in `invalid`). */
+const ATTR_KEY: Record<string, string> = {
+  'msid-semantic': 'msidSemantic',
+  'extmap-allow-mixed': 'extmapAllowMixed',
+  group: 'groups',
+  'ice-lite': 'icelite',
+  'ice-options': 'iceOptions',
+  'end-of-candidates': 'endOfCandidates',
+  ssrc: 'ssrcs',
+  'ssrc-group': 'ssrcGroups',
+  mid: 'mid',
+  msid: 'msid',
+  'rtcp-fb': 'rtcpFb',
+  'rtcp-rsize': 'rtcpRsize',
+  extmap: 'ext',
+};
+
+function strip(target: object, attrs: readonly string[]): void {
+  const rec = target as Record<string, unknown>;
+  for (const a of attrs) {
+    const key = ATTR_KEY[a];
+    if (key) delete rec[key];
+  }
+  const invalid = rec['invalid'] as Array<{ value: string }> | undefined;
+  if (invalid) {
+    const kept = invalid.filter((i) => !attrs.some((a) => i.value === a || i.value.startsWith(`${a}:`)));
+    if (kept.length) rec['invalid'] = kept;
+    else delete rec['invalid'];
+  }
+}
+
+/**
+ * WhatsApp puts `a=ice-lite` at session level (RFC 8839's place for it). rtpengine 10.5 only
+ * looks for it in the media section: with the session-level line alone it takes the ICE
+ * controlled role on `answer` ("ICE role change, now controlled" in its log), so both sides are
+ * controlled and nobody nominates; ICE then only succeeds when an early check of the offer
+ * phase happened to carry USE-CANDIDATE (seen failing in 2 of 6 runs). Copying the attribute
+ * into each media section keeps rtpengine controlling, as it must be toward an ICE-lite peer.
+ */
+export function iceLiteIntoMedia(webrtcOffer: string): string {
+  const s = parse(webrtcOffer) as SessionDescription & Record<string, unknown>;
+  if (s['icelite'] === undefined) return webrtcOffer;
+  for (const m of s.media) (m as unknown as Record<string, unknown>)['icelite'] = 'ice-lite';
+  return write(s);
+}
+
+/** The plain offer for a PBX: no WebRTC leftovers (msid, ssrc, mid, rtcp-fb, ...). */
+export function cleanPlainOffer(sdp: string): string {
+  const s = parse(sdp);
+  strip(s, PBX_STRIP_SESSION_ATTRS);
+  for (const m of s.media) strip(m, PBX_STRIP_MEDIA_ATTRS);
+  return write(s);
+}
+
+/**
+ * sdp-transform keeps only the last of repeated `a=fingerprint` lines, so extra hash
+ * algorithms are dropped line by line before parsing: only `a=fingerprint:sha-256` stays.
+ */
+export function keepOnlySha256Fingerprint(sdp: string): string {
+  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
+  return sdp
+    .split(eol)
+    .filter((line) => !line.startsWith('a=fingerprint:') || line.toLowerCase().startsWith('a=fingerprint:sha-256 '))
+    .join(eol);
+}
+
+interface TelephoneEvent {
+  payload: number;
+  rate: number;
+  fmtp?: string;
+}
+
+function telephoneEvents(m: MediaAttributes): TelephoneEvent[] {
+  return (m.rtp ?? [])
+    .filter((r) => r.codec.toLowerCase() === 'telephone-event')
+    .map((r) => {
+      const fmtp = (m.fmtp ?? []).find((f) => f.payload === r.payload)?.config;
+      return { payload: r.payload, rate: r.rate ?? 8000, ...(fmtp ? { fmtp } : {}) };
+    });
+}
+
+/**
+ * The WebRTC answer for WhatsApp, from rtpengine's answer and WhatsApp's offer:
+ * - a single sha-256 fingerprint, no a=ice-lite (we are full ICE);
+ * - `a=group:BUNDLE` as offered (rtpengine drops the group line for a single m-line);
+ * - telephone-event/8000 as offered (PT 126) when the PBX accepted telephone-event:
+ *   rtpengine 10.5 leaves it out because it does not pair telephone-event/8000 with
+ *   opus/48000, but it still forwards WhatsApp's PT 126 events to the PBX.
+ */
+export function finishWhatsAppAnswer(answer: string, webrtcOffer: string, pbxAnswer: string): string {
+  const s = parse(keepOnlySha256Fingerprint(answer)) as SessionDescription & Record<string, unknown>;
+  const offer = parse(webrtcOffer);
+  const pbx = parse(pbxAnswer);
+  delete s['icelite'];
+  for (const m of s.media) delete (m as unknown as Record<string, unknown>)['icelite'];
+
+  const offerAudio = offer.media.find((m) => m.type === 'audio');
+  const audio = s.media.find((m) => m.type === 'audio');
+  if (offerAudio && audio) {
+    const offerBundle = offer.groups?.find((g) => g.type === 'BUNDLE');
+    if (offerBundle && audio.mid !== undefined && !s.groups?.some((g) => g.type === 'BUNDLE')) {
+      s.groups = [...(s.groups ?? []), { type: 'BUNDLE', mids: String(audio.mid) }];
+    }
+    const pbxAudio = pbx.media.find((m) => m.type === 'audio');
+    const pbxTe = pbxAudio ? telephoneEvents(pbxAudio).some((t) => t.rate === 8000) : false;
+    const offeredTe = telephoneEvents(offerAudio).find((t) => t.rate === 8000);
+    const answeredTe = telephoneEvents(audio);
+    if (pbxTe && offeredTe && answeredTe.length === 0) {
+      audio.rtp = [...audio.rtp, { payload: offeredTe.payload, codec: 'telephone-event', rate: 8000 }];
+      if (offeredTe.fmtp) audio.fmtp = [...(audio.fmtp ?? []), { payload: offeredTe.payload, config: offeredTe.fmtp }];
+      audio.payloads = [...String(audio.payloads ?? '').split(' ').filter(Boolean), String(offeredTe.payload)].join(' ');
+    }
+  }
+  return write(s);
+}
+
+/** Two SDPs equal but for the o= line's session version (rtpengine may bump it). */
+export function sameSdpIgnoringVersion(a: string, b: string): boolean {
+  const pa = parse(a);
+  const pb = parse(b);
+  pa.origin.sessionVersion = 0;
+  pb.origin.sessionVersion = 0;
+  return write(pa) === write(pb);
+}

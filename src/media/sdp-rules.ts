@@ -1,0 +1,71 @@
+/**
+ * WhatsApp's rules for the SDP answer a business sends (whatsapp-calling-api.md section 3).
+ * Used by the media engines on their output and by the simulator, which rejects a violating
+ * answer the way Meta does.
+ */
+import { parse } from 'sdp-transform';
+
+type Attrs = Record<string, unknown>;
+
+/** Rule violations of a WhatsApp answer; empty means the SDP is acceptable. */
+export function checkWhatsAppAnswer(sdp: string): string[] {
+  const v: string[] = [];
+  let s: ReturnType<typeof parse>;
+  try {
+    s = parse(sdp);
+  } catch (e) {
+    return [`unparsable SDP: ${(e as Error).message}`];
+  }
+  if (!s.media || s.media.length === 0) return ['no m-line'];
+  const session = s as unknown as Attrs;
+  if (session['icelite'] !== undefined) v.push('a=ice-lite present: the answer must be full ICE');
+
+  const sessionFps = s.fingerprint ? [s.fingerprint] : [];
+  const audio = s.media.filter((m) => m.type === 'audio');
+  if (audio.length !== 1) v.push(`expected exactly one audio m-line, found ${audio.length}`);
+  if (s.media.length !== audio.length) v.push('non-audio m-lines present');
+
+  for (const m of audio) {
+    const ma = m as unknown as Attrs;
+    if (ma['icelite'] !== undefined) v.push('a=ice-lite present in media: the answer must be full ICE');
+    if (m.port === 0) v.push('audio m-line rejected (port 0)');
+    if (m.protocol !== 'UDP/TLS/RTP/SAVPF') v.push(`transport is ${m.protocol}, expected UDP/TLS/RTP/SAVPF`);
+
+    const fps = [...sessionFps, ...(m.fingerprint ? [m.fingerprint] : [])];
+    // sdp-transform keeps only the last a=fingerprint of a section: count raw lines too.
+    const fpLines = countAttr(sdp, 'fingerprint');
+    if (fpLines === 0 || fps.length === 0) v.push('no a=fingerprint');
+    else {
+      for (const fp of fps) {
+        if (fp.type.toLowerCase() !== 'sha-256') v.push(`Fingerprint algo is not SHA256 (${fp.type})`);
+      }
+      if (fpLines > 1) v.push(`${fpLines} a=fingerprint lines: only one sha-256 line is allowed`);
+    }
+
+    const setup = m.setup ?? (session['setup'] as string | undefined);
+    if (setup !== 'active') v.push(`a=setup:${setup ?? '(missing)'}: the answer must be a=setup:active`);
+
+    const ufrag = m.iceUfrag ?? s.iceUfrag;
+    const pwd = m.icePwd ?? s.icePwd;
+    if (!ufrag || !pwd) v.push('missing a=ice-ufrag/a=ice-pwd');
+    const cands = (m.candidates ?? []).filter((c) => c.transport.toLowerCase() === 'udp');
+    if (cands.length === 0) v.push('no UDP a=candidate lines: all candidates must be in the answer (no trickle)');
+
+    if (!m.rtcpMux) v.push('a=rtcp-mux missing');
+
+    const opus = (m.rtp ?? []).filter((r) => r.codec.toLowerCase() === 'opus');
+    if (opus.length === 0) v.push('no Opus codec');
+    else if (!opus.some((r) => r.payload === 111)) v.push(`Opus on PT ${opus.map((r) => r.payload).join(',')}, expected 111`);
+    const te = (m.rtp ?? []).filter((r) => r.codec.toLowerCase() === 'telephone-event');
+    if (te.length > 0 && !te.some((r) => r.payload === 126 && r.rate === 8000)) {
+      v.push(`telephone-event on PT ${te.map((r) => `${r.payload}/${r.rate}`).join(',')}, expected 126/8000`);
+    }
+  }
+  return v;
+}
+
+function countAttr(sdp: string, name: string): number {
+  let n = 0;
+  for (const line of sdp.split(/\r?\n/)) if (line.startsWith(`a=${name}:`)) n++;
+  return n;
+}

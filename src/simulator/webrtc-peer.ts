@@ -1,0 +1,417 @@
+/**
+ * A WebRTC media peer that behaves like WhatsApp's side of a user-initiated call (werift):
+ * ICE-lite (always controlled), `a=setup:actpass`, BUNDLE + rtcp-mux, one audio m-line with Opus
+ * on PT 111 (Meta's fmtp) and telephone-event/8000 on PT 126, one sha-256 fingerprint, host
+ * candidates only, all of them in the offer (no trickle). It checks the business's answer with
+ * WhatsApp's rules and rejects it like Meta does. It sends a tone as Opus only after
+ * `startMedia()` (the business accepted) and decodes what it receives for tone checks.
+ *
+ * Findings about werift 0.24.4 this class works around (see also the report in the e2e test):
+ * - `iceInterfaceAddresses: {udp4: '127.0.0.1'}` does not restrict gathering to loopback:
+ *   werift drops loopback from the interface list, the filter then matches nothing and it
+ *   falls back to every interface, advertising e.g. `192.0.2.2` with the port of a socket bound
+ *   to 127.0.0.1 (an unreachable candidate). `iceUseIpv4: false` stops the interface
+ *   enumeration; the address then comes from `iceAdditionalHostAddresses` only.
+ * - RTP whose SSRC is not announced in the remote SDP is dropped by werift's router
+ *   ("ssrcReceiver not found"); rtpengine announces none, so received RTP is taken from
+ *   `dtlsTransport.onRtp`, before the router.
+ * - As ICE-lite, werift answers connectivity checks before it has the answer SDP. A full agent
+ *   (rtpengine) can therefore finish ICE and send its DTLS ClientHello before werift has
+ *   started its DTLS server; those records are lost and the handshake waits for the client's
+ *   retransmission. DTLS records that arrive before the DTLS transport exists are buffered here
+ *   and replayed once it does.
+ */
+import OpusScript from 'opusscript';
+import { parse, write } from 'sdp-transform';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtpHeader,
+  RtpPacket,
+  type RTCDtlsTransport,
+  type RTCRtpTransceiver,
+} from 'werift';
+import { checkWhatsAppAnswer } from '../media/sdp-rules.js';
+import { ToneSource, hasTone as pcmHasTone, toneWindows as pcmToneWindows } from '../media/audio/tone.js';
+
+/** Meta's Opus fmtp in user-initiated offers. */
+export const WHATSAPP_OPUS_FMTP =
+  'maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1';
+export const WHATSAPP_OPUS_PT = 111;
+export const WHATSAPP_TELEPHONE_EVENT_PT = 126;
+
+/** What Graph API returns when an accept/pre_accept SDP breaks its rules (error code 100). */
+export class WhatsAppSdpError extends Error {
+  override readonly name = 'WhatsAppSdpError';
+  readonly code = 100;
+  readonly error_subcode = 2494010;
+  readonly type = 'OAuthException';
+  constructor(
+    message: string,
+    readonly violations: string[],
+  ) {
+    super(message);
+  }
+  /** The Graph error body Meta sends with it. */
+  toGraphError(): { error: { message: string; type: string; code: number; error_subcode: number } } {
+    return { error: { message: this.message, type: this.type, code: this.code, error_subcode: this.error_subcode } };
+  }
+}
+
+export interface WhatsAppMediaPeerOptions {
+  /** Tone the "user" speaks after startMedia(); default 1000 Hz. */
+  toneHz?: number;
+  /** Tone amplitude 0..1 of full scale; default 0.3. */
+  amplitude?: number;
+  /** Address of the host candidate; default 127.0.0.1. */
+  hostAddress?: string;
+  /** Opus encoder bitrate in bit/s; default 20000 (Meta's maxaveragebitrate). */
+  bitrate?: number;
+}
+
+export interface ConnectTimes {
+  /** ms from applyAnswer() to ICE connected. */
+  iceMs: number;
+  /** ms from applyAnswer() to DTLS connected (SRTP keys ready). */
+  dtlsMs: number;
+}
+
+const SAMPLE_RATE = 48000;
+const FRAME_MS = 20;
+const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
+
+export class WhatsAppMediaPeer {
+  readonly pc: RTCPeerConnection;
+  private readonly transceiver: RTCRtpTransceiver;
+  private readonly opts: Required<WhatsAppMediaPeerOptions>;
+  private offerSdp: string | undefined;
+  private answerAppliedAt = 0;
+  private iceConnectedAt = 0;
+  private dtlsConnectedAt = 0;
+  private sendChannels = 2;
+  private encoder: OpusScript | undefined;
+  private decoder: OpusScript | undefined;
+  private sendTimer: NodeJS.Timeout | undefined;
+  private tone: ToneSource;
+  private seq = Math.floor(Math.random() * 0xffff);
+  private timestamp = Math.floor(Math.random() * 0xffffffff);
+  private readonly received: Int16Array[] = [];
+  private receivedSamples = 0;
+  private readonly receivedEvents: Array<{ event: number; end: boolean; duration: number }> = [];
+  private rtpIn = 0;
+  private rtpOut = 0;
+  private decodeErrors = 0;
+  private closed = false;
+  private readonly earlyDtls: Buffer[] = [];
+  private dtlsReplayed = 0;
+  private unsubscribers: Array<() => void> = [];
+
+  constructor(opts: WhatsAppMediaPeerOptions = {}) {
+    this.opts = {
+      toneHz: opts.toneHz ?? 1000,
+      amplitude: opts.amplitude ?? 0.3,
+      hostAddress: opts.hostAddress ?? '127.0.0.1',
+      bitrate: opts.bitrate ?? 20000,
+    };
+    this.tone = new ToneSource(this.opts.toneHz, SAMPLE_RATE, this.opts.amplitude);
+    this.pc = new RTCPeerConnection({
+      iceLite: true,
+      iceServers: [],
+      iceInterfaceAddresses: { udp4: this.opts.hostAddress },
+      iceAdditionalHostAddresses: [this.opts.hostAddress],
+      iceUseIpv4: false, // see the file comment: only iceAdditionalHostAddresses are used
+      iceUseIpv6: false,
+      iceUseTcp: false,
+      bundlePolicy: 'max-bundle',
+      codecs: {
+        audio: [
+          new RTCRtpCodecParameters({
+            mimeType: 'audio/opus',
+            clockRate: SAMPLE_RATE,
+            channels: 2,
+            payloadType: WHATSAPP_OPUS_PT,
+            parameters: WHATSAPP_OPUS_FMTP,
+            rtcpFeedback: [{ type: 'transport-cc' }],
+          }),
+          new RTCRtpCodecParameters({
+            mimeType: 'audio/telephone-event',
+            clockRate: 8000,
+            payloadType: WHATSAPP_TELEPHONE_EVENT_PT,
+          }),
+        ],
+      },
+      headerExtensions: { audio: [] },
+    });
+    this.transceiver = this.pc.addTransceiver('audio', { direction: 'sendrecv' });
+  }
+
+  /** The SDP offer, with every candidate (waits for gathering to complete). */
+  async createOffer(): Promise<string> {
+    if (this.offerSdp) return this.offerSdp;
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription(offer);
+    if (this.pc.iceGatheringState !== 'complete') {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('ICE gathering did not complete in 5 s')), 5000);
+        const { unSubscribe } = this.pc.iceGatheringStateChange.subscribe((s) => {
+          if (s === 'complete') {
+            clearTimeout(timer);
+            unSubscribe();
+            resolve();
+          }
+        });
+      });
+    }
+    const local = this.pc.localDescription;
+    if (!local) throw new Error('no local description');
+    this.hookTransport();
+    this.offerSdp = this.shapeOffer(local.sdp);
+    return this.offerSdp;
+  }
+
+  /**
+   * Make werift's offer look like Meta's on the wire: `a=ice-lite` at session level, c= and the
+   * m= port on the host candidate, no trickle/extmap-allow-mixed (Meta sends neither), one
+   * `a=ssrc` with a cname. werift's own state is untouched: these are presentation details.
+   */
+  private shapeOffer(sdp: string): string {
+    const s = parse(sdp) as ReturnType<typeof parse> & Record<string, unknown>;
+    const m = s.media[0];
+    if (!m) throw new Error('werift offer has no m-line');
+    const mr = m as unknown as Record<string, unknown>;
+    delete mr['icelite'];
+    delete mr['iceOptions'];
+    delete s['extmapAllowMixed'];
+    s['icelite'] = 'ice-lite';
+    const host = (m.candidates ?? []).find((c) => c.type === 'host' && c.ip === this.opts.hostAddress);
+    if (!host) throw new Error(`no host candidate on ${this.opts.hostAddress}`);
+    m.candidates = (m.candidates ?? []).filter((c) => c.ip === this.opts.hostAddress);
+    s.origin.address = this.opts.hostAddress;
+    m.connection = { version: 4, ip: this.opts.hostAddress };
+    m.port = host.port;
+    m.ptime = FRAME_MS;
+    return write(s);
+  }
+
+  private get dtls(): RTCDtlsTransport | undefined {
+    return this.pc.dtlsTransports[0];
+  }
+
+  /** Subscribe to the transport once it exists (after setLocalDescription). */
+  private hookTransport(): void {
+    const dtls = this.dtls;
+    if (!dtls || this.unsubscribers.length > 0) return;
+    const conn = dtls.iceTransport.connection;
+    // Buffer DTLS records (first byte 20..63, RFC 7983) that arrive before werift's DTLS
+    // server exists; replay them when it does.
+    const early = conn.onData.subscribe((data: Buffer) => {
+      const b = data[0];
+      if (b === undefined || b < 20 || b > 63) return;
+      const inner = (dtls as unknown as { dtls?: unknown }).dtls;
+      if (!inner && this.earlyDtls.length < 32) this.earlyDtls.push(Buffer.from(data));
+    });
+    this.unsubscribers.push(early.unSubscribe);
+    const onState = dtls.onStateChange.subscribe((state) => {
+      if (state === 'connecting' && this.earlyDtls.length > 0) {
+        const replay = this.earlyDtls.splice(0);
+        this.dtlsReplayed += replay.length;
+        // The DTLS endpoint subscribes synchronously inside start(): replay on the next tick.
+        setImmediate(() => {
+          for (const buf of replay) conn.onData.execute(buf);
+        });
+      }
+      if (state === 'connected') this.dtlsConnectedAt = performance.now();
+    });
+    this.unsubscribers.push(onState.unSubscribe);
+    const onIce = this.pc.iceConnectionStateChange.subscribe((s) => {
+      if ((s === 'connected' || s === 'completed') && !this.iceConnectedAt) this.iceConnectedAt = performance.now();
+    });
+    this.unsubscribers.push(onIce.unSubscribe);
+    const onRtp = dtls.onRtp.subscribe((rtp) => this.onRtp(rtp));
+    this.unsubscribers.push(onRtp.unSubscribe);
+  }
+
+  /**
+   * Apply the business's answer. Violations of WhatsApp's rules reject it like Graph does
+   * (WhatsAppSdpError, code 100, subcode 2494010); otherwise it becomes the remote description
+   * and ICE/DTLS start (we are ICE controlled; `a=setup:active` makes us the DTLS server).
+   */
+  async applyAnswer(sdp: string): Promise<void> {
+    if (!this.offerSdp) throw new Error('applyAnswer before createOffer');
+    const violations = checkWhatsAppAnswer(sdp);
+    if (violations.length > 0) {
+      const fp = violations.find((v) => v.startsWith('Fingerprint algo is not SHA256'));
+      throw new WhatsAppSdpError(fp ? 'Fingerprint algo is not SHA256' : `SDP Validation error: ${violations[0]}`, violations);
+    }
+    const audio = parse(sdp).media.find((m) => m.type === 'audio');
+    const opus = audio?.rtp.find((r) => r.payload === WHATSAPP_OPUS_PT);
+    this.sendChannels = opus?.encoding === 2 ? 2 : 1;
+    this.answerAppliedAt = performance.now();
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  /** Resolves when ICE and DTLS are connected; rejects after `timeoutMs`. */
+  async waitConnected(timeoutMs = 10_000): Promise<ConnectTimes> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(this.dtls?.state === 'connected')) {
+      if (this.closed) throw new Error('peer closed');
+      if (this.dtls?.state === 'failed') throw new Error('DTLS failed');
+      if (Date.now() > deadline) {
+        throw new Error(`not connected after ${timeoutMs} ms (ice=${this.iceState} dtls=${this.dtlsState})`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (!this.dtlsConnectedAt) this.dtlsConnectedAt = performance.now();
+    return this.connectTimes() as ConnectTimes;
+  }
+
+  connectTimes(): ConnectTimes | undefined {
+    if (!this.dtlsConnectedAt || !this.answerAppliedAt) return undefined;
+    const ice = this.iceConnectedAt || this.dtlsConnectedAt;
+    return { iceMs: ice - this.answerAppliedAt, dtlsMs: this.dtlsConnectedAt - this.answerAppliedAt };
+  }
+
+  get iceState(): string {
+    return this.pc.iceConnectionState;
+  }
+  get dtlsState(): string {
+    return this.dtls?.state ?? 'new';
+  }
+  get connectionState(): string {
+    return this.pc.connectionState;
+  }
+  /** DTLS role werift took ('server' when the answer says a=setup:active). */
+  get dtlsRole(): string {
+    return this.dtls?.role ?? 'auto';
+  }
+  get iceRole(): 'controlling' | 'controlled' {
+    return this.dtls?.iceTransport.connection.iceControlling ? 'controlling' : 'controlled';
+  }
+  get stats(): { rtpIn: number; rtpOut: number; decodeErrors: number; receivedMs: number; dtlsReplayed: number } {
+    return {
+      dtlsReplayed: this.dtlsReplayed,
+      rtpIn: this.rtpIn,
+      rtpOut: this.rtpOut,
+      decodeErrors: this.decodeErrors,
+      receivedMs: (this.receivedSamples / SAMPLE_RATE) * 1000,
+    };
+  }
+
+  /** Start sending the tone (20 ms Opus frames). Call when the business has accepted. */
+  startMedia(): void {
+    if (this.sendTimer || this.closed) return;
+    this.encoder = new OpusScript(SAMPLE_RATE, this.sendChannels, OpusScript.Application.VOIP);
+    this.encoder.setBitrate(this.opts.bitrate);
+    const startedAt = performance.now();
+    let sent = 0;
+    let first = true;
+    const tick = (): void => {
+      if (this.closed) return;
+      // Catch up on timer drift so the sender keeps real time (at most 5 frames at once).
+      const due = Math.floor((performance.now() - startedAt) / FRAME_MS) + 1;
+      for (let n = 0; sent < due && n < 5; n++, sent++) {
+        this.sendFrame(first);
+        first = false;
+      }
+      if (sent < due) sent = due;
+    };
+    tick();
+    this.sendTimer = setInterval(tick, FRAME_MS / 2);
+  }
+
+  stopMedia(): void {
+    if (this.sendTimer) clearInterval(this.sendTimer);
+    this.sendTimer = undefined;
+  }
+
+  private sendFrame(marker: boolean): void {
+    const mono = this.tone.next(FRAME_MS);
+    let pcm: Int16Array = mono;
+    if (this.sendChannels === 2) {
+      pcm = new Int16Array(mono.length * 2);
+      for (let i = 0; i < mono.length; i++) pcm[2 * i] = pcm[2 * i + 1] = mono[i]!;
+    }
+    const payload = this.encoder!.encode(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), FRAME_SAMPLES);
+    const header = new RtpHeader({
+      payloadType: WHATSAPP_OPUS_PT,
+      sequenceNumber: this.seq,
+      timestamp: this.timestamp >>> 0,
+      marker,
+    });
+    this.seq = (this.seq + 1) & 0xffff;
+    this.timestamp = (this.timestamp + FRAME_SAMPLES) >>> 0;
+    this.rtpOut++;
+    void this.transceiver.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
+  }
+
+  private onRtp(rtp: RtpPacket): void {
+    this.rtpIn++;
+    const pt = rtp.header.payloadType;
+    if (pt === WHATSAPP_TELEPHONE_EVENT_PT && rtp.payload.length >= 4) {
+      this.receivedEvents.push({
+        event: rtp.payload[0]!,
+        end: (rtp.payload[1]! & 0x80) !== 0,
+        duration: rtp.payload.readUInt16BE(2),
+      });
+      return;
+    }
+    if (pt !== WHATSAPP_OPUS_PT || rtp.payload.length === 0) return;
+    // Decode as stereo: an Opus decoder outputs the channel count it was created with,
+    // whatever the packet carries; stereo is then mixed down to mono.
+    this.decoder ??= new OpusScript(SAMPLE_RATE, 2, OpusScript.Application.VOIP);
+    try {
+      const out = this.decoder.decode(rtp.payload);
+      const inter = new Int16Array(out.buffer, out.byteOffset, Math.floor(out.byteLength / 2));
+      const mono = new Int16Array(inter.length / 2);
+      for (let i = 0; i < mono.length; i++) mono[i] = (inter[2 * i]! + inter[2 * i + 1]!) >> 1;
+      this.received.push(mono);
+      this.receivedSamples += mono.length;
+    } catch {
+      this.decodeErrors++;
+    }
+  }
+
+  /** Everything received so far, decoded: 48 kHz mono PCM. */
+  receivedPcm(): Int16Array {
+    const out = new Int16Array(this.receivedSamples);
+    let off = 0;
+    for (const c of this.received) {
+      out.set(c, off);
+      off += c.length;
+    }
+    return out;
+  }
+
+  /** telephone-event packets received (RFC 4733 payloads), in arrival order. */
+  dtmfEvents(): ReadonlyArray<{ event: number; end: boolean; duration: number }> {
+    return this.receivedEvents;
+  }
+
+  /** Drop what was received so far (e.g. to measure only after connect). */
+  clearReceived(): void {
+    this.received.length = 0;
+    this.receivedSamples = 0;
+  }
+
+  hasTone(freqHz: number, opts?: Parameters<typeof pcmHasTone>[3]): boolean {
+    return pcmHasTone(this.receivedPcm(), freqHz, SAMPLE_RATE, opts);
+  }
+
+  toneWindows(freqHz: number, opts?: Parameters<typeof pcmToneWindows>[3]): ReturnType<typeof pcmToneWindows> {
+    return pcmToneWindows(this.receivedPcm(), freqHz, SAMPLE_RATE, opts);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopMedia();
+    for (const u of this.unsubscribers.splice(0)) u();
+    try {
+      await this.pc.close();
+    } catch {
+      /* closing anyway */
+    }
+    this.encoder?.delete();
+    this.decoder?.delete();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * End to end through a real rtpengine: WhatsAppMediaPeer (werift, ICE-lite, DTLS server) <->
+ * rtpengine (ICE controlling, DTLS client, Opus<->PCMU) <-> a plain RTP endpoint (PCMU).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'sdp-transform';
+import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
+import { checkWhatsAppAnswer } from '../../src/media/sdp-rules.js';
+import { MediaError, type MediaEngine } from '../../src/media/types.js';
+import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
+import { silentLogger } from '../../src/util/log.js';
+import { PlainRtpEndpoint } from '../harness/rtp-endpoint.js';
+import { randomMediaRange, rtpengineSkipReason, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
+
+const skip = rtpengineSkipReason();
+const RUNS = 5;
+/** Share of 100 ms windows that must carry the tone. */
+const MIN_SHARE = 0.8;
+
+describe.skipIf(skip !== undefined)(`media through rtpengine${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let daemon: RtpengineDaemon;
+  let engine: MediaEngine;
+  const connectTimes: Array<{ iceMs: number; dtlsMs: number }> = [];
+  const ngTimes: { offer: number[]; answer: number[] } = { offer: [], answer: [] };
+
+  beforeAll(async () => {
+    daemon = await startRtpengine({ ...randomMediaRange() });
+    engine = await createRtpengineEngine({ ng: [daemon.ng], logger: silentLogger() });
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+    await daemon?.stop();
+    if (connectTimes.length) {
+      const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+      console.info(
+        `[media-rtpengine] ICE+DTLS connect ms: ${connectTimes.map((t) => `${t.iceMs.toFixed(0)}/${t.dtlsMs.toFixed(0)}`).join(' ')}` +
+          ` (ice/dtls); ng offer ms median ${med(ngTimes.offer).toFixed(2)}, answer ms median ${med(ngTimes.answer).toFixed(2)}`,
+      );
+    }
+  });
+
+  for (let run = 1; run <= RUNS; run++) {
+    it(`run ${run}: tones cross both ways, answer obeys WhatsApp's rules, session is released`, async () => {
+      const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
+      const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+      const session = engine.createSession(`e2e-${run}-${Date.now()}`);
+      try {
+        const offer = await peer.createOffer();
+        let t0 = performance.now();
+        const plainOffer = await session.offerFromWhatsApp(offer);
+        ngTimes.offer.push(performance.now() - t0);
+
+        // The PBX side: plain RTP/AVP, PCMU/PCMA/G722 + telephone-event, no WebRTC leftovers.
+        const po = parse(plainOffer);
+        const pm = po.media[0]!;
+        expect(pm.protocol).toBe('RTP/AVP');
+        expect(pm.rtp.map((r) => r.codec)).toEqual(expect.arrayContaining(['PCMU', 'PCMA', 'G722', 'telephone-event']));
+        expect(pm.rtp.some((r) => r.codec.toLowerCase() === 'opus')).toBe(false);
+        for (const attr of ['a=ssrc', 'a=mid', 'a=msid', 'a=end-of-candidates', 'a=extmap', 'a=rtcp-fb', 'a=candidate', 'a=fingerprint', 'a=ice-', 'a=group']) {
+          expect(plainOffer, attr).not.toContain(attr);
+        }
+
+        const pbxAnswer = pbx.answer(plainOffer);
+        t0 = performance.now();
+        const waAnswer = await session.answerFromPbx(pbxAnswer);
+        ngTimes.answer.push(performance.now() - t0);
+        expect(checkWhatsAppAnswer(waAnswer)).toEqual([]);
+        const am = parse(waAnswer).media[0]!;
+        expect(am.rtp.find((r) => r.payload === 111)?.codec).toBe('opus');
+        expect(am.rtp.find((r) => r.payload === 126)?.codec).toBe('telephone-event');
+        // 183 then 200 with the same or a new SDP: WhatsApp gets the same answer.
+        expect(await session.answerFromPbx(pbxAnswer)).toBe(waAnswer);
+
+        await peer.applyAnswer(waAnswer);
+        const times = await peer.waitConnected(10_000);
+        connectTimes.push(times);
+        expect(peer.dtlsRole).toBe('server');
+        expect(peer.iceRole).toBe('controlled');
+
+        // The business accepted: both sides speak.
+        pbx.startMedia();
+        peer.startMedia();
+        await new Promise((r) => setTimeout(r, 500)); // let the transcoders settle
+        pbx.clearReceived();
+        peer.clearReceived();
+        await new Promise((r) => setTimeout(r, 1600));
+
+        const atPbx = pbx.toneWindows(1000);
+        const atPeer = peer.toneWindows(440);
+        expect(atPbx.windows, 'PBX received ~1.5 s of audio').toBeGreaterThanOrEqual(14);
+        expect(atPeer.windows, 'peer received ~1.5 s of audio').toBeGreaterThanOrEqual(14);
+        expect(atPbx.share, `PBX hears 1 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        // And not the other way round (no echo/loop).
+        expect(pbx.toneWindows(440).share).toBeLessThan(0.2);
+        expect(peer.toneWindows(1000).share).toBeLessThan(0.2);
+      } finally {
+        await peer.close();
+        await pbx.close();
+        await session.close();
+        await session.close(); // idempotent
+      }
+      expect(await engine.listSessions()).toEqual([]);
+    });
+  }
+
+  it('an rtpengine that stops answering gives a MediaError, not a hang', async () => {
+    const d2 = await startRtpengine({ ...randomMediaRange() });
+    const e2 = await createRtpengineEngine({ ng: [d2.ng], timeoutMs: 300, logger: silentLogger() });
+    await d2.stop();
+    const peer = new WhatsAppMediaPeer();
+    try {
+      const s = e2.createSession('dead-later');
+      const t0 = Date.now();
+      const err = await s.offerFromWhatsApp(await peer.createOffer()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MediaError);
+      expect((err as MediaError).reason).toBe('timeout');
+      expect(Date.now() - t0).toBeLessThan(1500);
+      await s.close(); // never throws
+    } finally {
+      await peer.close();
+      await e2.close();
+    }
+  });
+});

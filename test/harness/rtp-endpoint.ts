@@ -1,0 +1,209 @@
+/**
+ * Test harness: a plain RTP endpoint, like a PBX's media side (node:dgram). It answers a plain
+ * RTP/AVP offer with PCMU (plus telephone-event when offered), sends a tone as 20 ms PCMU
+ * packets and decodes what it receives into 8 kHz PCM for tone checks. G.722 is left out: no
+ * pure-JS G.722 codec is installed.
+ */
+import dgram from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { parse, write, type SessionDescription } from 'sdp-transform';
+import { ToneSource, hasTone, toneWindows } from '../../src/media/audio/tone.js';
+
+/** G.711 µ-law encode of one 16-bit sample. */
+export function ulawEncode(sample: number): number {
+  const BIAS = 0x84;
+  const CLIP = 32635;
+  let s = sample;
+  const sign = s < 0 ? 0x80 : 0;
+  if (s < 0) s = -s;
+  if (s > CLIP) s = CLIP;
+  s += BIAS;
+  let exponent = 7;
+  for (let mask = 0x4000; (s & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
+  const mantissa = (s >> (exponent + 3)) & 0x0f;
+  return ~(sign | (exponent << 4) | mantissa) & 0xff;
+}
+
+/** G.711 µ-law decode of one byte. */
+export function ulawDecode(byte: number): number {
+  const u = ~byte & 0xff;
+  const sign = u & 0x80;
+  const exponent = (u >> 4) & 0x07;
+  const mantissa = u & 0x0f;
+  const magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+  return sign ? -magnitude : magnitude;
+}
+
+const RATE = 8000;
+const FRAME = 160; // 20 ms
+
+export interface RtpEndpointOptions {
+  toneHz?: number;
+  amplitude?: number;
+  host?: string;
+}
+
+export class PlainRtpEndpoint {
+  private remote: { host: string; port: number } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly tone: ToneSource;
+  private readonly ssrc = randomInt(1, 0xffffffff);
+  private seq = randomInt(0, 0xffff);
+  private ts = randomInt(0, 0xffffffff);
+  private readonly chunks: Int16Array[] = [];
+  private samples = 0;
+  private closed = false;
+  /** PCMU payload type from the offer (0) and telephone-event PT if offered. */
+  private pt = 0;
+  private tePt = -1;
+  teEvents: Array<{ pt: number; event: number; end: boolean }> = [];
+  rtpIn = 0;
+  rtpOut = 0;
+  otherPayloads = new Map<number, number>();
+
+  private constructor(
+    private readonly sock: dgram.Socket,
+    readonly host: string,
+    readonly port: number,
+    toneHz: number,
+    amplitude: number,
+  ) {
+    this.tone = new ToneSource(toneHz, RATE, amplitude);
+    sock.on('message', (msg) => this.onPacket(msg));
+  }
+
+  static async create(opts: RtpEndpointOptions = {}): Promise<PlainRtpEndpoint> {
+    const host = opts.host ?? '127.0.0.1';
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((res, rej) => {
+      sock.once('error', rej);
+      sock.bind(0, host, () => res());
+    });
+    return new PlainRtpEndpoint(sock, host, sock.address().port, opts.toneHz ?? 440, opts.amplitude ?? 0.3);
+  }
+
+  /** Answer a plain RTP/AVP offer with PCMU (and the offered telephone-event/8000). */
+  answer(offerSdp: string): string {
+    const offer = parse(offerSdp);
+    const m = offer.media.find((x) => x.type === 'audio');
+    if (!m) throw new Error('offer has no audio');
+    if (m.protocol !== 'RTP/AVP') throw new Error(`offer transport ${m.protocol}, expected RTP/AVP`);
+    const pcmu = m.rtp.find((r) => r.codec.toUpperCase() === 'PCMU');
+    if (!pcmu) throw new Error('offer has no PCMU');
+    this.pt = pcmu.payload;
+    const te = m.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000);
+    const addr = m.connection?.ip ?? offer.connection?.ip;
+    if (!addr) throw new Error('offer has no c= address');
+    this.remote = { host: addr, port: m.port };
+    const rtp = [{ payload: pcmu.payload, codec: 'PCMU', rate: 8000 }];
+    const fmtp: Array<{ payload: number; config: string }> = [];
+    if (te) {
+      this.tePt = te.payload;
+      rtp.push({ payload: te.payload, codec: 'telephone-event', rate: 8000 });
+      fmtp.push({ payload: te.payload, config: '0-16' });
+    }
+    const answer: SessionDescription = {
+      version: 0,
+      origin: { username: '-', sessionId: randomInt(1, 2 ** 31), sessionVersion: 1, netType: 'IN', ipVer: 4, address: this.host },
+      name: 'pbx',
+      timing: { start: 0, stop: 0 },
+      connection: { version: 4, ip: this.host },
+      media: [
+        {
+          type: 'audio',
+          port: this.port,
+          protocol: 'RTP/AVP',
+          payloads: rtp.map((r) => r.payload).join(' '),
+          rtp,
+          fmtp,
+          ptime: 20,
+          direction: 'sendrecv',
+        } as SessionDescription['media'][number],
+      ],
+    };
+    return write(answer);
+  }
+
+  /** Start sending the tone, 20 ms PCMU packets in real time. */
+  startMedia(): void {
+    if (this.timer || !this.remote) return;
+    const started = performance.now();
+    let sent = 0;
+    const tick = (): void => {
+      const due = Math.floor((performance.now() - started) / 20) + 1;
+      for (let n = 0; sent < due && n < 5; n++, sent++) this.sendFrame(sent === 0);
+      if (sent < due) sent = due;
+    };
+    tick();
+    this.timer = setInterval(tick, 10);
+  }
+
+  private sendFrame(marker: boolean): void {
+    if (!this.remote || this.closed) return;
+    const pcm = this.tone.next(20);
+    const pkt = Buffer.alloc(12 + FRAME);
+    pkt[0] = 0x80;
+    pkt[1] = (marker ? 0x80 : 0) | this.pt;
+    pkt.writeUInt16BE(this.seq, 2);
+    pkt.writeUInt32BE(this.ts >>> 0, 4);
+    pkt.writeUInt32BE(this.ssrc >>> 0, 8);
+    for (let i = 0; i < FRAME; i++) pkt[12 + i] = ulawEncode(pcm[i]!);
+    this.seq = (this.seq + 1) & 0xffff;
+    this.ts = (this.ts + FRAME) >>> 0;
+    this.rtpOut++;
+    this.sock.send(pkt, this.remote.port, this.remote.host);
+  }
+
+  private onPacket(msg: Buffer): void {
+    if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
+    const pt = msg[1]! & 0x7f;
+    if (pt >= 72 && pt <= 79) return; // RTCP on the RTP port
+    const cc = msg[0]! & 0x0f;
+    let off = 12 + cc * 4;
+    if (msg[0]! & 0x10) off += 4 + msg.readUInt16BE(off + 2) * 4;
+    let end = msg.length;
+    if (msg[0]! & 0x20) end -= msg[end - 1]!;
+    const payload = msg.subarray(off, end);
+    this.rtpIn++;
+    if (pt === this.pt) {
+      const out = new Int16Array(payload.length);
+      for (let i = 0; i < payload.length; i++) out[i] = ulawDecode(payload[i]!);
+      this.chunks.push(out);
+      this.samples += out.length;
+    } else {
+      if (pt === this.tePt && payload.length >= 4) this.teEvents.push({ pt, event: payload[0]!, end: (payload[1]! & 0x80) !== 0 });
+      this.otherPayloads.set(pt, (this.otherPayloads.get(pt) ?? 0) + 1);
+    }
+  }
+
+  /** Received audio, 8 kHz mono PCM. */
+  receivedPcm(): Int16Array {
+    const out = new Int16Array(this.samples);
+    let o = 0;
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
+  }
+
+  clearReceived(): void {
+    this.chunks.length = 0;
+    this.samples = 0;
+  }
+
+  hasTone(freqHz: number, opts?: Parameters<typeof hasTone>[3]): boolean {
+    return hasTone(this.receivedPcm(), freqHz, RATE, opts);
+  }
+
+  toneWindows(freqHz: number, opts?: Parameters<typeof toneWindows>[3]): ReturnType<typeof toneWindows> {
+    return toneWindows(this.receivedPcm(), freqHz, RATE, opts);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await new Promise<void>((res) => this.sock.close(() => res()));
+  }
+}
