@@ -111,7 +111,8 @@ export class InboundCall {
         sdp: plainOffer,
         headers: {
           'X-WA-Call-Id': ev.callId,
-          'X-WA-Business-Number': ev.businessNumber,
+          // Digits only, whatever formatting Meta's display_phone_number carries.
+          'X-WA-Business-Number': ev.businessNumber.replace(/\D/g, ''),
           'X-WA-Phone-Number-Id': ev.phoneNumberId,
         },
       },

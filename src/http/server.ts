@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from '../util/log.js';
 import type { WaEvent, ParsedWebhook } from '../whatsapp/types.js';
 
@@ -28,7 +28,7 @@ export interface HttpDeps {
  * processed after the response (Meta retries anything slow or non-2xx).
  */
 export function createHttpServer(deps: HttpDeps) {
-  const app = Fastify({ loggerInstance: deps.log.child({ component: 'http' }), disableRequestLogging: true, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ loggerInstance: deps.log.child({ component: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 });
   // Keep the raw bytes: the signature covers them, not a re-serialised object.
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

@@ -1,0 +1,242 @@
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { startApp, type RunningApp } from '../../src/app.js';
+import { buildConfig } from '../../src/config/load.js';
+import type { EndedCallRecord } from '../../src/bridge/bridge.js';
+import { toneWindows } from '../../src/media/audio/tone.js';
+import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
+import { createLogger, type Logger } from '../../src/util/log.js';
+import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
+import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
+import { freeDualPort, sippMessages, headerOf, startSipp, type SippHandle } from '../harness/sipp.js';
+import { describeWithPeers } from '../support/peers.js';
+
+/**
+ * The whole inbound path against real peers on loopback: the WhatsApp simulator (Graph API,
+ * signed webhooks, a werift peer that behaves like WhatsApp) → the bridge → rtpengine (real,
+ * userspace) → baresip (a real desk phone) or SIPp (scripted PBX behaviours).
+ * Addresses: bridge 127.0.0.1, baresip 127.0.0.2, SIPp 127.0.0.3 (the `sip` package answers
+ * 404 to requests aimed at its own address).
+ */
+
+const PHONE_NUMBER_ID = '436666719526789';
+const BUSINESS = '13175551399';
+const CALLER = '5511987654321';
+const SECRET = 'e2e-app-secret';
+const TOKEN = 'e2e-access-token';
+
+let rtpengine: RtpengineDaemon;
+let sim: WhatsAppSimulator;
+let app: RunningApp | undefined;
+let phone: BaresipHandle | undefined;
+let sipp: SippHandle | undefined;
+let ended: EndedCallRecord[] = [];
+const logLines: string[] = [];
+const log: Logger = createLogger({
+  level: process.env.E2E_LOG_LEVEL ?? 'info',
+  destination: { write: (s: string) => (logLines.push(s), true) } as unknown as NodeJS.WritableStream,
+});
+
+async function startBridge(target: string, over: { ringTimeoutSec?: number; inviteTimeoutSec?: number } = {}): Promise<RunningApp> {
+  const sipPort = await freeDualPort('127.0.0.1');
+  const config = buildConfig({
+    http: { host: '127.0.0.1', port: 0 },
+    whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, verifyToken: 'vt' },
+    sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort }, inviteTimeoutSec: over.inviteTimeoutSec ?? 64 },
+    media: { rtpengine: { ng: [rtpengine.ng], timeoutMs: 2000 } },
+    calls: { ringTimeoutSec: over.ringTimeoutSec ?? 45 },
+    routing: { default: target },
+  });
+  const a = await startApp(config, log);
+  a.bridge.onCallEnded((r) => ended.push(r));
+  sim.setWebhookUrl(`${a.url}/webhook`);
+  app = a;
+  return a;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeWithPeers('inbound WhatsApp call end to end (rtpengine + baresip/SIPp + simulator)', ['rtpengine', 'baresip', 'sipp'], () => {
+  beforeAll(async () => {
+    rtpengine = await startRtpengine(randomMediaRange());
+    sim = await WhatsAppSimulator.start({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: BUSINESS, accessToken: TOKEN, appSecret: SECRET });
+  });
+
+  afterEach(async (ctx) => {
+    await app?.close();
+    app = undefined;
+    await phone?.stop();
+    phone = undefined;
+    sipp?.stop();
+    sipp = undefined;
+    // No call may leave a session behind in rtpengine.
+    const { createRtpengineEngine } = await import('../../src/media/rtpengine/index.js');
+    const probe = await createRtpengineEngine({ ng: [rtpengine.ng], logger: log });
+    await until(async () => (await probe.listSessions()).length === 0, 3000, 'rtpengine to hold no session').catch(async (e) => {
+      throw new Error(`${(e as Error).message}: ${(await probe.listSessions()).join(', ')}`);
+    });
+    await probe.close();
+    if (ctx.task.result?.state === 'fail') process.stderr.write(logLines.slice(-60).join(''));
+    logLines.length = 0;
+    ended = [];
+  });
+
+  afterAll(async () => {
+    await sim?.close();
+    await rtpengine?.stop();
+  });
+
+  it('(a) answered call: tones cross both ways, then the agent hangs up → terminate', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+    await startBridge(phone.sipUri);
+    const call = await sim.userCalls({ userWaId: CALLER, userName: 'Ana Souza', toneHz: 1000 });
+    expect(call.webhookStatus).toBe(200);
+
+    const preAccept = await call.waitFor('pre_accept');
+    const accept = await call.waitFor('accept');
+    expect((accept.body as any).session.sdp).toBe((preAccept.body as any).session.sdp);
+    await phone.events.waitFor('CALL_ESTABLISHED');
+    await call.peer.waitConnected(5000);
+    expect(call.errors).toEqual([]);
+
+    await sleep(2500);
+    const heardByPhone = await phone.recordedPcm();
+    const atPhone = toneWindows(heardByPhone.samples, 1000, heardByPhone.sampleRate);
+    const atWhatsApp = call.peer.toneWindows(440);
+    expect(atPhone.windows).toBeGreaterThan(10);
+    expect(atPhone.share, 'the desk phone hears the WhatsApp user (1 kHz)').toBeGreaterThan(0.7);
+    expect(toneWindows(heardByPhone.samples, 440, heardByPhone.sampleRate).share, 'no echo of its own tone').toBeLessThan(0.1);
+    expect(atWhatsApp.windows).toBeGreaterThan(10);
+    expect(atWhatsApp.share, 'the WhatsApp user hears the agent (440 Hz)').toBeGreaterThan(0.7);
+    expect(call.peer.toneWindows(1000).share).toBeLessThan(0.1);
+
+    await phone.hangup();
+    await call.waitFor('terminate');
+    await until(() => ended.length === 1, 5000, 'the call to end');
+    expect(ended[0]).toMatchObject({ waCallId: call.callId, label: 'agent-hung-up', whatsapp: 'terminate', sip: 'none' });
+    expect(call.actions()).toEqual(['pre_accept', 'accept', 'terminate']);
+    // Logs name the call on both sides.
+    const lines = logLines.filter((l) => l.includes(call.callId)).map((l) => JSON.parse(l));
+    expect(lines.some((l) => l.sipCallId && l.waCallId === call.callId)).toBe(true);
+    expect(logLines.join('')).not.toContain(TOKEN);
+  });
+
+  it('(b) the WhatsApp user hangs up → BYE to the phone, nothing more to WhatsApp', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+    await startBridge(phone.sipUri);
+    const call = await sim.userCalls({ userWaId: CALLER, userName: 'Ana Souza' });
+    await call.waitFor('accept');
+    await phone.events.waitFor('CALL_ESTABLISHED');
+    await sleep(300);
+    expect(await call.hangUp()).toBe(200);
+    const closed = await phone.events.waitFor('CALL_CLOSED', 5000);
+    expect(closed.param ?? '').toMatch(/peer|BYE|reset/i);
+    await until(() => ended.length === 1, 5000, 'the call to end');
+    expect(ended[0]).toMatchObject({ label: 'caller-hung-up', sip: 'bye', whatsapp: 'none' });
+    expect(call.actions()).toEqual(['pre_accept', 'accept']);
+  });
+
+  it('(c) the PBX is busy (486) → reject; the INVITE carries the caller and X-WA headers', async () => {
+    const port = await freeDualPort('127.0.0.3');
+    sipp = startSipp({ scenario: 'sip-uas-busy.xml', ip: '127.0.0.3', port, timeoutSec: 20 });
+    await startBridge(`sip:support@127.0.0.3:${port}`);
+    const call = await sim.userCalls({ userWaId: CALLER, userName: 'Ana "AJ" Souza' });
+    await call.waitFor('reject');
+    const result = await sipp.exited;
+    expect(result.code, result.errors).toBe(0);
+    const invite = sippMessages(result.messages).received.find((m) => m.startsWith('INVITE'))!;
+    expect(invite).toMatch(/^INVITE sip:support@127\.0\.0\.3:\d+ SIP\/2\.0/);
+    expect(headerOf(invite, 'From')).toMatch(/^"Ana \\"AJ\\" Souza" <sip:\+5511987654321@/);
+    expect(headerOf(invite, 'X-WA-Call-Id')).toBe(call.callId);
+    expect(headerOf(invite, 'X-WA-Business-Number')).toBe(BUSINESS);
+    expect(headerOf(invite, 'X-WA-Phone-Number-Id')).toBe(PHONE_NUMBER_ID);
+    expect(invite).toContain('RTP/AVP');
+    expect(invite).not.toMatch(/a=(ice-ufrag|fingerprint|setup|candidate)/);
+    await until(() => ended.length === 1, 5000, 'the call to end');
+    expect(ended[0]).toMatchObject({ label: 'pbx-busy', whatsapp: 'reject', sip: 'none' });
+    expect(call.actions()).toEqual(['reject']);
+  });
+
+  it('(d) the caller gives up while the phone rings → CANCEL', async () => {
+    const port = await freeDualPort('127.0.0.3');
+    sipp = startSipp({ scenario: 'sip-uas-ring-cancel.xml', ip: '127.0.0.3', port, timeoutSec: 20 });
+    await startBridge(`sip:support@127.0.0.3:${port}`);
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await until(() => app!.bridge.call(call.callId)?.state === 'ringing', 5000, 'ringing');
+    await call.hangUp();
+    const result = await sipp.exited;
+    expect(result.code, result.errors).toBe(0);
+    expect(sippMessages(result.messages).received.some((m) => m.startsWith('CANCEL'))).toBe(true);
+    await until(() => ended.length === 1, 5000, 'the call to end');
+    expect(ended[0]).toMatchObject({ label: 'caller-hung-up', sip: 'cancel', whatsapp: 'none' });
+    expect(call.actions()).toEqual([]);
+  });
+
+  it('(e) nobody answers → after the ring timeout the phone stops ringing and WhatsApp gets reject', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'manual' });
+    await startBridge(phone.sipUri, { ringTimeoutSec: 3 });
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await phone.events.waitFor('CALL_INCOMING', 5000);
+    await call.waitFor('reject', 8000);
+    await phone.events.waitFor('CALL_CLOSED', 5000);
+    await until(() => ended.length === 1, 5000, 'the call to end');
+    expect(ended[0]).toMatchObject({ label: 'ring-timeout', sip: 'cancel', whatsapp: 'reject' });
+  });
+
+  it('(e2) a silent PBX (nothing listening) → the call still ends on both sides', async () => {
+    const port = await freeDualPort('127.0.0.3');
+    await startBridge(`sip:support@127.0.0.3:${port}`, { ringTimeoutSec: 3 });
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await call.waitFor('reject', 10_000);
+    await until(() => ended.length === 1, 10_000, 'the call to end');
+    expect(['ring-timeout', 'pbx-no-answer', 'pbx-error']).toContain(ended[0]!.label);
+  });
+
+  it('(f) duplicate and out-of-order webhooks: one INVITE per call; a terminate before its connect rings nothing', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'manual' });
+    await startBridge(phone.sipUri);
+    const call = await sim.userCalls({ userWaId: CALLER });
+    // WhatsApp redelivers the same connect.
+    const again = await sim.webhooks.send(
+      JSON.parse(JSON.stringify((await import('../../src/simulator/webhook-sender.js')).buildUserConnectWebhook({
+        phoneNumberId: PHONE_NUMBER_ID, businessNumber: BUSINESS, callId: call.callId, userWaId: CALLER, sdp: 'v=0\r\n',
+      }))),
+    );
+    expect(again).toBe(200);
+    await phone.events.waitFor('CALL_INCOMING', 5000);
+    await sleep(500);
+    expect(phone.events.all.filter((e) => e.type === 'CALL_INCOMING').length).toBe(1);
+    await call.hangUp();
+    await phone.events.waitFor('CALL_CLOSED', 5000);
+
+    // A terminate that overtakes its connect.
+    const late = 'wacid.late-connect-0001';
+    expect(await sim.webhooks.terminate({ callId: late, userWaId: CALLER, status: 'COMPLETED' })).toBe(200);
+    const lateCall = await sim.userCalls({ userWaId: CALLER, callId: late });
+    expect(lateCall.webhookStatus).toBe(200);
+    await sleep(1000);
+    expect(phone.events.all.filter((e) => e.type === 'CALL_INCOMING').length).toBe(1);
+    expect(lateCall.actions()).toEqual([]);
+    await lateCall.close();
+  });
+
+  it('(g) a webhook with a bad signature gets 401 and rings nothing', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'manual' });
+    await startBridge(phone.sipUri);
+    const { buildUserConnectWebhook } = await import('../../src/simulator/webhook-sender.js');
+    const payload = buildUserConnectWebhook({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: BUSINESS, callId: 'wacid.forged', userWaId: CALLER, sdp: 'v=0\r\n' });
+    expect(await sim.webhooks.send(payload, { signature: 'wrong' })).toBe(401);
+    expect(await sim.webhooks.send(payload, { signature: 'none' })).toBe(401);
+    await sleep(1000);
+    expect(phone.events.all.filter((e) => e.type === 'CALL_INCOMING')).toEqual([]);
+    expect(sim.graph.actions.filter((a) => a.callId === 'wacid.forged')).toEqual([]);
+  });
+});
