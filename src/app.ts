@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import type { Config } from './config/schema.js';
 import type { Logger } from './util/log.js';
 import { Bridge } from './bridge/bridge.js';
@@ -40,18 +41,19 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     allowUnreachable: true,
   });
 
+  const listen = config.sip.udp ?? config.sip.tcp!;
+  const contactHost = config.sip.contactHost ?? defaultContactHost(listen, log);
   const sip = await createSipStack({
     ...(config.sip.udp ? { udp: { ...config.sip.udp } } : {}),
     ...(config.sip.tcp ? { tcp: { ...config.sip.tcp } } : {}),
-    ...(config.sip.contactHost ? { contactHost: config.sip.contactHost } : {}),
+    contactHost,
     userAgent: config.sip.userAgent,
     ...(config.sip.auth ? { credentials: { ...config.sip.auth } } : {}),
     inviteTimeoutMs: config.sip.inviteTimeoutSec * 1000,
     logger: log,
   });
 
-  const listen = config.sip.udp ?? config.sip.tcp!;
-  const fromDomain = config.sip.fromDomain ?? config.sip.contactHost ?? (listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host);
+  const fromDomain = config.sip.fromDomain ?? contactHost.replace(/:\d+$/, '');
   const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain });
 
   const http = createHttpServer({
@@ -73,7 +75,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
         mediaOk = false;
         mediaError = (err as Error).message;
       }
-      return { ok: true, activeCalls: bridge.activeCalls, media: { engine: media.name, ok: mediaOk, ...(mediaError ? { error: mediaError } : {}) } };
+      return { ok: mediaOk, activeCalls: bridge.activeCalls, media: { engine: media.name, ok: mediaOk, ...(mediaError ? { error: mediaError } : {}) } };
     },
   });
   const address = await http.listen({ host: config.http.host, port: config.http.port });
@@ -94,4 +96,19 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
         log.info('wa-sip-bridge stopped');
       })()),
   };
+}
+
+/**
+ * The address the PBX should send requests to, when `sip.contactHost` is not set: the listen
+ * address, or for a wildcard listener the host's first non-internal IPv4 address (a Contact of
+ * 0.0.0.0 would be unreachable).
+ */
+function defaultContactHost(listen: { host: string; port: number }, log: Logger): string {
+  if (listen.host !== '0.0.0.0' && listen.host !== '::') return `${listen.host}:${listen.port}`;
+  const ip =
+    Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && i.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1';
+  log.warn({ contactHost: `${ip}:${listen.port}` }, 'sip.contactHost not set; using the first external IPv4 address (set it when the PBX must reach another address)');
+  return `${ip}:${listen.port}`;
 }

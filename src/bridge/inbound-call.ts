@@ -6,7 +6,6 @@ import type { WaConnectEvent, WaTerminateEvent, WhatsAppCallsApi } from '../what
 import { canTransition, IllegalTransition, type CallState } from './call-state.js';
 import { planTeardown, type EndCause, type TeardownPlan } from './failure-map.js';
 import type { RouteDecision } from './routing.js';
-import { answerReinvite } from './reinvite.js';
 
 export interface InboundCallDeps {
   sip: SipStack;
@@ -54,7 +53,6 @@ export class InboundCall {
   private mediaOp: Promise<unknown> = Promise.resolve();
   private outgoing: OutgoingCall | undefined;
   private dialog: SipDialog | undefined;
-  private plainOffer: string | undefined;
   private preAccept: Promise<string> | undefined;
   private acceptSent = false;
   private ringTimer: NodeJS.Timeout | undefined;
@@ -100,7 +98,6 @@ export class InboundCall {
     const session = this.deps.media.createSession(ev.callId);
     this.mediaSession = session;
     const plainOffer = await this.track(session.offerFromWhatsApp(ev.sdp));
-    this.plainOffer = plainOffer;
     if (this.ending) return;
 
     this.transition('inviting');
@@ -128,8 +125,8 @@ export class InboundCall {
     this.dialog = dialog;
     this.timings.pbxAnswered = this.now();
     dialog.on('bye', () => void this.end({ kind: 'pbx-bye' }));
-    // Each answer becomes the base of the next one, so the o= version keeps increasing.
-    dialog.setReinviteHandler(async (offer) => (this.plainOffer = answerReinvite(this.plainOffer!, offer)));
+    // Re-INVITEs from the PBX (hold, resume, refresh) are answered by the dialog layer from our
+    // last SDP, direction mirrored: WhatsApp has no renegotiation, so it is not involved.
     if (this.ending) {
       // WhatsApp ended the call while the 200 OK was on its way: the teardown sees the dialog.
       await dialog.bye();

@@ -239,4 +239,17 @@ describeWithPeers('inbound WhatsApp call end to end (rtpengine + baresip/SIPp + 
     expect(phone.events.all.filter((e) => e.type === 'CALL_INCOMING')).toEqual([]);
     expect(sim.graph.actions.filter((a) => a.callId === 'wacid.forged')).toEqual([]);
   });
+
+  it('(h) the PBX puts the call on hold (re-INVITE) → answered recvonly, WhatsApp untouched; then the PBX hangs up', async () => {
+    const port = await freeDualPort('127.0.0.3');
+    sipp = startSipp({ scenario: 'sip-uas-reinvite-hold.xml', ip: '127.0.0.3', port, timeoutSec: 20 });
+    await startBridge(`sip:support@127.0.0.3:${port}`);
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await call.waitFor('terminate');
+    const result = await sipp.exited;
+    expect(result.code, result.errors).toBe(0);
+    const { sent } = sippMessages(result.messages);
+    expect(sent.find((m) => m.startsWith('ACK') && m.includes('X-Answer-Direction'))).toMatch(/X-Answer-Direction: a=recvonly/);
+    expect(call.actions()).toEqual(['pre_accept', 'accept', 'terminate']);
+  });
 });

@@ -1,0 +1,153 @@
+/**
+ * Header values: name-addr formatting and parsing (RFC 3261 section 20.10, 25.1), tags and
+ * Call-IDs, and the text encoding the `sip` package expects.
+ */
+import { randomBytes } from 'node:crypto';
+import sip from 'sip';
+import type { NameAddr } from './types.js';
+
+/**
+ * `sip` writes and reads messages as "binary" (latin1) strings, so one JS char is one byte.
+ * UTF-8 text (a WhatsApp display name) must be turned into bytes-as-chars before it is handed
+ * to the package, and back after parsing, or non-ASCII characters are mangled on the wire.
+ */
+export function toWire(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
+export function fromWire(bytes: string): string {
+  return Buffer.from(bytes, 'latin1').toString('utf8');
+}
+
+/** RFC 3261 section 25.1: quoted-string; `"` and `\` are escaped as quoted-pair. CR/LF are dropped. */
+export function quoteDisplayName(name: string): string {
+  const cleaned = name.replace(/[\r\n]+/g, ' ');
+  return `"${cleaned.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/** Inverse of `quoteDisplayName`; a token display name (unquoted) is returned as is. */
+export function unquoteDisplayName(raw: string): string {
+  const s = raw.trim();
+  if (s.length >= 2 && s.startsWith('"') && s.endsWith('"')) {
+    return s.slice(1, -1).replace(/\\(.)/g, '$1');
+  }
+  return s;
+}
+
+/**
+ * `"Display" <uri>;tag=...` (RFC 3261 section 20.10: always the `<>` form, so URI parameters
+ * are not taken as header parameters). Returns wire text (see `toWire`).
+ */
+export function formatNameAddr(addr: NameAddr, tag?: string): string {
+  const name = addr.displayName !== undefined && addr.displayName !== '' ? `${quoteDisplayName(addr.displayName)} ` : '';
+  return toWire(`${name}<${addr.uri}>${tag !== undefined ? `;tag=${tag}` : ''}`);
+}
+
+/** A From/To/Contact value as parsed by `sip` (or a raw string), as a `NameAddr`. */
+export function parseNameAddr(value: sip.NameAddrObject | string | undefined): NameAddr {
+  const obj = typeof value === 'string' ? parseNameAddrText(value) : value;
+  if (!obj) return { uri: '' };
+  const uri = fromWire(sip.stringifyUri(obj.uri));
+  const out: NameAddr = { uri };
+  if (obj.name !== undefined && obj.name !== '') out.displayName = unquoteDisplayName(fromWire(obj.name));
+  return out;
+}
+
+function parseNameAddrText(text: string): sip.NameAddrObject | undefined {
+  const m = sip.parse(`OPTIONS sip:x SIP/2.0\r\nTo: ${text}\r\n\r\n`);
+  const to = m?.headers.to;
+  return typeof to === 'object' ? to : undefined;
+}
+
+/** The `tag` parameter of a parsed From/To. */
+export function tagOf(value: sip.NameAddrObject | string | undefined): string | undefined {
+  const obj = typeof value === 'string' ? parseNameAddrText(value) : value;
+  const tag = obj?.params?.['tag'];
+  return typeof tag === 'string' ? tag : undefined;
+}
+
+/** The URI of a parsed From/To/Contact as a string. */
+export function uriOf(value: sip.NameAddrObject | string | undefined): string | undefined {
+  const obj = typeof value === 'string' ? parseNameAddrText(value) : value;
+  return obj ? sip.stringifyUri(obj.uri) : undefined;
+}
+
+/** RFC 3261 section 19.3: tags need 32 bits of randomness. */
+export function generateTag(): string {
+  return randomBytes(6).toString('hex');
+}
+
+/** RFC 3261 section 8.1.1.4: globally unique Call-ID. */
+export function generateCallId(host: string): string {
+  return `${randomBytes(12).toString('hex')}@${host.replace(/:\d+$/, '')}`;
+}
+
+/** Header names `sip` or the dialog layer set themselves; extra headers may not override them. */
+const RESERVED = new Set([
+  'via', 'from', 'to', 'call-id', 'cseq', 'contact', 'content-length', 'content-type',
+  'max-forwards', 'route', 'record-route', 'authorization', 'proxy-authorization', 'f', 't', 'i', 'v', 'm', 'l', 'c',
+]);
+
+export function isReservedHeader(name: string): boolean {
+  return RESERVED.has(name.toLowerCase());
+}
+
+/** Wire text of a name-addr parsed by `sip`, with its tag replaced by `tag` when given. */
+export function formatNameAddrObject(a: sip.NameAddrObject, tag?: string): string {
+  const params = { ...(a.params ?? {}) };
+  if (tag !== undefined) params['tag'] = tag;
+  return `${a.name ? `${a.name} ` : ''}<${sip.stringifyUri(a.uri)}>${formatParams(params)}`;
+}
+
+function formatParams(params: Record<string, string | number | null>): string {
+  return Object.entries(params)
+    .map(([k, p]) => `;${k}${p === null ? '' : `=${p}`}`)
+    .join('');
+}
+
+/** A received header as text; structured headers parsed by `sip` are turned back into text. */
+export function headerText(msg: sip.Message, name: string): string | undefined {
+  const key = name.toLowerCase();
+  const v = msg.headers[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return fromWire(v);
+  if (typeof v === 'number') return String(v);
+  if (key === 'cseq' && msg.headers.cseq) return `${msg.headers.cseq.seq} ${msg.headers.cseq.method}`;
+  if (key === 'via' && Array.isArray(v)) {
+    return (v as sip.Via[])
+      .map((h) => `SIP/2.0/${h.protocol ?? ''} ${h.host ?? ''}${h.port ? `:${h.port}` : ''}${formatParams(h.params)}`)
+      .join(', ');
+  }
+  const isAor = (x: unknown): x is sip.NameAddrObject => typeof x === 'object' && x !== null && 'uri' in x;
+  if (Array.isArray(v) && v.every(isAor)) return fromWire(v.map((a) => formatNameAddrObject(a)).join(', '));
+  if (isAor(v)) return fromWire(formatNameAddrObject(v));
+  return undefined;
+}
+
+/** The first Contact URI of a message (RFC 3261 section 12.1: the remote target). */
+export function contactUri(msg: sip.Message): string | undefined {
+  const c = msg.headers.contact;
+  if (Array.isArray(c) && c[0]) return sip.stringifyUri(c[0].uri);
+  return undefined;
+}
+
+/** Record-Route URIs in message order (RFC 3261 section 12.1.1/12.1.2 decide the direction). */
+export function recordRouteUris(msg: sip.Message): string[] {
+  const rr = msg.headers['record-route'];
+  return Array.isArray(rr) ? rr.map((r) => sip.stringifyUri(r.uri)) : [];
+}
+
+/** Body if it is SDP (or untyped and non-empty). */
+export function sdpBody(msg: sip.Message): string | undefined {
+  const body = msg.content;
+  if (body === undefined || body === '') return undefined;
+  const ct = typeof msg.headers['content-type'] === 'string' ? msg.headers['content-type'].toLowerCase() : '';
+  if (ct !== '' && !ct.startsWith('application/sdp')) return undefined;
+  return fromWire(body);
+}
+
+/** The `Reason` header (RFC 3326), if any. */
+export function reasonHeader(msg: sip.Message): string | undefined {
+  const r = msg.headers['reason'];
+  return typeof r === 'string' ? fromWire(r) : undefined;
+}
