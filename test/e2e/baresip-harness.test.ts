@@ -2,16 +2,16 @@
  * The baresip harness itself: two real baresip phones on 127.0.0.2 / 127.0.0.3 call each
  * other over loopback; each must hear the other's tone (and not mainly its own).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { hasTone, toneWindows } from '../../src/media/audio/tone.js';
+import { describeWithPeers } from '../support/peers.js';
 import { baresipSkipReason, startBaresip, type BaresipHandle } from '../harness/baresip.js';
 
 const skipReason = baresipSkipReason();
-const title = skipReason ? `baresip harness (skipped: ${skipReason})` : 'baresip harness';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(!!skipReason)(title, () => {
+describeWithPeers('baresip harness', ['baresip'], () => {
   const started: BaresipHandle[] = [];
   const start = async (...args: Parameters<typeof startBaresip>): Promise<BaresipHandle> => {
     const h = await startBaresip(...args);
@@ -88,4 +88,4 @@ describe.skipIf(!!skipReason)(title, () => {
     await b.hangup();
     await a.events.waitFor('CALL_CLOSED', 10_000);
   });
-});
+}, skipReason);

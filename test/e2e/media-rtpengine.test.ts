@@ -2,13 +2,14 @@
  * End to end through a real rtpengine: WhatsAppMediaPeer (werift, ICE-lite, DTLS server) <->
  * rtpengine (ICE controlling, DTLS client, Opus<->PCMU) <-> a plain RTP endpoint (PCMU).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse } from 'sdp-transform';
 import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
 import { checkWhatsAppAnswer } from '../../src/media/sdp-rules.js';
 import { MediaError, type MediaEngine } from '../../src/media/types.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
+import { describeWithPeers } from '../support/peers.js';
 import { PlainRtpEndpoint } from '../harness/rtp-endpoint.js';
 import { randomMediaRange, rtpengineSkipReason, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 
@@ -17,7 +18,7 @@ const RUNS = 5;
 /** Share of 100 ms windows that must carry the tone. */
 const MIN_SHARE = 0.8;
 
-describe.skipIf(skip !== undefined)(`media through rtpengine${skip ? ` (skipped: ${skip})` : ''}`, () => {
+describeWithPeers('media through rtpengine', ['rtpengine'], () => {
   let daemon: RtpengineDaemon;
   let engine: MediaEngine;
   const connectTimes: Array<{ iceMs: number; dtlsMs: number }> = [];
@@ -123,4 +124,4 @@ describe.skipIf(skip !== undefined)(`media through rtpengine${skip ? ` (skipped:
       await e2.close();
     }
   });
-});
+}, skip);

@@ -1,13 +1,14 @@
+import { describeWithPeers } from '../support/peers.js';
 /**
  * The SIP stack against SIPp on loopback: our stack on 127.0.0.1, SIPp on 127.0.0.2 (the `sip`
  * package answers requests addressed to its own listen IP locally). One scenario per behaviour;
  * assertions on what SIPp received and on our API results.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createSipStack } from '../../src/sip/stack.js';
 import { SipFailure, type IncomingInvite, type SipDialog, type SipStack } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
-import { firstLines, freeDualPort, freePort, headerOf, sippAvailable, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
+import { firstLines, freeDualPort, freePort, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
 
 const US = '127.0.0.1';
 const PEER = '127.0.0.2';
@@ -45,7 +46,7 @@ async function failureOf(p: Promise<unknown>): Promise<SipFailure> {
 
 const from = { uri: 'sip:+4915112345678@wa.example.com', displayName: 'Ana "The Boss" \\ Müller' };
 
-describe.skipIf(!sippAvailable())('SIP stack against SIPp', () => {
+describeWithPeers('SIP stack against SIPp', ['sipp'], () => {
   beforeEach(() => {
     stacks.length = 0;
   });
@@ -262,7 +263,7 @@ describe.skipIf(!sippAvailable())('SIP stack against SIPp', () => {
   });
 });
 
-describe.skipIf(!sippAvailable())('SIP stack as UAS against SIPp', () => {
+describeWithPeers('SIP stack as UAS against SIPp', ['sipp'], () => {
   afterEach(async () => {
     stopAllSipp();
     await Promise.all(stacks.splice(0).map((s) => s.close()));
