@@ -1,19 +1,23 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/log.js';
 import type { MediaEngine } from '../media/types.js';
-import type { SipStack } from '../sip/types.js';
-import type { WaConnectEvent, WaEvent, WaTerminateEvent, WhatsAppCallsApi } from '../whatsapp/types.js';
+import type { IncomingInvite, SipStack } from '../sip/types.js';
+import type { WaConnectEvent, WaEvent, WaStatusEvent, WaTerminateEvent, WhatsAppCallingApi } from '../whatsapp/types.js';
 import { eventKey } from '../whatsapp/webhook.js';
 import { ExpiringSet } from './dedupe.js';
 import { InboundCall } from './inbound-call.js';
-import type { TeardownPlan } from './failure-map.js';
+import type { OutboundTeardownPlan, TeardownPlan } from './failure-map.js';
+import { CallAdmission } from './admission.js';
+import { parseDialedNumber } from './numbers.js';
+import { OutboundCall } from './outbound-call.js';
+import { PermissionCache } from './permissions.js';
 import { route } from './routing.js';
 
 export interface BridgeDeps {
   config: Readonly<Config>;
   sip: SipStack;
   media: MediaEngine;
-  whatsapp: WhatsAppCallsApi;
+  whatsapp: WhatsAppCallingApi;
   log: Logger;
   /** Domain for the caller's From URI (sip:+<wa_id>@domain). */
   fromDomain: string;
@@ -23,11 +27,13 @@ export interface BridgeDeps {
 const DEDUPE_TTL_MS = 30 * 60_000;
 
 export interface EndedCallRecord {
-  waCallId: string;
+  direction: 'inbound' | 'outbound';
+  waCallId: string | undefined;
   sipCallId: string | undefined;
   label: string;
-  whatsapp: TeardownPlan['whatsapp'];
-  sip: TeardownPlan['sip'];
+  whatsapp: TeardownPlan['whatsapp'] | OutboundTeardownPlan['whatsapp'];
+  /** What the SIP leg got: 'cancel' / 'bye' / 'none', or the final status of an outbound INVITE. */
+  sip: TeardownPlan['sip'] | number;
 }
 
 /**
@@ -36,16 +42,30 @@ export interface EndedCallRecord {
  */
 export class Bridge {
   private readonly calls = new Map<string, InboundCall>();
+  /** Outbound calls by their biz_opaque_callback_data, and by WhatsApp call id once known. */
+  private readonly outbound = new Map<string, OutboundCall>();
+  private readonly outboundByWaId = new Map<string, OutboundCall>();
+  private readonly permissions: PermissionCache;
+  private readonly admission: CallAdmission;
   private readonly seenEvents = new ExpiringSet(DEDUPE_TTL_MS);
   /** Calls WhatsApp already terminated: a connect arriving late for one of them is dropped. */
   private readonly terminated = new ExpiringSet(DEDUPE_TTL_MS);
   private readonly listeners = new Set<(rec: EndedCallRecord) => void>();
   private closing = false;
 
-  constructor(private readonly deps: BridgeDeps) {}
+  constructor(private readonly deps: BridgeDeps) {
+    const o = deps.config.outbound;
+    this.permissions = new PermissionCache(deps.whatsapp, o.permissionCacheSec * 1000, deps.log);
+    this.admission = new CallAdmission({ allowFrom: o.allowFrom, auth: o.auth });
+    deps.sip.onInvite((inv) => this.onInvite(inv));
+  }
 
   get activeCalls(): number {
-    return this.calls.size;
+    return this.calls.size + this.outbound.size;
+  }
+
+  outboundCall(sipCallId: string): OutboundCall | undefined {
+    return [...this.outbound.values()].find((c) => c.sipCallId === sipCallId);
   }
 
   call(waCallId: string): InboundCall | undefined {
@@ -86,18 +106,20 @@ export class Bridge {
       case 'terminate':
         return this.onTerminate(ev);
       case 'status':
-        log.info({ waCallId: ev.callId, status: ev.status }, 'call status');
-        return;
+        return this.onStatus(ev);
       case 'permission_reply':
-        log.info({ from: ev.userWaId, response: ev.response }, 'call permission reply');
+        log.info({ from: ev.userWaId, response: ev.response, permanent: ev.isPermanent }, 'call permission reply');
+        this.permissions.onReply(ev);
         return;
     }
   }
 
   private onConnect(ev: WaConnectEvent): void {
     const log = this.deps.log.child({ waCallId: ev.callId });
-    if (ev.direction !== 'USER_INITIATED') {
-      log.warn({ direction: ev.direction }, 'connect for a business-initiated call: outbound calls are not handled yet; ignored');
+    if (ev.direction === 'BUSINESS_INITIATED') {
+      const call = this.findOutbound(ev.callId, ev.bizOpaqueCallbackData);
+      if (!call) log.warn('connect for a business-initiated call the bridge does not hold; ignored');
+      else call.onConnect(ev);
       return;
     }
     if (this.terminated.has(ev.callId)) {
@@ -124,22 +146,116 @@ export class Bridge {
       ringTimeoutMs: this.deps.config.calls.ringTimeoutSec * 1000,
       onEnded: (c, plan) => {
         this.calls.delete(c.waCallId);
-        const rec: EndedCallRecord = { waCallId: c.waCallId, sipCallId: c.sipCallId, label: plan.label, whatsapp: plan.whatsapp, sip: plan.sip };
-        for (const l of this.listeners) {
-          try {
-            l(rec);
-          } catch (err) {
-            this.deps.log.error({ err }, 'call-ended listener failed');
-          }
-        }
+        this.emitEnded({ direction: 'inbound', waCallId: c.waCallId, sipCallId: c.sipCallId, label: plan.label, whatsapp: plan.whatsapp, sip: plan.sip });
       },
     });
     this.calls.set(ev.callId, call);
     void call.start();
   }
 
+  private emitEnded(rec: EndedCallRecord): void {
+    for (const l of this.listeners) {
+      try {
+        l(rec);
+      } catch (err) {
+        this.deps.log.error({ err }, 'call-ended listener failed');
+      }
+    }
+  }
+
+  private findOutbound(waCallId: string, opaque: string | undefined): OutboundCall | undefined {
+    return this.outboundByWaId.get(waCallId) ?? (opaque ? this.outbound.get(opaque) : undefined);
+  }
+
+  private onStatus(ev: WaStatusEvent): void {
+    const call = this.findOutbound(ev.callId, ev.bizOpaqueCallbackData);
+    if (!call) {
+      this.deps.log.info({ waCallId: ev.callId, status: ev.status }, 'status for a call the bridge does not hold');
+      return;
+    }
+    call.onStatus(ev);
+  }
+
+  /** An INVITE from the PBX: an agent dials a WhatsApp user. */
+  private onInvite(inv: IncomingInvite): void {
+    const o = this.deps.config.outbound;
+    const log = this.deps.log.child({ sipCallId: inv.callId, direction: 'outbound' });
+    const src = `${inv.source.address}:${inv.source.port}/${inv.source.transport}`;
+    if (!o.enabled) {
+      log.warn({ source: src, uri: inv.requestUri }, 'INVITE refused: outbound calls are disabled (outbound.enabled)');
+      inv.reject(403, 'Forbidden', { Warning: '399 wa-sip-bridge "outbound calls are disabled"' });
+      return;
+    }
+    const admitted = this.admission.check(inv);
+    if (!admitted.ok) {
+      if (admitted.status === 401) {
+        log.info({ source: src, reason: admitted.reason }, 'INVITE challenged (digest authentication)');
+        inv.reject(401, 'Unauthorized', { 'WWW-Authenticate': admitted.challenge });
+      } else {
+        log.warn({ source: src, uri: inv.requestUri, from: inv.from.uri, reason: admitted.reason }, 'INVITE refused (possible toll-fraud attempt)');
+        inv.reject(403, 'Forbidden', { Warning: '399 wa-sip-bridge "not allowed to place calls"' });
+      }
+      return;
+    }
+    const dialed = parseDialedNumber(inv.requestUri, o.dialPrefix);
+    if (!dialed.ok) {
+      log.info({ uri: inv.requestUri, reason: dialed.reason }, 'INVITE refused: not a WhatsApp number');
+      inv.reject(484, 'Address Incomplete', { Warning: `399 wa-sip-bridge "${dialed.reason.replace(/["\\]/g, '')}"` });
+      return;
+    }
+    if (this.closing) {
+      inv.reject(503, 'Service Unavailable', { Warning: '399 wa-sip-bridge "bridge shutting down"' });
+      return;
+    }
+    const phoneNumberId = this.pickPhoneNumberId(inv);
+    if (!phoneNumberId) {
+      log.error('no business phone number id configured for outbound calls');
+      inv.reject(503, 'Service Unavailable', { Warning: '399 wa-sip-bridge "no business number configured"' });
+      return;
+    }
+    const call = new OutboundCall(inv, dialed.e164, phoneNumberId, {
+      media: this.deps.media,
+      whatsapp: this.deps.whatsapp,
+      permissions: this.permissions,
+      log: this.deps.log,
+      ringTimeoutMs: o.ringTimeoutSec * 1000,
+      requestPermission: o.requestPermission,
+      onWhatsAppCallId: (c, id) => this.outboundByWaId.set(id, c),
+      onEnded: (c, plan) => {
+        this.outbound.delete(c.opaque);
+        if (c.waCallId) this.outboundByWaId.delete(c.waCallId);
+        this.emitEnded({
+          direction: 'outbound',
+          waCallId: c.waCallId,
+          sipCallId: c.sipCallId,
+          label: plan.label,
+          whatsapp: plan.whatsapp,
+          sip: plan.sip.kind === 'final' ? plan.sip.final.status : plan.sip.kind,
+        });
+      },
+    });
+    this.outbound.set(call.opaque, call);
+    void call.start();
+  }
+
+  private pickPhoneNumberId(inv: IncomingInvite): string | undefined {
+    const o = this.deps.config.outbound;
+    const fromUser = /^sips?:([^@;]+)@/i.exec(inv.from.uri)?.[1];
+    for (const r of o.callerRules) {
+      if (r.fromUser !== undefined && r.fromUser !== fromUser) continue;
+      if (r.source !== undefined && !new CallAdmission({ allowFrom: [r.source] }).allowed(inv.source.address)) continue;
+      return r.phoneNumberId;
+    }
+    return o.phoneNumberId ?? this.deps.config.whatsapp.phoneNumberIds[0];
+  }
+
   private onTerminate(ev: WaTerminateEvent): void {
     this.terminated.add(ev.callId);
+    const out = this.findOutbound(ev.callId, ev.bizOpaqueCallbackData);
+    if (out) {
+      out.onWhatsAppTerminate(ev);
+      return;
+    }
     const call = this.calls.get(ev.callId);
     if (!call) {
       this.deps.log.info({ waCallId: ev.callId, status: ev.status }, 'terminate for a call the bridge does not hold (ended already, or connect not yet seen)');
@@ -151,6 +267,9 @@ export class Bridge {
   /** End every call (reject/terminate on WhatsApp, CANCEL/BYE on SIP) and wait for them. */
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all([...this.calls.values()].map((c) => c.end({ kind: 'shutdown' })));
+    await Promise.all([
+      ...[...this.calls.values()].map((c) => c.end({ kind: 'shutdown' })),
+      ...[...this.outbound.values()].map((c) => c.end({ kind: 'shutdown' })),
+    ]);
   }
 }

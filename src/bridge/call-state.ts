@@ -38,9 +38,42 @@ export function canTransition(from: CallState, to: CallState): boolean {
 export class IllegalTransition extends Error {
   override readonly name = 'IllegalTransition';
   constructor(
-    readonly from: CallState,
-    readonly to: CallState,
+    readonly from: string,
+    readonly to: string,
   ) {
     super(`illegal call state transition ${from} -> ${to}`);
   }
+}
+
+/**
+ * An outbound call: an agent on the PBX dials a WhatsApp user.
+ *
+ *   new ──► checking ──► connecting ──► ringing ──► answering ──► active
+ *    │         │             │   ╲         │            │           │
+ *    │         │             │    ╲────────┼──► (connect webhook) ──┘
+ *    ▼         ▼             ▼             ▼            ▼           ▼
+ *    └─────────┴─────────────┴─────────────┴────────────┴───────────┴──► ending ──► ended
+ *
+ * - checking:   the INVITE was admitted; WhatsApp call permission is being checked.
+ * - connecting: media offered, Graph `connect` sent (or on its way).
+ * - ringing:    WhatsApp said RINGING; the agent hears ringback (180).
+ * - answering:  WhatsApp's SDP answer arrived (connect webhook); 200 OK sent, waiting for ACK.
+ * - active:     both legs up.
+ */
+export const OUTBOUND_STATES = ['new', 'checking', 'connecting', 'ringing', 'answering', 'active', 'ending', 'ended'] as const;
+export type OutboundState = (typeof OUTBOUND_STATES)[number];
+
+export const OUTBOUND_TRANSITIONS: Readonly<Record<OutboundState, readonly OutboundState[]>> = {
+  new: ['checking', 'ending'],
+  checking: ['connecting', 'ending'],
+  connecting: ['ringing', 'answering', 'ending'],
+  ringing: ['answering', 'ending'],
+  answering: ['active', 'ending'],
+  active: ['ending'],
+  ending: ['ended'],
+  ended: [],
+};
+
+export function canTransitionOutbound(from: OutboundState, to: OutboundState): boolean {
+  return OUTBOUND_TRANSITIONS[from].includes(to);
 }

@@ -22,6 +22,7 @@ export const ENV = {
   verifyToken: 'WA_VERIFY_TOKEN',
   dialog360ApiKey: 'WA_360DIALOG_API_KEY',
   sipAuthPassword: 'SIP_AUTH_PASSWORD',
+  sipInboundPassword: 'SIP_INBOUND_PASSWORD',
   logLevel: 'LOG_LEVEL',
 } as const;
 
@@ -77,11 +78,25 @@ function applyEnv(input: Record<string, any>, env: Env): void {
   set(['whatsapp', 'verifyToken'], env[ENV.verifyToken]);
   set(['whatsapp', 'apiKey'], env[ENV.dialog360ApiKey]);
   if (input.sip?.auth) set(['sip', 'auth', 'password'], env[ENV.sipAuthPassword]);
+  if (input.outbound?.auth) set(['outbound', 'auth', 'password'], env[ENV.sipInboundPassword]);
   set(['log', 'level'], env[ENV.logLevel]);
 }
 
 function crossCheck(cfg: Config): string[] {
   const problems: string[] = [];
+  if (cfg.media.embedded.portMin >= cfg.media.embedded.portMax) {
+    problems.push('media.embedded: portMin must be below portMax');
+  }
+  const o = cfg.outbound;
+  if (o.enabled) {
+    if (o.allowFrom.length === 0 && !o.auth) {
+      problems.push('outbound: enabled with neither outbound.allowFrom nor outbound.auth: anyone could dial WhatsApp numbers through the bridge');
+    }
+    if (o.auth && o.auth.password === '') problems.push('outbound.auth: set the password in SIP_INBOUND_PASSWORD');
+    if (!o.phoneNumberId && !o.callerRules.length && cfg.whatsapp.phoneNumberIds.length === 0) {
+      problems.push('outbound: say which business number places calls (outbound.phoneNumberId, outbound.callerRules or whatsapp.phoneNumberIds)');
+    }
+  }
   if (!cfg.sip.udp && !cfg.sip.tcp) problems.push('sip: at least one of sip.udp and sip.tcp must be set');
   for (const [i, r] of cfg.routing.rules.entries()) {
     if (r.hours) {

@@ -98,15 +98,33 @@ export const configSchema = z.object({
     .default({ udp: { host: '0.0.0.0', port: 5060 }, tcp: { host: '0.0.0.0', port: 5060 }, userAgent: 'wa-sip-bridge', inviteTimeoutSec: 64 }),
   media: z
     .object({
-      engine: z.enum(['rtpengine']).default('rtpengine'),
+      /** `embedded`: in-process (werift), nothing to install. `rtpengine`: the media proxy, for scale. */
+      engine: z.enum(['rtpengine', 'embedded']).default('rtpengine'),
       rtpengine: z
         .object({
           ng: z.array(hostPort('127.0.0.1', 22222)).min(1).default([{ host: '127.0.0.1', port: 22222 }]),
           timeoutMs: z.number().int().positive().default(2000),
         })
         .default({ ng: [{ host: '127.0.0.1', port: 22222 }], timeoutMs: 2000 }),
+      embedded: z
+        .object({
+          /** Address the plain RTP sockets toward the PBX bind to. */
+          rtpHost: z.string().default('0.0.0.0'),
+          /** Address put in the SDP for the PBX; defaults to the SIP contact host. */
+          rtpAdvertiseHost: z.string().optional(),
+          /** IPv4 addresses offered to WhatsApp as ICE host candidates; empty: every non-internal one. */
+          iceAddresses: z.array(z.string()).default([]),
+          /** UDP port range for both sides (RTP toward the PBX, ICE toward WhatsApp). */
+          portMin: z.number().int().min(1024).max(65535).default(40000),
+          portMax: z.number().int().min(1024).max(65535).default(40999),
+        })
+        .default({ rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999 }),
     })
-    .default({ engine: 'rtpengine', rtpengine: { ng: [{ host: '127.0.0.1', port: 22222 }], timeoutMs: 2000 } }),
+    .default({
+      engine: 'rtpengine',
+      rtpengine: { ng: [{ host: '127.0.0.1', port: 22222 }], timeoutMs: 2000 },
+      embedded: { rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999 },
+    }),
   calls: z
     .object({
       /**
@@ -117,6 +135,37 @@ export const configSchema = z.object({
       ringTimeoutSec: z.number().positive().max(120).default(45),
     })
     .default({ ringTimeoutSec: 45 }),
+  /** Agents dialling WhatsApp users: the PBX sends INVITEs to the bridge. */
+  outbound: z
+    .object({
+      enabled: z.boolean().default(false),
+      /**
+       * Sources allowed to place calls: IPv4 addresses or CIDRs (the PBX). An open SIP port that
+       * dials WhatsApp numbers is a toll-fraud hole: anything else gets 403.
+       */
+      allowFrom: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'an IPv4 address or CIDR')).default([]),
+      /** Digest authentication of the PBX (the bridge challenges with 401). Password: env SIP_INBOUND_PASSWORD. */
+      auth: z
+        .object({ username: z.string().min(1), password: z.string().default(''), realm: z.string().default('wa-sip-bridge') })
+        .optional(),
+      /** Prefix the PBX dials before the WhatsApp number (e.g. "9"), stripped from the Request-URI user. */
+      dialPrefix: z.string().regex(/^[0-9*#+]*$/).default(''),
+      /** Business phone number id that places calls, unless a rule below picks another. */
+      phoneNumberId: z.string().optional(),
+      /** Pick the phone number id by the caller (From user, e.g. the agent's extension) or the source address. */
+      callerRules: z
+        .array(z.object({ fromUser: z.string().optional(), source: z.string().optional(), phoneNumberId: z.string().min(1) }))
+        .default([]),
+      /** Send the user a call-permission request when a call fails for lack of permission. */
+      requestPermission: z
+        .object({ enabled: z.boolean().default(false), bodyText: z.string().optional() })
+        .default({ enabled: false }),
+      /** How long a permission answer from Graph is trusted. */
+      permissionCacheSec: z.number().int().min(0).default(60),
+      /** End an unanswered outbound call after this long (480 to the PBX, terminate to WhatsApp). */
+      ringTimeoutSec: z.number().positive().max(300).default(60),
+    })
+    .default({ enabled: false, allowFrom: [], dialPrefix: '', callerRules: [], requestPermission: { enabled: false }, permissionCacheSec: 60, ringTimeoutSec: 60 }),
   routing: z
     .object({
       /** Where calls go when no rule matches. */

@@ -29,6 +29,18 @@ export interface MediaSession {
    * a new PBX SDP (183 then 200) must return the same WhatsApp SDP.
    */
   answerFromPbx(plainAnswer: string): Promise<string>;
+  /**
+   * Outbound call (an agent dials a WhatsApp user): the PBX's plain RTP offer in, a WebRTC offer
+   * for WhatsApp's `connect` out, shaped like WhatsApp's own offer: one BUNDLEd audio m-line,
+   * rtcp-mux, Opus on PT 111 with Meta's fmtp, telephone-event/8000 on 126, full ICE with every
+   * candidate, `a=setup:actpass`, a single sha-256 fingerprint.
+   */
+  offerFromPbx(plainOffer: string): Promise<string>;
+  /**
+   * Outbound call: WhatsApp's SDP answer (from the connect webhook) in, the plain RTP answer
+   * for the PBX's 200 OK out. Works whichever DTLS role WhatsApp's answer takes.
+   */
+  answerFromWhatsApp(webrtcAnswer: string): Promise<string>;
   /** Release the session in the engine. Idempotent; never throws. */
   close(): Promise<void>;
 }

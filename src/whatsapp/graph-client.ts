@@ -26,7 +26,13 @@
  * key or SDP text (only its length).
  */
 import type { Logger } from 'pino';
-import { GraphApiError, type WhatsAppCallsApi } from './types.js';
+import {
+  GraphApiError,
+  type CallPermissionAction,
+  type CallPermissionLimit,
+  type CallPermissions,
+  type WhatsAppCallingApi,
+} from './types.js';
 
 export const DEFAULT_GRAPH_TIMEOUT_MS = 10_000;
 
@@ -52,41 +58,7 @@ export interface D360CallsApiOptions {
 
 export type CallsApiOptions = MetaCallsApiOptions | D360CallsApiOptions;
 
-export type CallPermissionStatus = 'no_permission' | 'temporary' | 'permanent';
-
-export interface CallPermissionLimit {
-  /** ISO 8601 duration: `PT24H`, `P7D`. */
-  timePeriod: string;
-  maxAllowed?: number;
-  currentUsage?: number;
-  /** Seconds since the epoch. */
-  limitExpirationTime?: number;
-}
-
-export interface CallPermissionAction {
-  /** `send_call_permission_request` | `start_call` (others passed through). */
-  actionName: string;
-  canPerformAction: boolean;
-  limits: CallPermissionLimit[];
-}
-
-export interface CallPermissions {
-  status: CallPermissionStatus | string;
-  /** Seconds since the epoch; Meta names it `expiration_time` or `expiration`. */
-  expirationTime?: number;
-  actions: CallPermissionAction[];
-  /** `start_call.can_perform_action`: gate outbound dialling on this (Kapso). */
-  canStartCall: boolean;
-  /** `send_call_permission_request.can_perform_action`. */
-  canRequestPermission: boolean;
-}
-
-/** The `/calls` actions plus the permission APIs of UCP. */
-export interface WhatsAppCallingApi extends WhatsAppCallsApi {
-  getCallPermissions(phoneNumberId: string, waId: string): Promise<CallPermissions>;
-  /** Sends the interactive call_permission_request message; returns the message id (`wamid.…`). */
-  sendCallPermissionRequest(phoneNumberId: string, to: string, bodyText?: string): Promise<{ messageId: string }>;
-}
+export type { CallPermissionStatus, CallPermissionLimit, CallPermissionAction, CallPermissions, WhatsAppCallingApi } from './types.js';
 
 type Json = Record<string, unknown>;
 

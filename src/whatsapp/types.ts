@@ -88,6 +88,44 @@ export interface WhatsAppCallsApi {
   connect(phoneNumberId: string, to: string, sdp: string, bizOpaqueCallbackData?: string): Promise<{ callId: string }>;
 }
 
+// ---- call permissions (UCP) -----------------------------------------------------------------
+
+export type CallPermissionStatus = 'no_permission' | 'temporary' | 'permanent';
+
+export interface CallPermissionLimit {
+  /** ISO 8601 duration: `PT24H`, `P7D`. */
+  timePeriod: string;
+  maxAllowed?: number;
+  currentUsage?: number;
+  /** Seconds since the epoch. */
+  limitExpirationTime?: number;
+}
+
+export interface CallPermissionAction {
+  /** `send_call_permission_request` | `start_call` (others passed through). */
+  actionName: string;
+  canPerformAction: boolean;
+  limits: CallPermissionLimit[];
+}
+
+export interface CallPermissions {
+  status: CallPermissionStatus | string;
+  /** Seconds since the epoch; Meta names it `expiration_time` or `expiration`. */
+  expirationTime?: number;
+  actions: CallPermissionAction[];
+  /** `start_call.can_perform_action`: gate outbound dialling on this (Kapso). */
+  canStartCall: boolean;
+  /** `send_call_permission_request.can_perform_action`. */
+  canRequestPermission: boolean;
+}
+
+/** The `/calls` actions plus the permission APIs of UCP. */
+export interface WhatsAppCallingApi extends WhatsAppCallsApi {
+  getCallPermissions(phoneNumberId: string, waId: string): Promise<CallPermissions>;
+  /** Sends the interactive call_permission_request message; returns the message id (`wamid.…`). */
+  sendCallPermissionRequest(phoneNumberId: string, to: string, bodyText?: string): Promise<{ messageId: string }>;
+}
+
 /**
  * A Graph API error (`{"error":{message,type,code,error_subcode,error_data,fbtrace_id}}`) or a
  * transport failure (code 0 with the HTTP status or network error in `message`).

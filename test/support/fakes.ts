@@ -11,7 +11,8 @@ import type {
   SipStack,
 } from '../../src/sip/types.js';
 import { SipFailure } from '../../src/sip/types.js';
-import type { WhatsAppCallsApi } from '../../src/whatsapp/types.js';
+import type { CallPermissions, WhatsAppCallingApi } from '../../src/whatsapp/types.js';
+import type { IncomingInvite, NameAddr } from '../../src/sip/types.js';
 
 /** A minimal plain RTP offer; `tag` lands in the session name so tests can tell offers apart. */
 export function plainSdp(tag: string): string {
@@ -97,7 +98,10 @@ export class FakeSip implements SipStack {
     this.invited.emit('invite', o);
     return o;
   }
-  onInvite(): void {}
+  inviteHandler: ((inv: IncomingInvite) => void) | undefined;
+  onInvite(h: (inv: IncomingInvite) => void): void {
+    this.inviteHandler = h;
+  }
   async close(): Promise<void> {}
   next(): Promise<FakeOutgoing> {
     return new Promise((r) => this.invited.once('invite', r));
@@ -122,6 +126,14 @@ export class FakeMedia implements MediaEngine {
         rec.answers.push(sdp);
         return `webrtc-answer`;
       },
+      offerFromPbx: async (sdp) => {
+        if (fail) throw new MediaError('rtpengine did not answer', 'fake', 'timeout');
+        return `webrtc-offer(${sdp.length})`;
+      },
+      answerFromWhatsApp: async (sdp) => {
+        rec.answers.push(sdp);
+        return plainSdp('answer-for-pbx');
+      },
       close: async () => {
         rec.closed = true;
       },
@@ -133,8 +145,11 @@ export class FakeMedia implements MediaEngine {
   async close(): Promise<void> {}
 }
 
-export class FakeWhatsApp implements WhatsAppCallsApi {
-  actions: Array<{ action: string; callId: string; sdp?: string }> = [];
+export class FakeWhatsApp implements WhatsAppCallingApi {
+  actions: Array<{ action: string; callId: string; sdp?: string; to?: string; opaque?: string }> = [];
+  permission: CallPermissions = { status: 'temporary', actions: [], canStartCall: true, canRequestPermission: true };
+  permissionLookups = 0;
+  private n = 0;
   failOn: Record<string, Error> = {};
   private readonly emitter = new EventEmitter();
   private async record(action: string, callId: string, sdp?: string): Promise<void> {
@@ -155,10 +170,83 @@ export class FakeWhatsApp implements WhatsAppCallsApi {
   terminate(_p: string, callId: string) {
     return this.record('terminate', callId);
   }
-  async connect(): Promise<{ callId: string }> {
-    throw new Error('not used');
+  async connect(_p: string, to: string, sdp: string, opaque?: string): Promise<{ callId: string }> {
+    const callId = `wacid.out-${++this.n}`;
+    this.actions.push({ action: 'connect', callId, sdp, to, ...(opaque ? { opaque } : {}) });
+    this.emitter.emit('action', 'connect');
+    const f = this.failOn.connect;
+    if (f) throw f;
+    return { callId };
+  }
+  async getCallPermissions(): Promise<CallPermissions> {
+    this.permissionLookups++;
+    const f = this.failOn.permissions;
+    if (f) throw f;
+    return this.permission;
+  }
+  async sendCallPermissionRequest(_p: string, to: string): Promise<{ messageId: string }> {
+    this.actions.push({ action: 'permission_request', callId: '', to });
+    return { messageId: 'wamid.1' };
+  }
+  waitFor(action: string): Promise<void> {
+    return new Promise((r) => {
+      const h = (a: string) => {
+        if (a === action) {
+          this.emitter.off('action', h);
+          r();
+        }
+      };
+      this.emitter.on('action', h);
+    });
   }
   names(): string[] {
     return this.actions.map((a) => a.action);
   }
+}
+
+/** An INVITE from the PBX, as the bridge sees it; records what the bridge answered. */
+export class FakeIncomingInvite implements IncomingInvite {
+  responses: Array<{ status: number; reason: string; headers?: Record<string, string>; sdp?: string }> = [];
+  dialog: FakeDialog | undefined;
+  private cancelListeners: Array<() => void> = [];
+  readonly to: NameAddr;
+  constructor(
+    readonly requestUri: string,
+    readonly sdp: string | undefined = plainSdp('pbx-offer'),
+    readonly source: { address: string; port: number; transport: 'udp' | 'tcp' } = { address: '127.0.0.2', port: 5060, transport: 'udp' },
+    readonly from: NameAddr = { uri: 'sip:1001@pbx.test', displayName: 'Agent 1001' },
+    private readonly headers: Record<string, string> = {},
+    readonly callId = `pbx-${Math.random().toString(36).slice(2)}`,
+  ) {
+    this.to = { uri: requestUri };
+  }
+  header(name: string): string | undefined {
+    return this.headers[name.toLowerCase()];
+  }
+  progress(status: number, reason: string, sdp?: string): void {
+    this.responses.push({ status, reason, ...(sdp ? { sdp } : {}) });
+  }
+  async accept(sdp: string): Promise<FakeDialog> {
+    this.responses.push({ status: 200, reason: 'OK', sdp });
+    this.dialog = new FakeDialog(this.callId, this.sdp);
+    return this.dialog;
+  }
+  reject(status: number, reason: string, headers?: Record<string, string>): void {
+    this.responses.push({ status, reason, ...(headers ? { headers } : {}) });
+  }
+  onCancel(l: () => void): void {
+    this.cancelListeners.push(l);
+  }
+  cancel(): void {
+    this.responses.push({ status: 487, reason: 'Request Terminated' });
+    for (const l of this.cancelListeners) l();
+  }
+  statuses(): number[] {
+    return this.responses.map((r) => r.status);
+  }
+}
+
+/** Lets FakeSip hand an INVITE to the bridge's handler. */
+export function deliverInvite(sip: FakeSip, inv: IncomingInvite): void {
+  sip.inviteHandler?.(inv);
 }

@@ -1,0 +1,267 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../util/log.js';
+import { MediaError, type MediaEngine, type MediaSession } from '../media/types.js';
+import type { IncomingInvite, SipDialog } from '../sip/types.js';
+import {
+  GraphApiError,
+  type WaConnectEvent,
+  type WaStatusEvent,
+  type WaTerminateEvent,
+  type WhatsAppCallingApi,
+} from '../whatsapp/types.js';
+import { canTransitionOutbound, IllegalTransition, type OutboundState } from './call-state.js';
+import { planOutboundTeardown, type OutboundEndCause, type OutboundTeardownPlan } from './failure-map.js';
+import type { PermissionCache } from './permissions.js';
+
+export interface OutboundCallDeps {
+  media: MediaEngine;
+  whatsapp: WhatsAppCallingApi;
+  permissions: PermissionCache;
+  log: Logger;
+  ringTimeoutMs: number;
+  requestPermission: { enabled: boolean; bodyText?: string | undefined };
+  /** WhatsApp gave the call its id: the bridge can route webhooks to it. */
+  onWhatsAppCallId: (call: OutboundCall, waCallId: string) => void;
+  onEnded: (call: OutboundCall, plan: OutboundTeardownPlan) => void;
+  now?: () => number;
+}
+
+export interface OutboundTimings {
+  inviteReceived: number;
+  connectSent?: number;
+  answerReceived?: number;
+  okSent?: number;
+  ended?: number;
+}
+
+/**
+ * One business-initiated call: an agent on the PBX dials a WhatsApp user.
+ *
+ * Flow (Meta "business-initiated calls"): INVITE (admitted, number parsed) → permission check →
+ * media offer → Graph `connect` (with biz_opaque_callback_data naming this call) → RINGING
+ * status → 180 → connect webhook with WhatsApp's SDP answer → media answer → 200 OK → ACK.
+ * No `accept` is sent for business-initiated calls.
+ */
+export class OutboundCall {
+  state: OutboundState = 'new';
+  /** Echoed by WhatsApp in every webhook of the call: finds it before `connect` returns. */
+  readonly opaque = `wa-sip-bridge:${randomUUID()}`;
+  waCallId: string | undefined;
+  readonly timings: OutboundTimings;
+  plan: OutboundTeardownPlan | undefined;
+
+  private log: Logger;
+  private mediaSession: MediaSession | undefined;
+  private mediaOp: Promise<unknown> = Promise.resolve();
+  private dialog: SipDialog | undefined;
+  private ringTimer: NodeJS.Timeout | undefined;
+  private ending: Promise<void> | undefined;
+  private answering = false;
+  private readonly now: () => number;
+  readonly ended: Promise<void>;
+  private markEnded!: () => void;
+
+  constructor(
+    readonly invite: IncomingInvite,
+    readonly to: string,
+    readonly phoneNumberId: string,
+    private readonly deps: OutboundCallDeps,
+  ) {
+    this.now = deps.now ?? (() => performance.now());
+    this.timings = { inviteReceived: this.now() };
+    this.log = deps.log.child({ sipCallId: invite.callId, direction: 'outbound', to });
+    this.ended = new Promise<void>((r) => (this.markEnded = r));
+    invite.onCancel(() => void this.end({ kind: 'pbx-cancel' }));
+  }
+
+  get sipCallId(): string {
+    return this.invite.callId;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.run();
+    } catch (err) {
+      const cause = this.toCause(err);
+      if (cause.kind === 'internal-error') this.log.error({ err }, 'outbound call failed unexpectedly');
+      await this.end(cause);
+    }
+  }
+
+  private async run(): Promise<void> {
+    this.log.info({ from: this.invite.from.uri, phoneNumberId: this.phoneNumberId }, 'agent dials a WhatsApp user');
+    this.transition('checking');
+    const perm = await this.deps.permissions.check(this.phoneNumberId, this.to);
+    if (this.ending) return;
+    if (!perm.canStartCall) {
+      this.log.info({ status: perm.status, source: perm.source }, 'no call permission');
+      const requested = perm.canRequestPermission && (await this.requestPermission());
+      await this.end({ kind: 'no-permission', permissionRequested: requested });
+      return;
+    }
+
+    this.transition('connecting');
+    const plainOffer = this.invite.sdp;
+    if (!plainOffer) throw new MediaError('INVITE without SDP (late offer) is not supported', this.deps.media.name, 'no-offer');
+    this.mediaSession = this.deps.media.createSession(`out-${this.invite.callId}`);
+    const offer = await this.track(this.mediaSession.offerFromPbx(plainOffer));
+    if (this.ending) return;
+
+    this.ringTimer = setTimeout(() => void this.end({ kind: 'ring-timeout' }), this.deps.ringTimeoutMs);
+    this.timings.connectSent = this.now();
+    this.log.info({ setupMs: round(this.timings.connectSent - this.timings.inviteReceived) }, 'connect sent to WhatsApp');
+    let waCallId: string;
+    try {
+      ({ callId: waCallId } = await this.deps.whatsapp.connect(this.phoneNumberId, this.to, offer, this.opaque));
+    } catch (err) {
+      throw new ConnectFailed(err as Error);
+    }
+    this.setWhatsAppCallId(waCallId);
+    if (this.ending) {
+      // The PBX cancelled while `connect` was in flight: the teardown ran without a call id.
+      await this.deps.whatsapp.terminate(this.phoneNumberId, waCallId).catch((err) => this.log.warn({ err }, 'terminate failed'));
+    }
+  }
+
+  setWhatsAppCallId(id: string): void {
+    if (this.waCallId) return;
+    this.waCallId = id;
+    this.log = this.log.child({ waCallId: id });
+    this.deps.onWhatsAppCallId(this, id);
+  }
+
+  onStatus(ev: WaStatusEvent): void {
+    this.log.info({ status: ev.status }, 'WhatsApp call status');
+    if (this.ending) return;
+    if (ev.status === 'RINGING' && this.state === 'connecting') {
+      this.transition('ringing');
+      this.invite.progress(180, 'Ringing');
+    } else if (ev.status === 'REJECTED') void this.end({ kind: 'wa-rejected' });
+    // ACCEPTED "typically arrives after the call has been established": audit only.
+  }
+
+  /** The connect webhook carrying WhatsApp's SDP answer. */
+  onConnect(ev: WaConnectEvent): void {
+    if (this.ending || this.answering) return;
+    this.answering = true;
+    this.setWhatsAppCallId(ev.callId);
+    void this.answer(ev.sdp).catch((err) => void this.end(this.toCause(err)));
+  }
+
+  private async answer(waSdp: string): Promise<void> {
+    this.timings.answerReceived = this.now();
+    if (this.state === 'connecting' || this.state === 'ringing') this.transition('answering');
+    const plainAnswer = await this.track(this.mediaSession!.answerFromWhatsApp(waSdp));
+    if (this.ending) return;
+    this.timings.okSent = this.now();
+    this.log.info({ answerTo200Ms: round(this.timings.okSent - this.timings.answerReceived) }, '200 OK sent to the PBX');
+    const accepting = this.invite.accept(plainAnswer);
+    const dialog = await accepting;
+    this.dialog = dialog;
+    dialog.on('bye', () => void this.end({ kind: 'pbx-bye' }));
+    if (this.ending) {
+      await dialog.bye();
+      return;
+    }
+    clearTimeout(this.ringTimer);
+    this.transition('active');
+    this.log.info('call answered; both legs up');
+  }
+
+  onWhatsAppTerminate(ev: WaTerminateEvent): void {
+    const errorCode = ev.errors[0]?.code;
+    this.log.info({ status: ev.status, errorCode, durationSec: ev.durationSec }, 'WhatsApp ended the call');
+    void this.end({ kind: 'wa-terminate', status: ev.status, ...(errorCode !== undefined ? { errorCode } : {}) });
+  }
+
+  end(cause: OutboundEndCause): Promise<void> {
+    if (this.ending) return this.ending;
+    const plan = planOutboundTeardown(cause, { whatsappCallStarted: this.waCallId !== undefined, sip: this.dialog ? 'confirmed' : 'proceeding' });
+    this.plan = plan;
+    this.transition('ending');
+    this.ending = this.teardown(plan);
+    return this.ending;
+  }
+
+  private async teardown(plan: OutboundTeardownPlan): Promise<void> {
+    const log = this.log.child({ cause: plan.label });
+    log.info({ whatsapp: plan.whatsapp, sip: plan.sip.kind === 'final' ? plan.sip.final.status : plan.sip.kind }, 'ending call');
+    clearTimeout(this.ringTimer);
+    try {
+      if (plan.sip.kind === 'final') {
+        const f = plan.sip.final;
+        this.invite.reject(f.status, f.reason, {
+          Warning: `399 wa-sip-bridge "${f.warning.replace(/["\\]/g, '')}"`,
+          Reason: `SIP;cause=${f.status};text="${f.warning.replace(/["\\]/g, '')}"`,
+        });
+      } else if (plan.sip.kind === 'bye') await this.dialog?.bye();
+    } catch (err) {
+      log.warn({ err }, 'ending the SIP leg failed');
+    }
+    if (plan.whatsapp === 'terminate' && this.waCallId) {
+      await this.deps.whatsapp.terminate(this.phoneNumberId, this.waCallId).catch((err) => log.warn({ err }, 'WhatsApp terminate failed'));
+    }
+    await this.mediaOp.catch(() => undefined);
+    await this.mediaSession?.close();
+    this.timings.ended = this.now();
+    this.transition('ended');
+    log.info({ durationMs: round(this.timings.ended - this.timings.inviteReceived) }, 'call ended');
+    try {
+      this.deps.onEnded(this, plan);
+    } catch (err) {
+      log.error({ err }, 'onEnded listener failed');
+    }
+    this.markEnded();
+  }
+
+  private async requestPermission(): Promise<boolean> {
+    if (!this.deps.requestPermission.enabled) return false;
+    try {
+      const { messageId } = await this.deps.whatsapp.sendCallPermissionRequest(this.phoneNumberId, this.to, this.deps.requestPermission.bodyText);
+      this.log.info({ messageId }, 'call permission request sent to the user');
+      return true;
+    } catch (err) {
+      this.log.warn({ err }, 'call permission request failed');
+      return false;
+    }
+  }
+
+  private toCause(err: unknown): OutboundEndCause {
+    if (err instanceof ConnectFailed) {
+      const e = err.error;
+      if (e instanceof GraphApiError) {
+        if (e.code === 138006) this.deps.permissions.invalidate(this.phoneNumberId, this.to);
+        return { kind: 'wa-api-error', action: 'connect', code: e.code, ...(e.subcode !== undefined ? { subcode: e.subcode } : {}), message: e.message };
+      }
+      return { kind: 'wa-api-error', action: 'connect', code: 0, message: e.message };
+    }
+    if (err instanceof MediaError) return { kind: 'media-error', message: err.message, beforeConnect: this.waCallId === undefined };
+    return { kind: 'internal-error', message: err instanceof Error ? err.message : String(err) };
+  }
+
+  private transition(next: OutboundState): void {
+    if (this.state === next) return;
+    if (!canTransitionOutbound(this.state, next)) {
+      const err = new IllegalTransition(this.state, next);
+      this.log.error({ err }, 'illegal transition');
+      throw err;
+    }
+    this.log.debug({ from: this.state, to: next }, 'call state');
+    this.state = next;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.mediaOp = p;
+    return p;
+  }
+}
+
+class ConnectFailed extends Error {
+  constructor(readonly error: Error) {
+    super(`WhatsApp connect failed: ${error.message}`);
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
