@@ -1,7 +1,8 @@
 /**
- * WhatsApp's rules for the SDP answer a business sends (whatsapp-calling-api.md section 3).
- * Used by the media engines on their output and by the simulator, which rejects a violating
- * answer the way Meta does.
+ * WhatsApp's rules for the SDP a business sends (whatsapp-calling-api.md section 3): the answer
+ * of a user-initiated call (`checkWhatsAppAnswer`) and the offer of a business-initiated call's
+ * `connect` (`checkWhatsAppOffer`). Used by the media engines on their output and by the
+ * simulator, which rejects a violating SDP the way Meta does (error 100, subcode 2494010).
  */
 import { parse } from 'sdp-transform';
 
@@ -20,7 +21,6 @@ export function checkWhatsAppAnswer(sdp: string): string[] {
   const session = s as unknown as Attrs;
   if (session['icelite'] !== undefined) v.push('a=ice-lite present: the answer must be full ICE');
 
-  const sessionFps = s.fingerprint ? [s.fingerprint] : [];
   const audio = s.media.filter((m) => m.type === 'audio');
   if (audio.length !== 1) v.push(`expected exactly one audio m-line, found ${audio.length}`);
   if (s.media.length !== audio.length) v.push('non-audio m-lines present');
@@ -31,35 +31,94 @@ export function checkWhatsAppAnswer(sdp: string): string[] {
     if (m.port === 0) v.push('audio m-line rejected (port 0)');
     if (m.protocol !== 'UDP/TLS/RTP/SAVPF') v.push(`transport is ${m.protocol}, expected UDP/TLS/RTP/SAVPF`);
 
-    const fps = [...sessionFps, ...(m.fingerprint ? [m.fingerprint] : [])];
-    // sdp-transform keeps only the last a=fingerprint of a section: count raw lines too.
-    const fpLines = countAttr(sdp, 'fingerprint');
-    if (fpLines === 0 || fps.length === 0) v.push('no a=fingerprint');
-    else {
-      for (const fp of fps) {
-        if (fp.type.toLowerCase() !== 'sha-256') v.push(`Fingerprint algo is not SHA256 (${fp.type})`);
-      }
-      if (fpLines > 1) v.push(`${fpLines} a=fingerprint lines: only one sha-256 line is allowed`);
-    }
+    v.push(...fingerprintViolations(sdp, s, m));
 
     const setup = m.setup ?? (session['setup'] as string | undefined);
     if (setup !== 'active') v.push(`a=setup:${setup ?? '(missing)'}: the answer must be a=setup:active`);
 
-    const ufrag = m.iceUfrag ?? s.iceUfrag;
-    const pwd = m.icePwd ?? s.icePwd;
-    if (!ufrag || !pwd) v.push('missing a=ice-ufrag/a=ice-pwd');
-    const cands = (m.candidates ?? []).filter((c) => c.transport.toLowerCase() === 'udp');
-    if (cands.length === 0) v.push('no UDP a=candidate lines: all candidates must be in the answer (no trickle)');
+    v.push(...iceViolations(s, m, 'answer'));
 
     if (!m.rtcpMux) v.push('a=rtcp-mux missing');
 
-    const opus = (m.rtp ?? []).filter((r) => r.codec.toLowerCase() === 'opus');
-    if (opus.length === 0) v.push('no Opus codec');
-    else if (!opus.some((r) => r.payload === 111)) v.push(`Opus on PT ${opus.map((r) => r.payload).join(',')}, expected 111`);
-    const te = (m.rtp ?? []).filter((r) => r.codec.toLowerCase() === 'telephone-event');
-    if (te.length > 0 && !te.some((r) => r.payload === 126 && r.rate === 8000)) {
-      v.push(`telephone-event on PT ${te.map((r) => `${r.payload}/${r.rate}`).join(',')}, expected 126/8000`);
+    v.push(...codecViolations(m));
+  }
+  return v;
+}
+
+/**
+ * Rule violations of a business's offer for Graph `connect` (business-initiated call); empty
+ * means acceptable. WhatsApp answers it as an ICE-lite, always-controlled peer, so the offer must
+ * be full ICE with every candidate (no trickle), leave the DTLS role to WhatsApp
+ * (`a=setup:actpass`), carry a single sha-256 fingerprint, one BUNDLEd audio m-line with a=mid
+ * and rtcp-mux, Opus on PT 111 and, if any, telephone-event/8000 on PT 126.
+ */
+export function checkWhatsAppOffer(sdp: string): string[] {
+  const v: string[] = [];
+  let s: ReturnType<typeof parse>;
+  try {
+    s = parse(sdp);
+  } catch (e) {
+    return [`unparsable SDP: ${(e as Error).message}`];
+  }
+  if (!s.media || s.media.length === 0) return ['no m-line'];
+  const session = s as unknown as Attrs;
+  if (session['icelite'] !== undefined) v.push('a=ice-lite present: the offer must be full ICE');
+  const audio = s.media.filter((m) => m.type === 'audio');
+  if (audio.length !== 1) v.push(`expected exactly one audio m-line, found ${audio.length}`);
+  if (s.media.length !== audio.length) v.push('non-audio m-lines present');
+  const bundle = s.groups?.find((g) => g.type === 'BUNDLE');
+  if (!bundle) v.push('a=group:BUNDLE missing');
+
+  for (const m of audio) {
+    const ma = m as unknown as Attrs;
+    if (ma['icelite'] !== undefined) v.push('a=ice-lite present in media: the offer must be full ICE');
+    if (m.port === 0) v.push('audio m-line disabled (port 0)');
+    if (m.protocol !== 'UDP/TLS/RTP/SAVPF') v.push(`transport is ${m.protocol}, expected UDP/TLS/RTP/SAVPF`);
+    if (m.mid === undefined) v.push('a=mid missing');
+    else if (bundle && !String(bundle.mids).split(' ').includes(String(m.mid))) {
+      v.push(`a=group:BUNDLE ${bundle.mids} does not name the audio mid ${m.mid}`);
     }
+    v.push(...fingerprintViolations(sdp, s, m));
+    const setup = m.setup ?? (session['setup'] as string | undefined);
+    if (setup !== 'actpass') v.push(`a=setup:${setup ?? '(missing)'}: the offer must be a=setup:actpass`);
+    v.push(...iceViolations(s, m, 'offer'));
+    if (!m.rtcpMux) v.push('a=rtcp-mux missing');
+    v.push(...codecViolations(m));
+  }
+  return v;
+}
+
+type Media = ReturnType<typeof parse>['media'][number];
+
+function fingerprintViolations(sdp: string, s: ReturnType<typeof parse>, m: Media): string[] {
+  const v: string[] = [];
+  const fps = [...(s.fingerprint ? [s.fingerprint] : []), ...(m.fingerprint ? [m.fingerprint] : [])];
+  // sdp-transform keeps only the last a=fingerprint of a section: count raw lines too.
+  const fpLines = countAttr(sdp, 'fingerprint');
+  if (fpLines === 0 || fps.length === 0) v.push('no a=fingerprint');
+  else {
+    for (const fp of fps) if (fp.type.toLowerCase() !== 'sha-256') v.push(`Fingerprint algo is not SHA256 (${fp.type})`);
+    if (fpLines > 1) v.push(`${fpLines} a=fingerprint lines: only one sha-256 line is allowed`);
+  }
+  return v;
+}
+
+function iceViolations(s: ReturnType<typeof parse>, m: Media, what: 'offer' | 'answer'): string[] {
+  const v: string[] = [];
+  if (!(m.iceUfrag ?? s.iceUfrag) || !(m.icePwd ?? s.icePwd)) v.push('missing a=ice-ufrag/a=ice-pwd');
+  const cands = (m.candidates ?? []).filter((c) => c.transport.toLowerCase() === 'udp');
+  if (cands.length === 0) v.push(`no UDP a=candidate lines: all candidates must be in the ${what} (no trickle)`);
+  return v;
+}
+
+function codecViolations(m: Media): string[] {
+  const v: string[] = [];
+  const opus = (m.rtp ?? []).filter((r) => r.codec.toLowerCase() === 'opus');
+  if (opus.length === 0) v.push('no Opus codec');
+  else if (!opus.some((r) => r.payload === 111)) v.push(`Opus on PT ${opus.map((r) => r.payload).join(',')}, expected 111`);
+  const te = (m.rtp ?? []).filter((r) => r.codec.toLowerCase() === 'telephone-event');
+  if (te.length > 0 && !te.some((r) => r.payload === 126 && r.rate === 8000)) {
+    v.push(`telephone-event on PT ${te.map((r) => `${r.payload}/${r.rate}`).join(',')}, expected 126/8000`);
   }
   return v;
 }

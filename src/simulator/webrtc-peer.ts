@@ -1,10 +1,15 @@
 /**
- * A WebRTC media peer that behaves like WhatsApp's side of a user-initiated call (werift):
- * ICE-lite (always controlled), `a=setup:actpass`, BUNDLE + rtcp-mux, one audio m-line with Opus
- * on PT 111 (Meta's fmtp) and telephone-event/8000 on PT 126, one sha-256 fingerprint, host
- * candidates only, all of them in the offer (no trickle). It checks the business's answer with
- * WhatsApp's rules and rejects it like Meta does. It sends a tone as Opus only after
- * `startMedia()` (the business accepted) and decodes what it receives for tone checks.
+ * A WebRTC media peer that behaves like WhatsApp's side of a call (werift): ICE-lite (always
+ * controlled), BUNDLE + rtcp-mux, one audio m-line with Opus on PT 111 (Meta's fmtp) and
+ * telephone-event/8000 on PT 126, one sha-256 fingerprint, host candidates only, all of them in
+ * the SDP (no trickle).
+ * - User-initiated call: it offers (`createOffer`, `a=setup:actpass`) and checks the business's
+ *   answer with WhatsApp's rules (`applyAnswer`), rejecting it like Meta does.
+ * - Business-initiated call: it answers the business's offer (`createAnswer`), after checking it
+ *   with WhatsApp's offer rules, as DTLS client (`a=setup:active`) or server (`a=setup:passive`):
+ *   WhatsApp's choice is undocumented, so both are simulated.
+ * It sends a tone as Opus only after `startMedia()` (the call is accepted/answered) and decodes
+ * what it receives for tone checks.
  *
  * Findings about werift 0.24.4 this class works around (see also the report in the e2e test):
  * - `iceInterfaceAddresses: {udp4: '127.0.0.1'}` does not restrict gathering to loopback:
@@ -20,6 +25,9 @@
  *   started its DTLS server; those records are lost and the handshake waits for the client's
  *   retransmission. DTLS records that arrive before the DTLS transport exists are buffered here
  *   and replayed once it does.
+ * - As answerer werift always writes `a=setup:active` (its DTLS transport role is `auto`, which
+ *   its answer turns into `client`); setting the transport's role to `server` between
+ *   setRemoteDescription and createAnswer makes it write `a=setup:passive` and act as DTLS server.
  */
 import OpusScript from 'opusscript';
 import { parse, write } from 'sdp-transform';
@@ -31,7 +39,7 @@ import {
   type RTCDtlsTransport,
   type RTCRtpTransceiver,
 } from 'werift';
-import { checkWhatsAppAnswer } from '../media/sdp-rules.js';
+import { checkWhatsAppAnswer, checkWhatsAppOffer } from '../media/sdp-rules.js';
 import { ToneSource, hasTone as pcmHasTone, toneWindows as pcmToneWindows } from '../media/audio/tone.js';
 
 /** Meta's Opus fmtp in user-initiated offers. */
@@ -70,10 +78,24 @@ export interface WhatsAppMediaPeerOptions {
 }
 
 export interface ConnectTimes {
-  /** ms from applyAnswer() to ICE connected. */
+  /** ms from applyAnswer() (offerer) or the return of createAnswer() (answerer) to ICE connected. */
   iceMs: number;
-  /** ms from applyAnswer() to DTLS connected (SRTP keys ready). */
+  /** ms from the same point to DTLS connected (SRTP keys ready). */
   dtlsMs: number;
+}
+
+export interface CreateAnswerOptions {
+  /**
+   * `active`: WhatsApp's side is the DTLS client (werift's default as answerer); `passive`: it
+   * is the DTLS server and the business (rtpengine) the client.
+   */
+  setup: 'active' | 'passive';
+}
+
+/** The typed Graph error for SDP rule violations (Meta's "Fingerprint algo is not SHA256" first). */
+function sdpError(violations: string[]): WhatsAppSdpError {
+  const fp = violations.find((v) => v.startsWith('Fingerprint algo is not SHA256'));
+  return new WhatsAppSdpError(fp ? 'Fingerprint algo is not SHA256' : `SDP Validation error: ${violations[0]}`, violations);
 }
 
 const SAMPLE_RATE = 48000;
@@ -85,6 +107,7 @@ export class WhatsAppMediaPeer {
   private readonly transceiver: RTCRtpTransceiver;
   private readonly opts: Required<WhatsAppMediaPeerOptions>;
   private offerSdp: string | undefined;
+  private answerSdp: string | undefined;
   private answerAppliedAt = 0;
   private iceConnectedAt = 0;
   private dtlsConnectedAt = 0;
@@ -148,8 +171,53 @@ export class WhatsAppMediaPeer {
   /** The SDP offer, with every candidate (waits for gathering to complete). */
   async createOffer(): Promise<string> {
     if (this.offerSdp) return this.offerSdp;
+    if (this.answerSdp) throw new Error('createOffer on a peer that answered');
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
+    await this.waitGathered();
+    const local = this.pc.localDescription;
+    if (!local) throw new Error('no local description');
+    this.hookTransport();
+    this.offerSdp = this.shapeSdp(local.sdp);
+    return this.offerSdp;
+  }
+
+  /**
+   * Answer a business's offer (Graph `connect`) like WhatsApp: the offer is checked with
+   * WhatsApp's rules first (a violation throws WhatsAppSdpError, code 100, subcode 2494010, as
+   * Graph answers the connect); the answer has session-level `a=ice-lite`, Opus 111 with Meta's
+   * fmtp, telephone-event 126, one sha-256 fingerprint, BUNDLE, rtcp-mux, loopback candidates
+   * and `a=setup:<opts.setup>`. ICE and DTLS start as soon as the business's checks arrive.
+   */
+  async createAnswer(offer: string, opts: CreateAnswerOptions): Promise<string> {
+    if (this.answerSdp) return this.answerSdp;
+    if (this.offerSdp) throw new Error('createAnswer on a peer that offered');
+    const violations = checkWhatsAppOffer(offer);
+    if (violations.length > 0) throw sdpError(violations);
+    const audio = parse(offer).media.find((m) => m.type === 'audio');
+    const opus = audio?.rtp.find((r) => r.payload === WHATSAPP_OPUS_PT);
+    this.sendChannels = opus?.encoding === 2 ? 2 : 1;
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+    const dtls = this.dtls;
+    if (!dtls) throw new Error('werift created no DTLS transport for the offer');
+    // werift's answer role: `auto` becomes `client` (setup:active); `server` gives setup:passive.
+    dtls.role = opts.setup === 'passive' ? 'server' : 'client';
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    await this.waitGathered();
+    const local = this.pc.localDescription;
+    if (!local) throw new Error('no local description');
+    this.hookTransport();
+    const shaped = this.shapeSdp(local.sdp);
+    const setup = parse(shaped).media[0]?.setup;
+    const expected = opts.setup;
+    if (setup !== expected) throw new Error(`werift answered a=setup:${setup ?? '(none)'}, wanted ${expected}`);
+    this.answerSdp = shaped;
+    this.answerAppliedAt = performance.now();
+    return shaped;
+  }
+
+  private async waitGathered(): Promise<void> {
     if (this.pc.iceGatheringState !== 'complete') {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('ICE gathering did not complete in 5 s')), 5000);
@@ -162,19 +230,15 @@ export class WhatsAppMediaPeer {
         });
       });
     }
-    const local = this.pc.localDescription;
-    if (!local) throw new Error('no local description');
-    this.hookTransport();
-    this.offerSdp = this.shapeOffer(local.sdp);
-    return this.offerSdp;
   }
 
   /**
-   * Make werift's offer look like Meta's on the wire: `a=ice-lite` at session level, c= and the
-   * m= port on the host candidate, no trickle/extmap-allow-mixed (Meta sends neither), one
-   * `a=ssrc` with a cname. werift's own state is untouched: these are presentation details.
+   * Make werift's SDP (offer or answer) look like Meta's on the wire: `a=ice-lite` at session
+   * level, c= and the m= port on the host candidate, no trickle/extmap-allow-mixed (Meta sends
+   * neither), one `a=ssrc` with a cname. werift's own state is untouched: these are
+   * presentation details.
    */
-  private shapeOffer(sdp: string): string {
+  private shapeSdp(sdp: string): string {
     const s = parse(sdp) as ReturnType<typeof parse> & Record<string, unknown>;
     const m = s.media[0];
     if (!m) throw new Error('werift offer has no m-line');
@@ -239,10 +303,7 @@ export class WhatsAppMediaPeer {
   async applyAnswer(sdp: string): Promise<void> {
     if (!this.offerSdp) throw new Error('applyAnswer before createOffer');
     const violations = checkWhatsAppAnswer(sdp);
-    if (violations.length > 0) {
-      const fp = violations.find((v) => v.startsWith('Fingerprint algo is not SHA256'));
-      throw new WhatsAppSdpError(fp ? 'Fingerprint algo is not SHA256' : `SDP Validation error: ${violations[0]}`, violations);
-    }
+    if (violations.length > 0) throw sdpError(violations);
     const audio = parse(sdp).media.find((m) => m.type === 'audio');
     const opus = audio?.rtp.find((r) => r.payload === WHATSAPP_OPUS_PT);
     this.sendChannels = opus?.encoding === 2 ? 2 : 1;
@@ -280,7 +341,7 @@ export class WhatsAppMediaPeer {
   get connectionState(): string {
     return this.pc.connectionState;
   }
-  /** DTLS role werift took ('server' when the answer says a=setup:active). */
+  /** DTLS role werift took ('server' when the business's answer says a=setup:active, or when we answered a=setup:passive). */
   get dtlsRole(): string {
     return this.dtls?.role ?? 'auto';
   }
@@ -295,6 +356,11 @@ export class WhatsAppMediaPeer {
       decodeErrors: this.decodeErrors,
       receivedMs: (this.receivedSamples / SAMPLE_RATE) * 1000,
     };
+  }
+
+  /** The SDP this peer answered with (business-initiated calls), once createAnswer() returned. */
+  get localAnswer(): string | undefined {
+    return this.answerSdp;
   }
 
   /** Start sending the tone (20 ms Opus frames). Call when the business has accepted. */

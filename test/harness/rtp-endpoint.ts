@@ -124,6 +124,56 @@ export class PlainRtpEndpoint {
     return write(answer);
   }
 
+  /**
+   * A plain RTP/AVP offer like a PBX's: PCMU, PCMA, G.722 and telephone-event/8000 (PT 101).
+   * Only PCMU is spoken; `applyAnswer` takes the answered PCMU PT and the remote address.
+   */
+  createOffer(): string {
+    const rtp = [
+      { payload: 0, codec: 'PCMU', rate: 8000 },
+      { payload: 8, codec: 'PCMA', rate: 8000 },
+      { payload: 9, codec: 'G722', rate: 8000 },
+      { payload: 101, codec: 'telephone-event', rate: 8000 },
+    ];
+    const offer: SessionDescription = {
+      version: 0,
+      origin: { username: '-', sessionId: randomInt(1, 2 ** 31), sessionVersion: 1, netType: 'IN', ipVer: 4, address: this.host },
+      name: 'pbx',
+      timing: { start: 0, stop: 0 },
+      connection: { version: 4, ip: this.host },
+      media: [
+        {
+          type: 'audio',
+          port: this.port,
+          protocol: 'RTP/AVP',
+          payloads: rtp.map((r) => r.payload).join(' '),
+          rtp,
+          fmtp: [{ payload: 101, config: '0-16' }],
+          ptime: 20,
+          direction: 'sendrecv',
+        } as SessionDescription['media'][number],
+      ],
+    };
+    return write(offer);
+  }
+
+  /** Apply the plain answer to our `createOffer()`: it must answer PCMU. */
+  applyAnswer(answerSdp: string): void {
+    const answer = parse(answerSdp);
+    const m = answer.media.find((x) => x.type === 'audio');
+    if (!m) throw new Error('answer has no audio');
+    if (m.protocol !== 'RTP/AVP') throw new Error(`answer transport ${m.protocol}, expected RTP/AVP`);
+    if (m.port === 0) throw new Error('answer rejected the audio stream (port 0)');
+    const pcmu = m.rtp.find((r) => r.codec.toUpperCase() === 'PCMU');
+    if (!pcmu) throw new Error(`answer has no PCMU (${m.rtp.map((r) => r.codec).join(',')})`);
+    this.pt = pcmu.payload;
+    const te = m.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000);
+    if (te) this.tePt = te.payload;
+    const addr = m.connection?.ip ?? answer.connection?.ip;
+    if (!addr) throw new Error('answer has no c= address');
+    this.remote = { host: addr, port: m.port };
+  }
+
   /** Start sending the tone, 20 ms PCMU packets in real time. */
   startMedia(): void {
     if (this.timer || !this.remote) return;

@@ -102,7 +102,7 @@ describe('inbound call', () => {
     await flush();
     expect(wa.names()).toEqual(['pre_accept', 'accept', 'terminate']);
     expect(await media.listSessions()).toEqual([]);
-    expect(ended).toEqual([{ waCallId: 'wacid.A', sipCallId: 'sip-call-1', label: 'agent-hung-up', whatsapp: 'terminate', sip: 'none' }]);
+    expect(ended).toEqual([{ direction: 'inbound', waCallId: 'wacid.A', sipCallId: 'sip-call-1', label: 'agent-hung-up', whatsapp: 'terminate', sip: 'none' }]);
     expect(bridge.activeCalls).toBe(0);
   });
 

@@ -1,16 +1,24 @@
 /**
  * MediaEngine on rtpengine over its ng protocol (UDP, rtpengine-client). One rtpengine call per
- * session: the WhatsApp leg is the from-tag, the PBX leg the to-tag; both tags are generated
- * here. Every request times out (default 2 s) into a MediaError; an ng `result: error` becomes a
+ * session: the offerer's leg is the from-tag (WhatsApp on inbound calls, the PBX on outbound
+ * ones), the answerer's the to-tag; both tags are generated here. Every request times out (default 2 s) into a MediaError; an ng `result: error` becomes a
  * MediaError carrying rtpengine's `error-reason`.
  */
 import { randomBytes } from 'node:crypto';
 import rtpengineClient, { type NgMessage, type NgTarget } from 'rtpengine-client';
 import type { Logger } from 'pino';
 import { MediaError, type MediaEngine, type MediaSession } from '../types.js';
-import { checkWhatsAppAnswer } from '../sdp-rules.js';
-import { DELETE_NOW, PBX_ANSWER_TO_WHATSAPP, WHATSAPP_OFFER_TO_PBX } from './flags.js';
-import { cleanPlainOffer, finishWhatsAppAnswer, iceLiteIntoMedia, sameSdpIgnoringVersion } from './sdp-post.js';
+import { checkWhatsAppAnswer, checkWhatsAppOffer } from '../sdp-rules.js';
+import { DELETE_NOW, PBX_ANSWER_TO_WHATSAPP, PBX_OFFER_TO_WHATSAPP, WHATSAPP_ANSWER_TO_PBX, WHATSAPP_OFFER_TO_PBX } from './flags.js';
+import {
+  cleanPlainOffer,
+  finishWhatsAppAnswer,
+  finishWhatsAppOffer,
+  iceLiteIntoMedia,
+  sameSdpIgnoringVersion,
+  whatsAppAnswerForRtpengine,
+  type PayloadMap,
+} from './sdp-post.js';
 
 const ENGINE = 'rtpengine';
 
@@ -107,6 +115,11 @@ class RtpengineSession implements MediaSession {
   private webrtcOffer: string | undefined;
   private lastPbxAnswer: string | undefined;
   private whatsAppAnswer: string | undefined;
+  /** Outbound: which direction the session was opened in, and the PT map of our offer. */
+  private direction: 'inbound' | 'outbound' | undefined;
+  private outboundMap: PayloadMap | undefined;
+  private pbxAnswer: string | undefined;
+  private lastWhatsAppAnswer: string | undefined;
   private closing: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -126,6 +139,7 @@ class RtpengineSession implements MediaSession {
   offerFromWhatsApp(webrtcOffer: string): Promise<string> {
     return this.serial(async () => {
       if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+      if (this.direction === 'outbound') throw new MediaError('offerFromWhatsApp on an outbound session', ENGINE, 'direction');
       const { target, reply } = await this.engine.offerAnyTarget({
         ...WHATSAPP_OFFER_TO_PBX,
         'call-id': this.callId,
@@ -133,6 +147,7 @@ class RtpengineSession implements MediaSession {
         sdp: iceLiteIntoMedia(webrtcOffer),
       });
       this.target = target;
+      this.direction = 'inbound';
       this.webrtcOffer = webrtcOffer;
       const plain = cleanPlainOffer(String(reply['sdp'] ?? ''));
       this.log.debug({ callId: this.callId, rtpengine: `${target.host}:${target.port}` }, 'rtpengine offer done');
@@ -173,6 +188,55 @@ class RtpengineSession implements MediaSession {
       }
       this.whatsAppAnswer = sdp;
       return sdp;
+    });
+  }
+
+  offerFromPbx(plainOffer: string): Promise<string> {
+    return this.serial(async () => {
+      if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+      if (this.direction) throw new MediaError(`offerFromPbx on a session already used (${this.direction})`, ENGINE, 'direction');
+      const { target, reply } = await this.engine.offerAnyTarget({
+        ...PBX_OFFER_TO_WHATSAPP,
+        'call-id': this.callId,
+        'from-tag': this.fromTag,
+        sdp: plainOffer,
+      });
+      this.target = target;
+      this.direction = 'outbound';
+      let finished: { sdp: string; map: PayloadMap };
+      try {
+        finished = finishWhatsAppOffer(String(reply['sdp'] ?? ''));
+      } catch (err) {
+        throw new MediaError(`rtpengine offer unusable for WhatsApp: ${(err as Error).message}`, ENGINE, 'sdp rules');
+      }
+      const violations = checkWhatsAppOffer(finished.sdp);
+      if (violations.length > 0) {
+        throw new MediaError(`rtpengine offer breaks WhatsApp rules: ${violations.join('; ')}`, ENGINE, 'sdp rules');
+      }
+      this.outboundMap = finished.map;
+      this.log.debug({ callId: this.callId, rtpengine: `${target.host}:${target.port}` }, 'rtpengine outbound offer done');
+      return finished.sdp;
+    });
+  }
+
+  answerFromWhatsApp(webrtcAnswer: string): Promise<string> {
+    return this.serial(async () => {
+      if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+      if (!this.target || this.direction !== 'outbound' || !this.outboundMap) {
+        throw new MediaError('answerFromWhatsApp before offerFromPbx', ENGINE, 'no offer');
+      }
+      // A redelivered connect webhook: the same answer gives the same PBX SDP, no new ng answer.
+      if (this.pbxAnswer && webrtcAnswer === this.lastWhatsAppAnswer) return this.pbxAnswer;
+      const reply = await this.engine.ng.request(this.target, 'answer', {
+        ...WHATSAPP_ANSWER_TO_PBX,
+        'call-id': this.callId,
+        'from-tag': this.fromTag,
+        'to-tag': this.toTag,
+        sdp: whatsAppAnswerForRtpengine(webrtcAnswer, this.outboundMap),
+      });
+      this.lastWhatsAppAnswer = webrtcAnswer;
+      this.pbxAnswer = cleanPlainOffer(String(reply['sdp'] ?? ''));
+      return this.pbxAnswer;
     });
   }
 

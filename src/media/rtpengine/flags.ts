@@ -52,20 +52,43 @@ export const PBX_ANSWER_TO_WHATSAPP = {
   flags: ['full-rtcp-attribute'],
 } as const satisfies NgMediaFlags;
 
+/** Meta's Opus fmtp (what WhatsApp itself offers on PT 111). */
+export const WHATSAPP_OPUS_FMTP =
+  'maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1';
+
 /**
- * Outbound call, `offer` (not used by the inbound flow yet; kept here so all flag sets live in
- * one file): a PBX's plain RTP offer becomes a WebRTC offer for WhatsApp.
+ * rtpengine's codec specification `name/clock/channels/bitrate/ptime/fmtp`: Opus stereo-signalled
+ * as WhatsApp does, encoded at 20 kbit/s in 20 ms frames, with Meta's fmtp written by rtpengine
+ * itself into the offer (verified on 10.5: `a=fmtp:<pt> maxaveragebitrate=20000;...`).
+ */
+export const WHATSAPP_OPUS_CODEC_SPEC = `opus/48000/2/20000/20/${WHATSAPP_OPUS_FMTP}`;
+
+/**
+ * Outbound call, `offer`: a PBX's plain RTP offer becomes a WebRTC offer for WhatsApp's
+ * `connect`: DTLS-SRTP (`a=setup:actpass`, one sha-256 fingerprint), full ICE with rtpengine's
+ * candidates, rtcp-mux, a=mid, Opus transcoded from the PBX's codecs (which are masked: accepted
+ * toward the PBX, not offered to WhatsApp).
+ *
+ * What 10.5 cannot be told and ./sdp-post.ts (`finishWhatsAppOffer`) does afterwards: it has no
+ * `sdp-attr` (no `a=group:BUNDLE` for one m-line), it picks the first free dynamic PT for Opus
+ * (96, not 111) and it pairs Opus with telephone-event/48000 on its own PT (a transcode of
+ * `telephone-event/8000` is ignored). `DTLS: passive` is not sent: rtpengine offers actpass
+ * either way, and the role is the answerer's choice (both work, see the outbound media e2e).
  */
 export const PBX_OFFER_TO_WHATSAPP = {
   'transport-protocol': 'UDP/TLS/RTP/SAVPF',
   ICE: 'force',
-  DTLS: 'passive',
   'DTLS-fingerprint': 'sha-256',
   SDES: ['off'],
   'rtcp-mux': ['require'],
-  codec: { transcode: ['opus'], mask: ['PCMU', 'PCMA', 'G722'] },
+  codec: { transcode: [WHATSAPP_OPUS_CODEC_SPEC], mask: ['PCMU', 'PCMA', 'G722'] },
   replace: ['origin'],
   flags: ['generate-mid', 'full-rtcp-attribute'],
+} as const satisfies NgMediaFlags;
+
+/** Outbound call, `answer`: WhatsApp's answer in, the plain answer for the PBX's 200 OK out. */
+export const WHATSAPP_ANSWER_TO_PBX = {
+  replace: ['origin'],
 } as const satisfies NgMediaFlags;
 
 /** `delete`: drop the call at once instead of keeping it queryable (default delete-delay 30 s). */
