@@ -3,6 +3,7 @@ import type { Config } from './config/schema.js';
 import type { Logger } from './util/log.js';
 import { Bridge } from './bridge/bridge.js';
 import { createHttpServer } from './http/server.js';
+import { createEmbeddedEngine } from './media/embedded/index.js';
 import { createRtpengineEngine } from './media/rtpengine/index.js';
 import type { MediaEngine } from './media/types.js';
 import { createSipStack } from './sip/stack.js';
@@ -34,15 +35,10 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
   if (wa.provider === '360dialog' && wa.apiKey === '') log.warn('WA_360DIALOG_API_KEY is not set: 360dialog will refuse call actions');
   if (wa.appSecret === '') log.warn('WA_APP_SECRET is not set: webhook signatures are NOT verified; anyone who finds the URL can place calls');
 
-  const media = await createRtpengineEngine({
-    ng: [...config.media.rtpengine.ng],
-    timeoutMs: config.media.rtpengine.timeoutMs,
-    logger: log,
-    allowUnreachable: true,
-  });
-
   const listen = config.sip.udp ?? config.sip.tcp!;
   const contactHost = config.sip.contactHost ?? defaultContactHost(listen, log);
+  const media = await createMediaEngine(config.media, contactHost.replace(/:\d+$/, ''), log);
+
   const sip = await createSipStack({
     ...(config.sip.udp ? { udp: { ...config.sip.udp } } : {}),
     ...(config.sip.tcp ? { tcp: { ...config.sip.tcp } } : {}),
@@ -111,4 +107,24 @@ function defaultContactHost(listen: { host: string; port: number }, log: Logger)
       .find((i) => i && i.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1';
   log.warn({ contactHost: `${ip}:${listen.port}` }, 'sip.contactHost not set; using the first external IPv4 address (set it when the PBX must reach another address)');
   return `${ip}:${listen.port}`;
+}
+
+/** The configured media engine; switching `media.engine` changes nothing else. */
+async function createMediaEngine(media: Config['media'], advertiseHost: string, log: Logger): Promise<MediaEngine> {
+  if (media.engine === 'rtpengine') {
+    return createRtpengineEngine({ ng: [...media.rtpengine.ng], timeoutMs: media.rtpengine.timeoutMs, logger: log, allowUnreachable: true });
+  }
+  const e = media.embedded;
+  // Lower half of the range for plain RTP toward the PBX, upper half for ICE toward WhatsApp,
+  // so a firewall can open one known range.
+  const mid = Math.floor((e.portMin + e.portMax) / 2);
+  return createEmbeddedEngine({
+    rtpHost: e.rtpHost,
+    rtpAdvertiseHost: e.rtpAdvertiseHost ?? advertiseHost,
+    iceAddresses: [...e.iceAddresses],
+    portMin: e.portMin,
+    portMax: mid % 2 === 0 ? mid - 1 : mid,
+    icePortRange: [mid + 1, e.portMax],
+    logger: log,
+  });
 }

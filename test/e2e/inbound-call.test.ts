@@ -36,13 +36,20 @@ const log: Logger = createLogger({
   destination: { write: (s: string) => (logLines.push(s), true) } as unknown as NodeJS.WritableStream,
 });
 
+type Engine = 'rtpengine' | 'embedded';
+let engine: Engine = 'rtpengine';
+
 async function startBridge(target: string, over: { ringTimeoutSec?: number; inviteTimeoutSec?: number } = {}): Promise<RunningApp> {
   const sipPort = await freeDualPort('127.0.0.1');
   const config = buildConfig({
     http: { host: '127.0.0.1', port: 0 },
     whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, verifyToken: 'vt' },
     sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort }, inviteTimeoutSec: over.inviteTimeoutSec ?? 64 },
-    media: { rtpengine: { ng: [rtpengine.ng], timeoutMs: 2000 } },
+    media: {
+      engine,
+      rtpengine: { ng: [rtpengine.ng], timeoutMs: 2000 },
+      embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() },
+    },
     calls: { ringTimeoutSec: over.ringTimeoutSec ?? 45 },
     routing: { default: target },
   });
@@ -64,26 +71,27 @@ async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describeWithPeers('inbound WhatsApp call end to end (rtpengine + baresip/SIPp + simulator)', ['rtpengine', 'baresip', 'sipp'], () => {
+for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound WhatsApp call end to end, ${e} media (baresip/SIPp + simulator)`, ['rtpengine', 'baresip', 'sipp'], () => {
   beforeAll(async () => {
+    engine = e;
     rtpengine = await startRtpengine(randomMediaRange());
     sim = await WhatsAppSimulator.start({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: BUSINESS, accessToken: TOKEN, appSecret: SECRET });
   });
 
   afterEach(async (ctx) => {
+    // No call may leave a media session behind (for rtpengine: what the daemon itself lists).
+    if (app) {
+      const a = app;
+      await until(async () => (await a.media.listSessions()).length === 0, 3000, 'the media engine to hold no session').catch(async (e) => {
+        throw new Error(`${(e as Error).message}: ${(await a.media.listSessions()).join(', ')}`);
+      });
+    }
     await app?.close();
     app = undefined;
     await phone?.stop();
     phone = undefined;
     sipp?.stop();
     sipp = undefined;
-    // No call may leave a session behind in rtpengine.
-    const { createRtpengineEngine } = await import('../../src/media/rtpengine/index.js');
-    const probe = await createRtpengineEngine({ ng: [rtpengine.ng], logger: log });
-    await until(async () => (await probe.listSessions()).length === 0, 3000, 'rtpengine to hold no session').catch(async (e) => {
-      throw new Error(`${(e as Error).message}: ${(await probe.listSessions()).join(', ')}`);
-    });
-    await probe.close();
     if (ctx.task.result?.state === 'fail') process.stderr.write(logLines.slice(-60).join(''));
     logLines.length = 0;
     ended = [];

@@ -1,0 +1,65 @@
+/**
+ * The embedded engine in a child process, driven over IPC by bench/media-cpu.ts, so its CPU can
+ * be measured apart from the load generator (process.cpuUsage() here, /proc/<pid>/stat there).
+ */
+import { createEmbeddedEngine } from '../src/media/embedded/index.js';
+import type { MediaSession } from '../src/media/types.js';
+import { silentLogger } from '../src/util/log.js';
+
+interface Req {
+  id: number;
+  op: 'offer' | 'answer' | 'close' | 'cpu' | 'list' | 'quit';
+  callId?: string;
+  sdp?: string;
+}
+
+const portMin = Number(process.env.BENCH_PORT_MIN ?? 42000);
+const engine = await createEmbeddedEngine({
+  rtpHost: '127.0.0.1',
+  rtpAdvertiseHost: '127.0.0.1',
+  iceAddresses: ['127.0.0.1'],
+  portMin,
+  portMax: portMin + 1999,
+  logger: silentLogger(),
+  pbxCodecs: ['G722', 'PCMU', 'PCMA'], // the bench measures transcoding, not passthrough
+});
+const sessions = new Map<string, MediaSession>();
+
+process.on('message', (m: Req) => {
+  void (async () => {
+    try {
+      let result: unknown;
+      switch (m.op) {
+        case 'offer': {
+          const s = engine.createSession(m.callId!);
+          sessions.set(m.callId!, s);
+          result = await s.offerFromWhatsApp(m.sdp!);
+          break;
+        }
+        case 'answer':
+          result = await sessions.get(m.callId!)!.answerFromPbx(m.sdp!);
+          break;
+        case 'close':
+          await sessions.get(m.callId!)?.close();
+          sessions.delete(m.callId!);
+          break;
+        case 'cpu': {
+          const u = process.cpuUsage();
+          result = { user: u.user, system: u.system, rss: process.memoryUsage().rss };
+          break;
+        }
+        case 'list':
+          result = await engine.listSessions();
+          break;
+        case 'quit':
+          await engine.close();
+          process.send!({ id: m.id, result: null });
+          process.exit(0);
+      }
+      process.send!({ id: m.id, result });
+    } catch (err) {
+      process.send!({ id: m.id, error: (err as Error).message });
+    }
+  })();
+});
+process.send!({ id: 0, result: 'ready' });

@@ -1,0 +1,507 @@
+/**
+ * Media CPU per call, packet loss and added latency: the embedded engine vs rtpengine, in one
+ * run, for 10 and 50 concurrent calls, Opus<->PCMU and Opus<->G.722 (both directions carry audio).
+ * Not a timed test. Run: `npx tsx bench/media-cpu.ts` (about 2 minutes on 2 cores).
+ *
+ * - The embedded engine runs in a child process (bench/embedded-worker.ts, process.cpuUsage());
+ *   rtpengine runs in userspace (test/harness/rtpengine.ts, CPU from /proc/<pid>/stat). The load
+ *   generator (WhatsApp-like werift peers and plain RTP endpoints) is this process, not counted.
+ * - Each direction sends a 1 s cycle of 500 ms loud tone + 500 ms quiet tone in 20 ms frames,
+ *   pre-encoded (Opus 20 kbit/s; PCMU/G.722 with our codecs). Loss = 1 - received/sent per
+ *   direction over the window. Latency = onset of each loud burst at the receiver minus its send
+ *   time, on one call per run (includes codec look-ahead and filter delays: that is what an
+ *   engine adds to the path).
+ * Options: BENCH_CALLS=10,50  BENCH_CODECS=PCMU,G722  BENCH_WINDOW_S=8  BENCH_ENGINES=embedded,rtpengine
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import dgram from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { parse, write, type SessionDescription } from 'sdp-transform';
+import { RtpHeader } from 'werift';
+import { ToneSource, rms } from '../src/media/audio/tone.js';
+import { G722Decoder, G722Encoder } from '../src/media/codecs/g722.js';
+import { decodePcmu, encodePcmu } from '../src/media/codecs/g711.js';
+import { OpusCodec } from '../src/media/codecs/opus.js';
+import { createRtpengineEngine } from '../src/media/rtpengine/index.js';
+import type { MediaEngine } from '../src/media/types.js';
+import { WhatsAppMediaPeer } from '../src/simulator/webrtc-peer.js';
+import { silentLogger } from '../src/util/log.js';
+import { startRtpengine, rtpengineSkipReason } from '../test/harness/rtpengine.js';
+
+type Codec = 'PCMU' | 'G722';
+const CALLS = (process.env.BENCH_CALLS ?? '10,50').split(',').map(Number);
+const CODECS = (process.env.BENCH_CODECS ?? 'PCMU,G722').split(',') as Codec[];
+const ENGINES = (process.env.BENCH_ENGINES ?? 'embedded,rtpengine').split(',');
+const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 8);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const CLK_TCK = 100;
+
+// ------------------------------------------------------------------ opusscript cost
+
+function opusCost(): string {
+  const lines: string[] = [];
+  for (const [rate, ch] of [
+    [16000, 1],
+    [48000, 1],
+    [48000, 2],
+  ] as const) {
+    const enc = new OpusCodec(rate, ch);
+    enc.setBitrate(20000);
+    const dec = new OpusCodec(rate, ch);
+    const tone = new ToneSource(1000, rate, 0.3);
+    const frame = rate / 50;
+    const frames: Buffer[] = [];
+    const N = 1000;
+    const pcms = Array.from({ length: 50 }, () => {
+      const mono = tone.next(20);
+      if (ch === 1) return mono;
+      const st = new Int16Array(mono.length * 2);
+      for (let i = 0; i < mono.length; i++) st[2 * i] = st[2 * i + 1] = mono[i]!;
+      return st;
+    });
+    let t0 = performance.now();
+    for (let i = 0; i < N; i++) frames.push(enc.encode(pcms[i % 50]!, frame));
+    const encUs = ((performance.now() - t0) * 1000) / N;
+    t0 = performance.now();
+    for (let i = 0; i < N; i++) dec.decode(frames[i]!);
+    const decUs = ((performance.now() - t0) * 1000) / N;
+    enc.delete();
+    dec.delete();
+    lines.push(
+      `  ${rate / 1000} kHz ${ch === 1 ? 'mono' : 'stereo'}: encode ${encUs.toFixed(0)} µs, decode ${decUs.toFixed(0)} µs per 20 ms frame ` +
+        `= ${(((encUs + decUs) * 50) / 1e4).toFixed(2)} % of a core per call (both directions)`,
+    );
+  }
+  return lines.join('\n');
+}
+
+// ------------------------------------------------------------------ load generator
+
+const CYCLE = 50; // frames per 1 s cycle; frames 0..24 loud, 25..49 quiet
+const loud = (k: number): boolean => k % CYCLE < 25;
+
+function cyclePcm(rate: number, toneHz: number): Int16Array[] {
+  const a = new ToneSource(toneHz, rate, 0.3);
+  const b = new ToneSource(toneHz, rate, 0.003);
+  return Array.from({ length: CYCLE }, (_, k) => (loud(k) ? a.next(20) : b.next(20)));
+}
+
+function opusCycle(): Buffer[] {
+  const enc = new OpusCodec(48000, 1);
+  enc.setBitrate(20000);
+  const out = cyclePcm(48000, 1000).map((p) => enc.encode(p, 960));
+  enc.delete();
+  return out;
+}
+
+function plainCycle(codec: Codec): Buffer[] {
+  if (codec === 'PCMU') return cyclePcm(8000, 440).map((p) => Buffer.from(encodePcmu(p)));
+  const enc = new G722Encoder();
+  return cyclePcm(16000, 440).map((p) => Buffer.from(enc.encode(p)));
+}
+
+class BenchPbx {
+  remote: { host: string; port: number } | undefined;
+  pt = 0;
+  readonly ssrc = randomInt(1, 0xffffffff);
+  seq = randomInt(0, 0xffff);
+  ts = randomInt(0, 0xffffffff);
+  received = 0;
+  probe = false;
+  onsets: number[] = [];
+  private wasLoud = false;
+  private dec = new G722Decoder();
+
+  private constructor(
+    readonly sock: dgram.Socket,
+    readonly port: number,
+    readonly codec: Codec,
+  ) {
+    sock.on('message', (m) => this.onMessage(m));
+  }
+
+  static async create(codec: Codec): Promise<BenchPbx> {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
+    return new BenchPbx(sock, sock.address().port, codec);
+  }
+
+  answer(offer: string): string {
+    const o = parse(offer);
+    const m = o.media[0]!;
+    const c = m.rtp.find((r) => r.codec.toUpperCase() === this.codec && r.rate === 8000);
+    if (!c) throw new Error(`offer lacks ${this.codec}`);
+    this.pt = c.payload;
+    this.remote = { host: m.connection?.ip ?? o.connection!.ip, port: m.port };
+    const sdp: SessionDescription = {
+      version: 0,
+      origin: { username: '-', sessionId: randomInt(1, 2 ** 31), sessionVersion: 1, netType: 'IN', ipVer: 4, address: '127.0.0.1' },
+      name: 'pbx',
+      timing: { start: 0, stop: 0 },
+      connection: { version: 4, ip: '127.0.0.1' },
+      media: [
+        {
+          type: 'audio',
+          port: this.port,
+          protocol: 'RTP/AVP',
+          payloads: String(c.payload),
+          rtp: [{ payload: c.payload, codec: this.codec, rate: 8000 }],
+          fmtp: [],
+          ptime: 20,
+          direction: 'sendrecv',
+        } as SessionDescription['media'][number],
+      ],
+    };
+    return write(sdp);
+  }
+
+  send(payload: Buffer): void {
+    if (!this.remote) return;
+    const pkt = Buffer.allocUnsafe(12 + payload.length);
+    pkt[0] = 0x80;
+    pkt[1] = this.pt;
+    pkt.writeUInt16BE(this.seq, 2);
+    pkt.writeUInt32BE(this.ts >>> 0, 4);
+    pkt.writeUInt32BE(this.ssrc, 8);
+    payload.copy(pkt, 12);
+    this.seq = (this.seq + 1) & 0xffff;
+    this.ts = (this.ts + 160) >>> 0;
+    this.sock.send(pkt, this.remote.port, this.remote.host);
+  }
+
+  private onMessage(m: Buffer): void {
+    if (m.length < 12 || (m[1]! & 0x7f) !== this.pt) return;
+    this.received++;
+    if (!this.probe) return;
+    const payload = m.subarray(12);
+    const pcm = this.codec === 'G722' ? this.dec.decode(payload) : decodePcmu(payload);
+    const isLoud = rms(pcm) > 0.05;
+    if (isLoud && !this.wasLoud) this.onsets.push(performance.now());
+    this.wasLoud = isLoud;
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => this.sock.close(() => r()));
+  }
+}
+
+/** The WhatsApp side of one call: the simulator's peer for signalling, our own sender/counter. */
+class BenchWa {
+  readonly peer = new WhatsAppMediaPeer({ toneHz: 1000 });
+  constructor() {
+    // The simulator peer decodes everything it receives with opusscript's own wrapper, which
+    // corrupts its WebAssembly heap with dozens of instances (see src/media/codecs/opus.ts) and
+    // would load the generator: counting and probing happen here instead.
+    (this.peer as unknown as { onRtp: (rtp: unknown) => void }).onRtp = () => undefined;
+  }
+  seq = randomInt(0, 0xffff);
+  ts = randomInt(0, 0xffffffff);
+  received = 0;
+  probe = false;
+  onsets: number[] = [];
+  private wasLoud = false;
+  private dec: OpusCodec | undefined;
+  private closed = false;
+  private unsub: (() => void) | undefined;
+
+  hook(): void {
+    const dtls = this.peer.pc.dtlsTransports[0]!;
+    this.unsub = dtls.onRtp.subscribe((rtp) => {
+      if (this.closed || rtp.header.payloadType !== 111) return;
+      this.received++;
+      if (!this.probe) return;
+      this.dec ??= new OpusCodec(16000, 1);
+      const pcm = this.dec.decode(rtp.payload);
+      const isLoud = rms(pcm) > 0.05;
+      if (isLoud && !this.wasLoud) this.onsets.push(performance.now());
+      this.wasLoud = isLoud;
+    }).unSubscribe;
+  }
+
+  send(payload: Buffer): void {
+    const dtls = this.peer.pc.dtlsTransports[0];
+    if (!dtls || dtls.state !== 'connected') return;
+    const ssrc = this.peer.pc.getTransceivers()[0]!.sender.ssrc;
+    const h = new RtpHeader({ payloadType: 111, sequenceNumber: this.seq, timestamp: this.ts >>> 0, ssrc });
+    this.seq = (this.seq + 1) & 0xffff;
+    this.ts = (this.ts + 960) >>> 0;
+    dtls.sendRtp(payload, h).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    // Unsubscribe before freeing the decoder: a decode on a deleted opusscript instance
+    // corrupts the shared WebAssembly heap (libopus assertions, then every instance aborts).
+    this.closed = true;
+    this.unsub?.();
+    await this.peer.close();
+    this.dec?.delete();
+    this.dec = undefined;
+  }
+}
+
+// ------------------------------------------------------------------ engines under test
+
+interface EngineUnderTest {
+  name: string;
+  offer(callId: string, sdp: string): Promise<string>;
+  answer(callId: string, sdp: string): Promise<string>;
+  close(callId: string): Promise<void>;
+  /** CPU seconds used so far by the engine's process. */
+  cpu(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function embeddedUnderTest(): Promise<EngineUnderTest> {
+  const worker = fileURLToPath(new URL('./embedded-worker.ts', import.meta.url));
+  const child: ChildProcess = fork(worker, [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, BENCH_PORT_MIN: String(44000 + randomInt(0, 10) * 2000) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let next = 1;
+  const pending = new Map<number, { res: (v: unknown) => void; rej: (e: Error) => void }>();
+  const ready = new Promise<void>((res) => {
+    child.on('message', (m: { id: number; result?: unknown; error?: string }) => {
+      if (m.id === 0) return res();
+      const p = pending.get(m.id);
+      pending.delete(m.id);
+      if (!p) return;
+      if (m.error) p.rej(new Error(m.error));
+      else p.res(m.result);
+    });
+  });
+  await ready;
+  const call = <T>(op: string, callId?: string, sdp?: string): Promise<T> =>
+    new Promise<T>((res, rej) => {
+      const id = next++;
+      pending.set(id, { res: res as (v: unknown) => void, rej });
+      child.send({ id, op, callId, sdp });
+    });
+  return {
+    name: 'embedded',
+    offer: (c, s) => call<string>('offer', c, s),
+    answer: (c, s) => call<string>('answer', c, s),
+    close: (c) => call<void>('close', c),
+    cpu: async () => {
+      const u = await call<{ user: number; system: number }>('cpu');
+      return (u.user + u.system) / 1e6;
+    },
+    stop: async () => {
+      await call('quit').catch(() => undefined);
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    },
+  };
+}
+
+function procCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
+}
+
+async function rtpengineUnderTest(): Promise<EngineUnderTest> {
+  const portMin = 30000 + randomInt(0, 5) * 2000;
+  const daemon = await startRtpengine({ portMin, portMax: portMin + 1999, logLevel: 3 });
+  const engine: MediaEngine = await createRtpengineEngine({ ng: [daemon.ng], logger: silentLogger() });
+  const sessions = new Map<string, ReturnType<MediaEngine['createSession']>>();
+  return {
+    name: 'rtpengine',
+    offer: async (c, s) => {
+      const sess = engine.createSession(c);
+      sessions.set(c, sess);
+      return sess.offerFromWhatsApp(s);
+    },
+    answer: (c, s) => sessions.get(c)!.answerFromPbx(s),
+    close: async (c) => {
+      await sessions.get(c)?.close();
+      sessions.delete(c);
+    },
+    cpu: async () => procCpuSeconds(daemon.pid),
+    stop: async () => {
+      await engine.close();
+      await daemon.stop();
+    },
+  };
+}
+
+// ------------------------------------------------------------------ one run
+
+interface RunResult {
+  engine: string;
+  calls: number;
+  codec: Codec;
+  cpuPerCallPct: number;
+  lossToPbx: number;
+  lossToWa: number;
+  latToPbxMs: number;
+  latToWaMs: number;
+  setupFailed: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+};
+
+/** Median of (first onset at the receiver after each loud send) - (that send). */
+function latencies(sendTimes: number[], onsets: number[]): number {
+  const lat: number[] = [];
+  for (const t of sendTimes) {
+    const o = onsets.find((x) => x >= t);
+    if (o !== undefined && o - t < 500) lat.push(o - t);
+  }
+  return median(lat);
+}
+
+async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: Buffer[], pbxFrames: Buffer[]): Promise<RunResult> {
+  const legs: Array<{ id: string; wa: BenchWa; pbx: BenchPbx }> = [];
+  let setupFailed = 0;
+  // Set up in batches of 10 (each needs ICE + DTLS).
+  for (let b = 0; b < calls; b += 10) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(10, calls - b) }, async (_, i) => {
+        const id = `bench-${eut.name}-${codec}-${calls}-${b + i}-${Date.now()}`;
+        const wa = new BenchWa();
+        const pbx = await BenchPbx.create(codec);
+        try {
+          const plain = await eut.offer(id, await wa.peer.createOffer());
+          const answer = await eut.answer(id, pbx.answer(plain));
+          await wa.peer.applyAnswer(answer);
+          await wa.peer.waitConnected(15_000);
+          wa.hook();
+          return { id, wa, pbx };
+        } catch (err) {
+          setupFailed++;
+          console.error(`  setup of ${id} failed: ${(err as Error).message}`);
+          await wa.close();
+          await pbx.close();
+          await eut.close(id).catch(() => undefined);
+          return undefined;
+        }
+      }),
+    );
+    for (const l of batch) if (l) legs.push(l);
+  }
+  const probe = legs[0];
+  if (probe) {
+    probe.wa.probe = true;
+    probe.pbx.probe = true;
+  }
+
+  // Media: one clock for every call, 20 ms frames, drift-corrected.
+  let k = 0;
+  let counting = false;
+  let sentToPbx = 0;
+  let sentToWa = 0;
+  const loudSentToPbx: number[] = []; // WA -> engine -> PBX
+  const loudSentToWa: number[] = [];
+  const t0 = performance.now();
+  const timer = setInterval(() => {
+    const due = Math.floor((performance.now() - t0) / 20) + 1;
+    for (let n = 0; k < due && n < 5; n++, k++) {
+      const f = k % CYCLE;
+      const now = performance.now();
+      if (f === 0 && counting) {
+        loudSentToPbx.push(now);
+        loudSentToWa.push(now);
+      }
+      for (const l of legs) {
+        l.wa.send(waFrames[f]!);
+        l.pbx.send(pbxFrames[f]!);
+      }
+      if (counting) {
+        sentToPbx += legs.length;
+        sentToWa += legs.length;
+      }
+    }
+    if (k < due) k = due;
+  }, 10);
+
+  await sleep(1500); // settle
+  for (const l of legs) {
+    l.wa.received = 0;
+    l.pbx.received = 0;
+  }
+  counting = true;
+  const cpu0 = await eut.cpu();
+  const w0 = performance.now();
+  await sleep(WINDOW_S * 1000);
+  const cpu1 = await eut.cpu();
+  const w1 = performance.now();
+  counting = false;
+  await sleep(300); // in-flight packets
+  clearInterval(timer);
+
+  const recvPbx = legs.reduce((n, l) => n + l.pbx.received, 0);
+  const recvWa = legs.reduce((n, l) => n + l.wa.received, 0);
+  const result: RunResult = {
+    engine: eut.name,
+    calls: legs.length,
+    codec,
+    cpuPerCallPct: legs.length ? (((cpu1 - cpu0) / ((w1 - w0) / 1000)) * 100) / legs.length : NaN,
+    lossToPbx: sentToPbx ? Math.max(0, 1 - recvPbx / sentToPbx) : NaN,
+    lossToWa: sentToWa ? Math.max(0, 1 - recvWa / sentToWa) : NaN,
+    latToPbxMs: probe ? latencies(loudSentToPbx, probe.pbx.onsets) : NaN,
+    latToWaMs: probe ? latencies(loudSentToWa, probe.wa.onsets) : NaN,
+    setupFailed,
+  };
+  for (const l of legs) {
+    await eut.close(l.id);
+    await l.wa.close();
+    await l.pbx.close();
+  }
+  return result;
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  console.log("Opus cost (libopus from opusscript's WebAssembly build, our wrapper), this machine:");
+  console.log(opusCost());
+  const waFrames = opusCycle();
+  const pbxFrames: Record<Codec, Buffer[]> = { PCMU: plainCycle('PCMU'), G722: plainCycle('G722') };
+  const results: RunResult[] = [];
+  const rtpSkip = rtpengineSkipReason();
+  for (const name of ENGINES) {
+    if (name === 'rtpengine' && rtpSkip) {
+      console.log(`rtpengine skipped: ${rtpSkip}`);
+      continue;
+    }
+    for (const codec of CODECS) {
+      for (const calls of CALLS) {
+        // A fresh engine per run, so one run's leftovers cannot load the next.
+        const eut = name === 'embedded' ? await embeddedUnderTest() : await rtpengineUnderTest();
+        try {
+          const r = await run(eut, calls, codec, waFrames, pbxFrames[codec]);
+          results.push(r);
+          console.log(
+            `${r.engine.padEnd(9)} ${String(r.calls).padStart(3)} calls Opus<->${codec.padEnd(4)}: CPU ${r.cpuPerCallPct.toFixed(2)} % of a core per call; ` +
+              `loss to PBX ${(r.lossToPbx * 100).toFixed(2)} %, to WA ${(r.lossToWa * 100).toFixed(2)} %; ` +
+              `latency WA->PBX ${r.latToPbxMs.toFixed(1)} ms, PBX->WA ${r.latToWaMs.toFixed(1)} ms` +
+              (r.setupFailed ? `; ${r.setupFailed} setups failed` : ''),
+          );
+        } finally {
+          await eut.stop();
+        }
+      }
+    }
+  }
+  console.log('\nembedded / rtpengine CPU per call (target <= 1.5):');
+  for (const codec of CODECS) {
+    for (const calls of CALLS) {
+      const e = results.find((r) => r.engine === 'embedded' && r.codec === codec && r.calls === calls);
+      const r = results.find((x) => x.engine === 'rtpengine' && x.codec === codec && x.calls === calls);
+      if (e && r) console.log(`  ${calls} calls Opus<->${codec}: ${(e.cpuPerCallPct / r.cpuPerCallPct).toFixed(2)}x`);
+    }
+  }
+  console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  process.exit(0);
+}
+
+void main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

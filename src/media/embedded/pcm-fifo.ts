@@ -1,0 +1,47 @@
+/** A FIFO of 16-bit PCM samples that hands out fixed-size frames (re-framing 10/30/60 ms to 20 ms). */
+export class PcmFifo {
+  private buf: Int16Array;
+  private len = 0;
+
+  constructor(
+    private readonly frame: number,
+    /** Most samples kept; older ones are dropped (bounded latency). */
+    private readonly max = frame * 10,
+  ) {
+    this.buf = new Int16Array(max + frame * 4);
+  }
+
+  push(pcm: Int16Array): void {
+    if (this.len + pcm.length > this.buf.length) {
+      const drop = this.len + pcm.length - this.max;
+      if (drop > 0) {
+        this.buf.copyWithin(0, Math.min(drop, this.len), this.len);
+        this.len = Math.max(0, this.len - drop);
+      }
+      if (this.len + pcm.length > this.buf.length) {
+        const nb = new Int16Array((this.len + pcm.length) * 2);
+        nb.set(this.buf.subarray(0, this.len));
+        this.buf = nb;
+      }
+    }
+    this.buf.set(pcm, this.len);
+    this.len += pcm.length;
+  }
+
+  /** The next frame, or undefined while less than a frame is buffered. */
+  take(): Int16Array | undefined {
+    if (this.len < this.frame) return undefined;
+    const out = this.buf.slice(0, this.frame);
+    this.buf.copyWithin(0, this.frame, this.len);
+    this.len -= this.frame;
+    return out;
+  }
+
+  clear(): void {
+    this.len = 0;
+  }
+
+  get length(): number {
+    return this.len;
+  }
+}

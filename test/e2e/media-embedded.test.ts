@@ -1,0 +1,301 @@
+/**
+ * End to end through the embedded engine (werift + our codecs, in this process):
+ * WhatsAppMediaPeer (werift, ICE-lite, DTLS server, Opus) <-> embedded engine <-> a plain RTP
+ * endpoint (PCMU or G.722). Nothing external is needed.
+ */
+import dgram from 'node:dgram';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'sdp-transform';
+import { RtpHeader } from 'werift';
+import { createEmbeddedEngine, type EmbeddedEngine } from '../../src/media/embedded/index.js';
+import { checkWhatsAppAnswer } from '../../src/media/sdp-rules.js';
+import type { MediaEngine, MediaSession } from '../../src/media/types.js';
+import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
+import { describeWithPeers } from '../support/peers.js';
+import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
+import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
+import { silentLogger } from '../../src/util/log.js';
+import { CodecRtpEndpoint, type EndpointCodec } from '../harness/rtp-endpoint-g722.js';
+
+const RUNS = 5;
+const MIN_SHARE = 0.8;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Call {
+  peer: WhatsAppMediaPeer;
+  pbx: CodecRtpEndpoint;
+  session: MediaSession;
+  plainOffer: string;
+  waAnswer: string;
+  ports: number[];
+}
+
+/** Bindable right now on 127.0.0.1 (i.e. released). */
+async function portFree(port: number): Promise<boolean> {
+  const s = dgram.createSocket('udp4');
+  try {
+    await new Promise<void>((res, rej) => {
+      s.once('error', rej);
+      s.bind(port, '127.0.0.1', () => res());
+    });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    try {
+      s.close();
+    } catch {
+      /* never bound */
+    }
+  }
+}
+
+/** Send one RFC 4733 event from the WhatsApp peer (PT 126, 8 kHz clock) on its own SSRC. */
+async function peerSendDtmf(peer: WhatsAppMediaPeer, event: number, durationMs = 200): Promise<void> {
+  const dtls = peer.pc.dtlsTransports[0]!;
+  const ssrc = peer.pc.getTransceivers()[0]!.sender.ssrc;
+  let seq = nextPeerSeq;
+  const ts = (nextPeerTs += 48000);
+  const steps = Math.round(durationMs / 20);
+  for (let i = 1; i <= steps; i++) {
+    const end = i === steps;
+    const payload = Buffer.from([event, (end ? 0x80 : 0) | 10, 0, 0]);
+    payload.writeUInt16BE(i * 160, 2);
+    for (let r = 0; r < (end ? 3 : 1); r++) {
+      await dtls.sendRtp(payload, new RtpHeader({ payloadType: 126, sequenceNumber: seq++, timestamp: ts, ssrc, marker: i === 1 && r === 0 }));
+    }
+    await sleep(20);
+  }
+  nextPeerSeq = seq;
+}
+let nextPeerSeq = 40000;
+let nextPeerTs = 123456;
+
+describe('media through the embedded engine', () => {
+  let engine: EmbeddedEngine;
+  const portMin = 40000 + Math.floor(Math.random() * 20) * 1000;
+  const connectTimes: Array<{ iceMs: number; dtlsMs: number }> = [];
+
+  beforeAll(async () => {
+    engine = (await createEmbeddedEngine({
+      rtpHost: '127.0.0.1',
+      rtpAdvertiseHost: '127.0.0.1',
+      iceAddresses: ['127.0.0.1'],
+      portMin,
+      portMax: portMin + 999,
+      logger: silentLogger(),
+    })) as EmbeddedEngine;
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+    if (connectTimes.length) {
+      console.info(`[media-embedded] ICE/DTLS connect ms: ${connectTimes.map((t) => `${t.iceMs.toFixed(0)}/${t.dtlsMs.toFixed(0)}`).join(' ')}`);
+    }
+  });
+
+  async function setupCall(name: string, codec: EndpointCodec, peerTone: number, pbxTone: number): Promise<Call> {
+    const peer = new WhatsAppMediaPeer({ toneHz: peerTone });
+    const pbx = await CodecRtpEndpoint.create({ codec, toneHz: pbxTone });
+    const session = engine.createSession(`${name}-${Date.now()}`);
+    const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());
+    const pbxAnswer = pbx.answer(plainOffer);
+    const waAnswer = await session.answerFromPbx(pbxAnswer);
+    expect(checkWhatsAppAnswer(waAnswer)).toEqual([]);
+    expect(await session.answerFromPbx(pbxAnswer)).toBe(waAnswer);
+    await peer.applyAnswer(waAnswer);
+    connectTimes.push(await peer.waitConnected(10_000));
+    const pm = parse(plainOffer).media[0]!;
+    const iceCand = parse(waAnswer).media[0]!.candidates!.map((c) => c.port);
+    return { peer, pbx, session, plainOffer, waAnswer, ports: [pm.port, pm.port + 1, ...iceCand] };
+  }
+
+  async function teardown(c: Call): Promise<void> {
+    await c.peer.close();
+    await c.pbx.close();
+    await c.session.close();
+    await c.session.close(); // idempotent
+  }
+
+  for (let run = 1; run <= RUNS; run++) {
+    it(`run ${run}: PCMU tones cross both ways, SDP rules hold, everything is released`, async () => {
+      const c = await setupCall(`pcmu-${run}`, 'PCMU', 1000, 440);
+      try {
+        const pm = parse(c.plainOffer).media[0]!;
+        expect(pm.protocol).toBe('RTP/AVP');
+        expect(pm.rtp.map((r) => `${r.codec}/${r.payload}`)).toEqual(
+          expect.arrayContaining(['G722/9', 'PCMU/0', 'PCMA/8', 'telephone-event/101', 'opus/111']),
+        );
+        for (const attr of ['a=ssrc', 'a=mid', 'a=candidate', 'a=fingerprint', 'a=ice-', 'a=group', 'a=rtcp-mux']) {
+          expect(c.plainOffer, attr).not.toContain(attr);
+        }
+        const am = parse(c.waAnswer);
+        expect(am.media[0]!.setup).toBe('active');
+        expect(am.groups?.[0]?.type).toBe('BUNDLE');
+        expect(am.media[0]!.rtp.find((r) => r.payload === 111)?.codec).toBe('opus');
+        expect(am.media[0]!.rtp.find((r) => r.payload === 126)?.codec).toBe('telephone-event');
+        expect(c.peer.dtlsRole).toBe('server');
+        expect(c.peer.iceRole).toBe('controlled');
+
+        c.pbx.startMedia();
+        c.peer.startMedia();
+        await sleep(500);
+        c.pbx.clearReceived();
+        c.peer.clearReceived();
+        await sleep(1600);
+        const atPbx = c.pbx.toneWindows(1000);
+        const atPeer = c.peer.toneWindows(440);
+        expect(atPbx.windows).toBeGreaterThanOrEqual(14);
+        expect(atPeer.windows).toBeGreaterThanOrEqual(14);
+        expect(atPbx.share, `PBX hears 1 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        expect(c.pbx.toneWindows(440).share).toBeLessThan(0.2);
+        expect(c.peer.toneWindows(1000).share).toBeLessThan(0.2);
+
+        // Our stream toward the PBX: one SSRC, seq +1 each packet, ts +160 each 20 ms frame.
+        const hs = c.pbx.headers.filter((h) => h.pt === 0);
+        expect(new Set(hs.map((h) => h.ssrc)).size).toBe(1);
+        let seqJumps = 0;
+        let tsJumps = 0;
+        for (let i = 1; i < hs.length; i++) {
+          if (((hs[i]!.seq - hs[i - 1]!.seq) & 0xffff) !== 1) seqJumps++;
+          if (((hs[i]!.ts - hs[i - 1]!.ts) >>> 0) !== 160 && !hs[i]!.marker) tsJumps++;
+        }
+        expect(seqJumps).toBe(0);
+        expect(tsJumps).toBe(0);
+      } finally {
+        await teardown(c);
+      }
+      expect(await engine.listSessions()).toEqual([]);
+      for (const p of c.ports) expect(await portFree(p), `port ${p} released`).toBe(true);
+    });
+  }
+
+  it('wideband: 6 kHz from WhatsApp reaches a G.722 PBX, 440 Hz comes back', async () => {
+    const c = await setupCall('g722', 'G722', 6000, 440);
+    try {
+      c.pbx.startMedia();
+      c.peer.startMedia();
+      await sleep(500);
+      c.pbx.clearReceived();
+      c.peer.clearReceived();
+      await sleep(1600);
+      const atPbx = c.pbx.toneWindows(6000);
+      const atPeer = c.peer.toneWindows(440);
+      expect(atPbx.share, `G.722 PBX hears 6 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+      expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+      expect(c.pbx.headers.every((h) => h.pt === 9)).toBe(true);
+    } finally {
+      await teardown(c);
+    }
+  });
+
+  it('DTMF crosses both ways as RFC 4733 events with digits, durations and end bits', async () => {
+    const c = await setupCall('dtmf', 'PCMU', 1000, 440);
+    try {
+      c.pbx.startMedia();
+      c.peer.startMedia();
+      await sleep(300);
+      // WhatsApp -> PBX: digits 1 and 9 (PT 126 -> PT 101).
+      await peerSendDtmf(c.peer, 1);
+      await sleep(100);
+      await peerSendDtmf(c.peer, 9);
+      await sleep(200);
+      const ev = c.pbx.teEvents;
+      expect(c.pbx.tePt).toBe(101);
+      const digits = [...new Set(ev.map((e) => `${e.event}@${e.ts}`))].map((k) => Number(k.split('@')[0]));
+      expect(digits).toEqual([1, 9]);
+      expect(ev.filter((e) => e.end).length).toBe(6); // 3 end packets per digit
+      expect(Math.max(...ev.filter((e) => e.event === 9).map((e) => e.duration))).toBe(1600);
+      expect(ev.filter((e) => e.marker).length).toBe(2);
+
+      // PBX -> WhatsApp: digits 5 and 0 (PT 101 -> PT 126).
+      await c.pbx.sendDtmf(5);
+      await sleep(100);
+      await c.pbx.sendDtmf(0);
+      await sleep(200);
+      const back = c.peer.dtmfEvents();
+      expect([...new Set(back.map((e) => e.event))]).toEqual([5, 0]);
+      expect(back.filter((e) => e.end).length).toBe(6);
+      expect(Math.max(...back.map((e) => e.duration))).toBe(1600);
+    } finally {
+      await teardown(c);
+    }
+  });
+
+  it('keep-alive: with the PBX silent, WhatsApp still gets ~50 packets/s once connected', async () => {
+    const c = await setupCall('keepalive', 'PCMU', 1000, 440);
+    try {
+      const before = c.peer.stats.rtpIn;
+      await sleep(2000);
+      const rate = (c.peer.stats.rtpIn - before) / 2;
+      expect(rate, `packets/s toward WhatsApp: ${rate}`).toBeGreaterThanOrEqual(45);
+      expect(rate).toBeLessThanOrEqual(55);
+      expect(c.peer.stats.decodeErrors).toBe(0);
+      // Then the PBX speaks: real audio replaces the silence, no double stream.
+      c.pbx.startMedia();
+      await sleep(300);
+      c.peer.clearReceived();
+      const b2 = c.peer.stats.rtpIn;
+      await sleep(1000);
+      const rate2 = c.peer.stats.rtpIn - b2;
+      expect(rate2).toBeGreaterThanOrEqual(45);
+      expect(rate2).toBeLessThanOrEqual(56);
+      expect(c.peer.toneWindows(440).share).toBeGreaterThanOrEqual(MIN_SHARE);
+    } finally {
+      await teardown(c);
+    }
+  });
+
+  it('after everything: no session left, engine close is clean', async () => {
+    expect(await engine.listSessions()).toEqual([]);
+  });
+});
+
+/**
+ * Interop of our G.722 codec with a real implementation: rtpengine transcodes WhatsApp's Opus to
+ * G.722 with its own codec (libavcodec's g722 in Debian's build). Our endpoint decodes what
+ * rtpengine encoded (6 kHz from the peer must come out as 6 kHz) and encodes what rtpengine
+ * decodes (the peer must hear our 440 Hz).
+ */
+describeWithPeers('G.722 interop with rtpengine', ['rtpengine'], () => {
+  let daemon: RtpengineDaemon;
+  let engine: MediaEngine;
+  beforeAll(async () => {
+    daemon = await startRtpengine({ ...randomMediaRange() });
+    engine = await createRtpengineEngine({ ng: [daemon.ng], logger: silentLogger() });
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await daemon?.stop();
+  });
+
+  for (const tone of [1000, 6000]) {
+    it(`${tone} Hz from WhatsApp through rtpengine's G.722 encoder is decoded by ours; our encoder is decoded by rtpengine`, async () => {
+      const peer = new WhatsAppMediaPeer({ toneHz: tone });
+      const pbx = await CodecRtpEndpoint.create({ codec: 'G722', toneHz: 440 });
+      const session = engine.createSession(`g722-interop-${tone}-${Date.now()}`);
+      try {
+        const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());
+        const waAnswer = await session.answerFromPbx(pbx.answer(plainOffer));
+        await peer.applyAnswer(waAnswer);
+        await peer.waitConnected(10_000);
+        pbx.startMedia();
+        peer.startMedia();
+        await sleep(600);
+        pbx.clearReceived();
+        peer.clearReceived();
+        await sleep(1600);
+        expect(pbx.headers.some((h) => h.pt === 9)).toBe(true);
+        const atPbx = pbx.toneWindows(tone);
+        const atPeer = peer.toneWindows(440);
+        expect(atPbx.share, `our G.722 decoder hears ${tone} Hz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        expect(atPeer.share, `rtpengine decodes our G.722 ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+      } finally {
+        await peer.close();
+        await pbx.close();
+        await session.close();
+      }
+    });
+  }
+});
