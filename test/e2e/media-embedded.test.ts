@@ -229,8 +229,10 @@ describe('media through the embedded engine', () => {
       const before = c.peer.stats.rtpIn;
       await sleep(2000);
       const rate = (c.peer.stats.rtpIn - before) / 2;
-      expect(rate, `packets/s toward WhatsApp: ${rate}`).toBeGreaterThanOrEqual(45);
-      expect(rate).toBeLessThanOrEqual(55);
+      // 50/s nominal; the band allows for timer jitter on a loaded 2-core machine, while a
+      // missing keep-alive (0/s) or a doubled stream (100/s) still fails.
+      expect(rate, `packets/s toward WhatsApp: ${rate}`).toBeGreaterThanOrEqual(38);
+      expect(rate).toBeLessThanOrEqual(62);
       expect(c.peer.stats.decodeErrors).toBe(0);
       // Then the PBX speaks: real audio replaces the silence, no double stream.
       c.pbx.startMedia();
@@ -239,8 +241,8 @@ describe('media through the embedded engine', () => {
       const b2 = c.peer.stats.rtpIn;
       await sleep(1000);
       const rate2 = c.peer.stats.rtpIn - b2;
-      expect(rate2).toBeGreaterThanOrEqual(45);
-      expect(rate2).toBeLessThanOrEqual(56);
+      expect(rate2).toBeGreaterThanOrEqual(38);
+      expect(rate2).toBeLessThanOrEqual(62);
       expect(c.peer.toneWindows(440).share).toBeGreaterThanOrEqual(MIN_SHARE);
     } finally {
       await teardown(c);
