@@ -99,7 +99,7 @@ export const configSchema = z.object({
   media: z
     .object({
       /** `embedded`: in-process (werift), nothing to install. `rtpengine`: the media proxy, for scale. */
-      engine: z.enum(['rtpengine', 'embedded']).default('rtpengine'),
+      engine: z.enum(['rtpengine', 'embedded']).default('embedded'),
       rtpengine: z
         .object({
           ng: z.array(hostPort('127.0.0.1', 22222)).min(1).default([{ host: '127.0.0.1', port: 22222 }]),
@@ -121,7 +121,7 @@ export const configSchema = z.object({
         .default({ rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999 }),
     })
     .default({
-      engine: 'rtpengine',
+      engine: 'embedded',
       rtpengine: { ng: [{ host: '127.0.0.1', port: 22222 }], timeoutMs: 2000 },
       embedded: { rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999 },
     }),

@@ -10,7 +10,7 @@ describe('config', () => {
     expect(cfg.http.port).toBe(8080);
     expect(cfg.sip.udp).toEqual({ host: '0.0.0.0', port: 5060 });
     expect(cfg.whatsapp.provider).toBe('meta');
-    expect(cfg.media.engine).toBe('rtpengine');
+    expect(cfg.media.engine).toBe('embedded');
     expect(Object.isFrozen(cfg) && Object.isFrozen(cfg.sip)).toBe(true);
   });
 

@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { toneWindows } from '../../src/media/audio/tone.js';
+import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
+import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
+import { describeWithPeers } from '../support/peers.js';
+
+/**
+ * The README's run command, `npm start`, on its embedded defaults (webhooks on 8080, SIP on
+ * 5060, embedded media, calls to sip:whatsapp@127.0.0.1:5080), with no rtpengine involved. The
+ * only additions are what a real deployment adds too: secrets in the environment and a config
+ * file pointing the Graph API at the WhatsApp simulator.
+ */
+const ROOT = resolve(import.meta.dirname, '../..');
+const SECRET = 'start-secret';
+let bridge: ChildProcess | undefined;
+let sim: WhatsAppSimulator;
+let phone: BaresipHandle;
+let dir: string;
+let output = '';
+
+async function healthy(timeoutMs: number): Promise<{ status: number; body: any }> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch('http://127.0.0.1:8080/healthz');
+      return { status: r.status, body: await r.json() };
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`bridge did not answer /healthz: ${String(last)}\n${output}`);
+}
+
+describeWithPeers('npm start (README run command) on embedded defaults', ['baresip'], () => {
+  beforeAll(async () => {
+    sim = await WhatsAppSimulator.start({ phoneNumberId: '436666719526789', businessNumber: '13175551399', accessToken: 'tok', appSecret: SECRET });
+    dir = mkdtempSync(join(tmpdir(), 'wa-start-'));
+    writeFileSync(join(dir, 'bridge.yaml'), `whatsapp:\n  provider: meta\n  graphBaseUrl: ${sim.graphUrl}\nmedia:\n  embedded:\n    iceAddresses: [127.0.0.1]\n`);
+    phone = await startBaresip({ sipAddress: '127.0.0.1', sipPort: 5080, user: 'whatsapp', answerMode: 'auto', toneHz: 440 });
+    bridge = spawn('npm', ['start'], {
+      cwd: ROOT,
+      env: { ...process.env, WA_SIP_BRIDGE_CONFIG: join(dir, 'bridge.yaml'), WA_ACCESS_TOKEN: 'tok', WA_APP_SECRET: SECRET, WA_VERIFY_TOKEN: 'vt' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    bridge.stdout!.on('data', (d) => (output += d));
+    bridge.stderr!.on('data', (d) => (output += d));
+    sim.setWebhookUrl('http://127.0.0.1:8080/webhook');
+  }, 90_000);
+
+  afterAll(async () => {
+    if (bridge?.pid) {
+      const exited = new Promise((r) => bridge!.once('exit', r));
+      try {
+        process.kill(-bridge.pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 8000))]);
+      try {
+        process.kill(-bridge.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await phone?.stop();
+    await sim?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts with GET /healthz 200 and carries a simulated call with audio both ways', async () => {
+    const h = await healthy(60_000);
+    expect(h.status, JSON.stringify(h.body)).toBe(200);
+    expect(h.body.media).toMatchObject({ engine: 'embedded', ok: true });
+
+    const call = await sim.userCalls({ userWaId: '5511987654321', userName: 'Ana', toneHz: 1000 });
+    expect(call.webhookStatus).toBe(200);
+    await call.waitFor('accept', 15_000);
+    await phone.events.waitFor('CALL_ESTABLISHED', 10_000);
+    await call.peer.waitConnected(5000);
+    await new Promise((r) => setTimeout(r, 2500));
+    const atPhone = await phone.recordedPcm();
+    expect(toneWindows(atPhone.samples, 1000, atPhone.sampleRate).share, output.slice(-3000)).toBeGreaterThan(0.7);
+    expect(call.peer.toneWindows(440).share).toBeGreaterThan(0.7);
+    await call.hangUp();
+    await phone.events.waitFor('CALL_CLOSED', 5000);
+    const end = Date.now() + 5000;
+    while (!output.includes('"msg":"call ended"') && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    expect(output).toContain('"msg":"call ended"');
+  }, 120_000);
+});
