@@ -23,7 +23,11 @@
  * - accept after pre_accept must carry the identical SDP; a second accept, a reject after
  *   accept, or any action on a terminated/rejected call → 400 code 100 with the reason;
  * - pre_accept/accept/reject on a business-initiated call → 400 code 100;
- * - connect creates a business-initiated call `wacid.<random>` and emits `connect`.
+ * - connect to a user without call permission (`setPermission(waId, 'no_permission')`) → 400
+ *   code 138006 "No approved call permission"; an offer SDP that fails the injected
+ *   `validateOfferSdp` → 400 code 100 subcode 2494010 (details = the first violation);
+ * - connect creates a business-initiated call `wacid.<random>` and emits `connect` once its
+ *   HTTP answer has been written out (so webhooks sent from the hook never overtake it).
  * Every request (even refused ones) is recorded with its body, time and answer.
  */
 import { EventEmitter } from 'node:events';
@@ -117,6 +121,8 @@ export interface GraphSimulatorOptions {
   logger?: Logger;
   /** Violations of WhatsApp's answer-SDP rules (e.g. media's `checkWhatsAppAnswer`). */
   validateAnswerSdp?: (sdp: string) => string[];
+  /** Violations of WhatsApp's rules for a business's connect offer (e.g. `checkWhatsAppOffer`). */
+  validateOfferSdp?: (sdp: string) => string[];
   /** The number 360dialog routes act for (recorded calls from connect use it). */
   d360PhoneNumberId?: string;
   d360ErrorStyle?: 'string' | 'meta';
@@ -408,7 +414,19 @@ class GraphSimulatorImpl extends EventEmitter implements GraphSimulator {
     this.actions.push(recorded);
     this.opts.logger?.debug({ provider, action, callId, status: result.status }, 'graph simulator action');
     this.safeEmit('action', recorded);
-    if (result.connect) this.safeEmit('connect', result.connect);
+    const hook = result.connect;
+    if (hook) {
+      // Only once the answer (with the wacid) is on its way: a webhook sent from the hook must
+      // never reach the bridge before the connect response does.
+      let emitted = false;
+      const emit = (): void => {
+        if (emitted) return;
+        emitted = true;
+        this.safeEmit('connect', hook);
+      };
+      reply.raw.once('finish', emit);
+      reply.raw.once('close', emit);
+    }
     return reply.code(result.status).send(result.body);
   }
 
@@ -545,6 +563,12 @@ class GraphSimulatorImpl extends EventEmitter implements GraphSimulator {
     if (opaque !== undefined && (typeof opaque !== 'string' || opaque.length > 512)) {
       throw SimError.invalidParameter('biz_opaque_callback_data must be a string of at most 512 characters');
     }
+    const permission = this.permissions.get(to);
+    if (permission && !permission.canStartCall) {
+      throw new SimError(400, 138006, '(#138006) No approved call permission', `User ${to} has not approved calls from this business`);
+    }
+    const violations = this.opts.validateOfferSdp?.(session['sdp']) ?? [];
+    if (violations.length > 0) throw SimError.invalidParameter(violations[0] ?? 'SDP Validation error', SDP_INVALID_SUBCODE);
     const callId = `wacid.${randomBytes(18).toString('base64url')}`;
     const pn = phoneNumberId ?? '';
     const call: SimCall = {

@@ -25,6 +25,18 @@
  *   started its DTLS server; those records are lost and the handshake waits for the client's
  *   retransmission. DTLS records that arrive before the DTLS transport exists are buffered here
  *   and replayed once it does.
+ * - DTLS-client stall against rtpengine (answer `a=setup:active`, rtpengine DTLS server): werift
+ *   sends each record of a handshake flight in its own datagram, back to back (flight 5:
+ *   Certificate, ClientKeyExchange, CertificateVerify, ChangeCipherSpec, Finished = 5 datagrams
+ *   within ~0.1 ms). rtpengine hands received packets to several worker threads, so these can
+ *   reach OpenSSL out of order (Finished before ChangeCipherSpec); OpenSSL drops the record and
+ *   waits. werift then retransmits the flight byte for byte, with the same record sequence
+ *   numbers (RFC 6347 wants new ones), which OpenSSL's replay window discards, so the handshake
+ *   never recovers (measured: 2-4 stalls in 8-10 runs with rtpengine's default threads, 0 in
+ *   20 with `--num-threads=1`, 0 in 8 against single-threaded `openssl s_server -dtls1_2`).
+ *   Real WebRTC stacks pack a flight into as few datagrams as the MTU allows and renumber
+ *   retransmissions; this peer now does the former: DTLS records sent in one tick leave as one
+ *   datagram (up to 1200 bytes), which rtpengine processes in order.
  * - As answerer werift always writes `a=setup:active` (its DTLS transport role is `auto`, which
  *   its answer turns into `client`); setting the transport's role to `server` between
  *   setRemoteDescription and createAnswer makes it write `a=setup:passive` and act as DTLS server.
@@ -96,6 +108,27 @@ export interface CreateAnswerOptions {
 function sdpError(violations: string[]): WhatsAppSdpError {
   const fp = violations.find((v) => v.startsWith('Fingerprint algo is not SHA256'));
   return new WhatsAppSdpError(fp ? 'Fingerprint algo is not SHA256' : `SDP Validation error: ${violations[0]}`, violations);
+}
+
+/** Largest datagram a coalesced DTLS flight may use (a safe path MTU for WebRTC). */
+const DTLS_DATAGRAM_MAX = 1200;
+
+/** Pack DTLS records, in order, into as few datagrams of at most `max` bytes as possible. */
+export function packDtlsRecords(records: Buffer[], max = DTLS_DATAGRAM_MAX): Buffer[] {
+  const out: Buffer[] = [];
+  let cur: Buffer[] = [];
+  let size = 0;
+  for (const r of records) {
+    if (cur.length > 0 && size + r.length > max) {
+      out.push(Buffer.concat(cur));
+      cur = [];
+      size = 0;
+    }
+    cur.push(r);
+    size += r.length;
+  }
+  if (cur.length > 0) out.push(Buffer.concat(cur));
+  return out;
 }
 
 const SAMPLE_RATE = 48000;
@@ -266,6 +299,7 @@ export class WhatsAppMediaPeer {
     const dtls = this.dtls;
     if (!dtls || this.unsubscribers.length > 0) return;
     const conn = dtls.iceTransport.connection;
+    this.coalesceDtlsFlights(conn as unknown as { send: (data: Buffer) => Promise<void> });
     // Buffer DTLS records (first byte 20..63, RFC 7983) that arrive before werift's DTLS
     // server exists; replay them when it does.
     const early = conn.onData.subscribe((data: Buffer) => {
@@ -293,6 +327,29 @@ export class WhatsAppMediaPeer {
     this.unsubscribers.push(onIce.unSubscribe);
     const onRtp = dtls.onRtp.subscribe((rtp) => this.onRtp(rtp));
     this.unsubscribers.push(onRtp.unSubscribe);
+  }
+
+  /**
+   * DTLS records handed to the ICE connection in the same tick (one flight) leave as one
+   * datagram (see the file comment: werift's one-datagram-per-record flights stall against
+   * multi-threaded rtpengine). SRTP/SRTCP and STUN pass through unchanged.
+   */
+  private coalesceDtlsFlights(conn: { send: (data: Buffer) => Promise<void> }): void {
+    const send = conn.send.bind(conn);
+    let pending: Buffer[] = [];
+    const flush = (): void => {
+      const records = pending;
+      pending = [];
+      if (this.closed) return;
+      for (const datagram of packDtlsRecords(records)) void send(datagram).catch(() => undefined);
+    };
+    conn.send = (data: Buffer): Promise<void> => {
+      const b = data[0];
+      if (b === undefined || b < 20 || b > 63) return send(data);
+      if (pending.length === 0) setImmediate(flush);
+      pending.push(Buffer.from(data));
+      return Promise.resolve();
+    };
   }
 
   /**

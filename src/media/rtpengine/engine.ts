@@ -16,8 +16,6 @@ import {
   finishWhatsAppOffer,
   iceLiteIntoMedia,
   sameSdpIgnoringVersion,
-  whatsAppAnswerForRtpengine,
-  type PayloadMap,
 } from './sdp-post.js';
 
 const ENGINE = 'rtpengine';
@@ -115,9 +113,8 @@ class RtpengineSession implements MediaSession {
   private webrtcOffer: string | undefined;
   private lastPbxAnswer: string | undefined;
   private whatsAppAnswer: string | undefined;
-  /** Outbound: which direction the session was opened in, and the PT map of our offer. */
+  /** Which call direction the session was opened for (by its first offer). */
   private direction: 'inbound' | 'outbound' | undefined;
-  private outboundMap: PayloadMap | undefined;
   private pbxAnswer: string | undefined;
   private lastWhatsAppAnswer: string | undefined;
   private closing: Promise<void> | undefined;
@@ -203,26 +200,25 @@ class RtpengineSession implements MediaSession {
       });
       this.target = target;
       this.direction = 'outbound';
-      let finished: { sdp: string; map: PayloadMap };
+      let sdp: string;
       try {
-        finished = finishWhatsAppOffer(String(reply['sdp'] ?? ''));
+        sdp = finishWhatsAppOffer(String(reply['sdp'] ?? ''));
       } catch (err) {
         throw new MediaError(`rtpengine offer unusable for WhatsApp: ${(err as Error).message}`, ENGINE, 'sdp rules');
       }
-      const violations = checkWhatsAppOffer(finished.sdp);
+      const violations = checkWhatsAppOffer(sdp);
       if (violations.length > 0) {
         throw new MediaError(`rtpengine offer breaks WhatsApp rules: ${violations.join('; ')}`, ENGINE, 'sdp rules');
       }
-      this.outboundMap = finished.map;
       this.log.debug({ callId: this.callId, rtpengine: `${target.host}:${target.port}` }, 'rtpengine outbound offer done');
-      return finished.sdp;
+      return sdp;
     });
   }
 
   answerFromWhatsApp(webrtcAnswer: string): Promise<string> {
     return this.serial(async () => {
       if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
-      if (!this.target || this.direction !== 'outbound' || !this.outboundMap) {
+      if (!this.target || this.direction !== 'outbound') {
         throw new MediaError('answerFromWhatsApp before offerFromPbx', ENGINE, 'no offer');
       }
       // A redelivered connect webhook: the same answer gives the same PBX SDP, no new ng answer.
@@ -232,7 +228,8 @@ class RtpengineSession implements MediaSession {
         'call-id': this.callId,
         'from-tag': this.fromTag,
         'to-tag': this.toTag,
-        sdp: whatsAppAnswerForRtpengine(webrtcAnswer, this.outboundMap),
+        // WhatsApp's PTs (111, 126) pass unchanged: rtpengine adopts the answer's numbering.
+        sdp: iceLiteIntoMedia(webrtcAnswer),
       });
       this.lastWhatsAppAnswer = webrtcAnswer;
       this.pbxAnswer = cleanPlainOffer(String(reply['sdp'] ?? ''));

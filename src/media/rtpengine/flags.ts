@@ -70,10 +70,12 @@ export const WHATSAPP_OPUS_CODEC_SPEC = `opus/48000/2/20000/20/${WHATSAPP_OPUS_F
  * toward the PBX, not offered to WhatsApp).
  *
  * What 10.5 cannot be told and ./sdp-post.ts (`finishWhatsAppOffer`) does afterwards: it has no
- * `sdp-attr` (no `a=group:BUNDLE` for one m-line), it picks the first free dynamic PT for Opus
- * (96, not 111) and it pairs Opus with telephone-event/48000 on its own PT (a transcode of
- * `telephone-event/8000` is ignored). `DTLS: passive` is not sent: rtpengine offers actpass
- * either way, and the role is the answerer's choice (both work, see the outbound media e2e).
+ * `sdp-attr` (and writes no `a=group:BUNDLE` for one m-line); its codec specs carry no PT, so
+ * Opus lands on the first free dynamic PT (96), renamed to 111 in the offer only (rtpengine then
+ * adopts WhatsApp's 111 from the answer, for both directions); it pairs Opus with
+ * telephone-event/48000 (a transcode of `telephone-event/8000` is ignored), announced as 126/8000.
+ * `DTLS: passive` is not sent: rtpengine offers actpass either way and the answerer picks the
+ * role (both roles are tested in test/e2e/media-outbound-rtpengine.test.ts).
  */
 export const PBX_OFFER_TO_WHATSAPP = {
   'transport-protocol': 'UDP/TLS/RTP/SAVPF',

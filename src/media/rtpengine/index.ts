@@ -6,7 +6,5 @@ export {
   finishWhatsAppOffer,
   iceLiteIntoMedia,
   keepOnlySha256Fingerprint,
-  whatsAppAnswerForRtpengine,
   WHATSAPP_PT,
-  type PayloadMap,
 } from './sdp-post.js';

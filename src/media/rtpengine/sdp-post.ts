@@ -134,22 +134,10 @@ export function sameSdpIgnoringVersion(a: string, b: string): boolean {
 /** WhatsApp's payload types, which the offer for `connect` must use (see checkWhatsAppOffer). */
 export const WHATSAPP_PT = { opus: 111, telephoneEvent: 126 } as const;
 
-/**
- * How the PTs of the offer sent to WhatsApp relate to rtpengine's: rtpengine keeps its own
- * numbering, WhatsApp sees its own, and the answer is translated back before rtpengine sees it.
- */
-export interface PayloadMap {
-  /** rtpengine's Opus PT (WhatsApp: 111). */
-  opus: number;
-  /** rtpengine's telephone-event PT and clock, when it offered one (WhatsApp: 126, 8000). */
-  telephoneEvent?: { payload: number; rate: number };
-}
-
 type Media = SessionDescription['media'][number];
 
 /** Rename payload type `from` to `to` in one m-line (m= list, rtpmap, fmtp, rtcp-fb). */
 function renamePayload(m: Media, from: number, to: number, rate?: number): void {
-  if (from === to && rate === undefined) return;
   for (const r of m.rtp) {
     if (r.payload !== from) continue;
     r.payload = to;
@@ -168,12 +156,20 @@ function renamePayload(m: Media, from: number, to: number, rate?: number): void 
  * rtpengine's WebRTC offer made to look like what WhatsApp sends itself:
  * - a single sha-256 fingerprint, `a=setup:actpass`, no a=ice-lite (rtpengine is full ICE);
  * - `a=group:BUNDLE <mid>` for the one audio m-line (rtpengine writes no group for one m-line);
- * - Opus on PT 111 (rtpengine's fmtp from WHATSAPP_OPUS_CODEC_SPEC kept), telephone-event on
- *   126 announced at 8000 Hz (rtpengine pairs it with Opus at 48000 Hz, see `PayloadMap`);
- * - no `a=rtcp:` line (rtcp-mux only), no trickle/end-of-candidates.
- * Returns the SDP and the map needed to translate WhatsApp's answer back.
+ * - Opus on PT 111 with the fmtp rtpengine wrote from WHATSAPP_OPUS_CODEC_SPEC;
+ * - telephone-event on PT 126 at 8000 Hz, as WhatsApp offers it;
+ * - no `a=rtcp:` line (rtcp-mux only), no end-of-candidates.
+ *
+ * Renumbering PTs in the offer alone is safe with rtpengine 10.5 because it takes the PTs of
+ * the answer as the answerer's numbering: with WhatsApp answering Opus on 111, rtpengine
+ * receives and sends Opus on 111 (measured; feeding it the answer renumbered back to its own
+ * PT 96 instead broke audio both ways, since WhatsApp sends on 111 whatever the offer's PT).
+ * rtpengine 10.5 cannot be told the PT itself (codec specs have no PT field; it takes the first
+ * free dynamic PT). Its telephone-event is at 48000 Hz, paired with Opus; announced here at
+ * 8000 Hz as Meta requires, it does not match WhatsApp's answer and rtpengine then carries no
+ * DTMF on outbound calls (the PBX's answer has no telephone-event).
  */
-export function finishWhatsAppOffer(rtpengineOffer: string): { sdp: string; map: PayloadMap } {
+export function finishWhatsAppOffer(rtpengineOffer: string): string {
   const s = parse(keepOnlySha256Fingerprint(rtpengineOffer)) as SessionDescription & Record<string, unknown>;
   delete s['icelite'];
   const audio = s.media.find((m) => m.type === 'audio');
@@ -183,50 +179,20 @@ export function finishWhatsAppOffer(rtpengineOffer: string): { sdp: string; map:
   delete am['endOfCandidates'];
   delete am['iceOptions'];
   delete am['rtcp'];
-  strip(audio, ['end-of-candidates']);
 
   const opus = audio.rtp.find((r) => r.codec.toLowerCase() === 'opus');
   if (!opus) throw new Error('rtpengine offer has no Opus');
   const te = audio.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event');
-  const map: PayloadMap = { opus: opus.payload };
-  if (te) map.telephoneEvent = { payload: te.payload, rate: te.rate ?? 8000 };
-  // Free the target PTs first in case rtpengine used one of them for the other codec.
-  const tmp = 200;
-  if (te) renamePayload(audio, te.payload, tmp);
+  // Park telephone-event on a PT outside 0-127 first, in case rtpengine put it on 111.
+  const parked = 1000;
+  if (te) renamePayload(audio, te.payload, parked);
   renamePayload(audio, opus.payload, WHATSAPP_PT.opus);
   if (te) {
-    renamePayload(audio, tmp, WHATSAPP_PT.telephoneEvent, 8000);
+    renamePayload(audio, parked, WHATSAPP_PT.telephoneEvent, 8000);
     for (const f of audio.fmtp ?? []) if (f.payload === WHATSAPP_PT.telephoneEvent) f.config = '0-15';
   }
   audio.setup = 'actpass';
   if (audio.mid === undefined) audio.mid = '0';
   s.groups = [{ type: 'BUNDLE', mids: String(audio.mid) }];
-  return { sdp: write(s), map };
-}
-
-/**
- * WhatsApp's answer, translated for rtpengine: PTs 111 and 126 back to rtpengine's own (and
- * telephone-event to rtpengine's clock), and session-level `a=ice-lite` copied into the media
- * section, where rtpengine 10.5 looks for it (see `iceLiteIntoMedia`).
- */
-export function whatsAppAnswerForRtpengine(answer: string, map: PayloadMap): string {
-  const s = parse(answer) as SessionDescription & Record<string, unknown>;
-  const lite = s['icelite'] !== undefined;
-  for (const m of s.media) {
-    if (lite) (m as unknown as Record<string, unknown>)['icelite'] = 'ice-lite';
-    if (m.type !== 'audio') continue;
-    const tmp = 200;
-    const te = m.rtp.find((r) => r.payload === WHATSAPP_PT.telephoneEvent && r.codec.toLowerCase() === 'telephone-event');
-    if (te) renamePayload(m, te.payload, tmp);
-    renamePayload(m, WHATSAPP_PT.opus, map.opus);
-    if (te) {
-      if (map.telephoneEvent) renamePayload(m, tmp, map.telephoneEvent.payload, map.telephoneEvent.rate);
-      else {
-        m.rtp = m.rtp.filter((r) => r.payload !== tmp);
-        m.fmtp = (m.fmtp ?? []).filter((f) => f.payload !== tmp);
-        m.payloads = String(m.payloads ?? '').split(' ').filter((p) => p && p !== String(tmp)).join(' ');
-      }
-    }
-  }
   return write(s);
 }
