@@ -1,0 +1,137 @@
+/**
+ * Outbound (business-initiated) media end to end through a real rtpengine: a plain RTP endpoint
+ * (the PBX, PCMU) offers; rtpengine turns that into a WebRTC offer shaped like WhatsApp's own;
+ * WhatsAppMediaPeer (werift, ICE-lite) answers it like WhatsApp, as DTLS client
+ * (`a=setup:active`) or as DTLS server (`a=setup:passive`), since WhatsApp's choice is not
+ * documented; the answer goes back through rtpengine to the endpoint; tones cross both ways.
+ * Each role runs RUNS_PER_ROLE times, interleaved, so a role-dependent stall shows up.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import OpusScript from 'opusscript';
+import { parse } from 'sdp-transform';
+import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
+import { checkWhatsAppOffer } from '../../src/media/sdp-rules.js';
+import type { MediaEngine } from '../../src/media/types.js';
+import { WHATSAPP_OPUS_FMTP, WhatsAppMediaPeer, WhatsAppSdpError } from '../../src/simulator/webrtc-peer.js';
+import { silentLogger } from '../../src/util/log.js';
+import { describeWithPeers } from '../support/peers.js';
+import { PlainRtpEndpoint } from '../harness/rtp-endpoint.js';
+import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
+
+const RUNS_PER_ROLE = Number(process.env.OUTBOUND_RUNS_PER_ROLE ?? 8);
+const MIN_SHARE = 0.8;
+type Setup = 'active' | 'passive';
+
+describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answers)', ['rtpengine'], () => {
+  let daemon: RtpengineDaemon;
+  let engine: MediaEngine;
+  const times: Record<Setup, Array<{ iceMs: number; dtlsMs: number }>> = { active: [], passive: [] };
+
+  beforeAll(async () => {
+    // Compile opusscript's WebAssembly once up front, so the first run's tone is not cut by it.
+    const warm = new OpusScript(48000, 2, OpusScript.Application.VOIP);
+    warm.decode(warm.encode(Buffer.alloc(960 * 4), 960));
+    warm.delete();
+    daemon = await startRtpengine({ ...randomMediaRange() });
+    engine = await createRtpengineEngine({ ng: [daemon.ng], logger: silentLogger() });
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+    await daemon?.stop();
+    const fmt = (xs: Array<{ iceMs: number; dtlsMs: number }>): string => {
+      if (!xs.length) return 'none';
+      const d = xs.map((t) => t.dtlsMs).sort((a, b) => a - b);
+      return `${xs.map((t) => `${t.iceMs.toFixed(0)}/${t.dtlsMs.toFixed(0)}`).join(' ')} (ice/dtls ms; dtls median ${d[Math.floor(d.length / 2)]!.toFixed(0)}, max ${d[d.length - 1]!.toFixed(0)})`;
+    };
+    console.info(`[media-outbound] setup:active (WhatsApp DTLS client) ${times.active.length} runs: ${fmt(times.active)}`);
+    console.info(`[media-outbound] setup:passive (WhatsApp DTLS server) ${times.passive.length} runs: ${fmt(times.passive)}`);
+  });
+
+  const runs: Array<{ n: number; setup: Setup }> = [];
+  for (let n = 1; n <= RUNS_PER_ROLE; n++) for (const setup of ['active', 'passive'] as const) runs.push({ n, setup });
+
+  for (const { n, setup } of runs) {
+    it(`setup:${setup} run ${n}: WhatsApp-shaped offer, tones both ways, session released`, async () => {
+      const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+      const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
+      const session = engine.createSession(`out-${setup}-${n}-${Date.now()}`);
+      try {
+        const waOffer = await session.offerFromPbx(pbx.createOffer());
+        // What Meta requires of a business offer, and what WhatsApp's own offer looks like.
+        expect(checkWhatsAppOffer(waOffer)).toEqual([]);
+        const o = parse(waOffer);
+        const om = o.media[0]!;
+        expect(o.media).toHaveLength(1);
+        expect(o.groups?.map((g) => `${g.type} ${g.mids}`)).toEqual([`BUNDLE ${om.mid}`]);
+        expect(om.rtcpMux).toBe('rtcp-mux');
+        expect(om.setup).toBe('actpass');
+        expect(om.rtp.find((r) => r.payload === 111)).toMatchObject({ codec: 'opus', rate: 48000, encoding: 2 });
+        expect(om.fmtp?.find((f) => f.payload === 111)?.config).toBe(WHATSAPP_OPUS_FMTP);
+        expect(om.rtp.find((r) => r.payload === 126)).toMatchObject({ codec: 'telephone-event', rate: 8000 });
+        expect(om.rtp.map((r) => r.codec)).not.toEqual(expect.arrayContaining(['PCMU']));
+        expect(waOffer.match(/^a=fingerprint:/gm)).toHaveLength(1);
+        expect(waOffer).toMatch(/^a=fingerprint:sha-256 /m);
+        expect((om.candidates ?? []).length).toBeGreaterThan(0);
+        expect(waOffer).not.toMatch(/^a=ice-lite/m);
+
+        const waAnswer = await peer.createAnswer(waOffer, { setup });
+        expect(waAnswer).toMatch(/^a=ice-lite\r?$/m);
+        expect(parse(waAnswer).media[0]!.setup).toBe(setup);
+
+        const plainAnswer = await session.answerFromWhatsApp(waAnswer);
+        // A redelivered connect webhook gives the same PBX answer.
+        expect(await session.answerFromWhatsApp(waAnswer)).toBe(plainAnswer);
+        const pm = parse(plainAnswer).media[0]!;
+        expect(pm.protocol).toBe('RTP/AVP');
+        expect(pm.rtp.map((r) => r.codec)).toContain('PCMU');
+        for (const attr of ['a=ssrc', 'a=mid', 'a=msid', 'a=candidate', 'a=fingerprint', 'a=ice-', 'a=group', 'a=setup', 'a=rtcp-fb']) {
+          expect(plainAnswer, attr).not.toContain(attr);
+        }
+        pbx.applyAnswer(plainAnswer);
+
+        const t = await peer.waitConnected(10_000);
+        times[setup].push(t);
+        expect(peer.iceRole).toBe('controlled');
+        expect(peer.dtlsRole).toBe(setup === 'active' ? 'client' : 'server');
+
+        pbx.startMedia();
+        peer.startMedia();
+        await new Promise((r) => setTimeout(r, 500));
+        pbx.clearReceived();
+        peer.clearReceived();
+        await new Promise((r) => setTimeout(r, 1600));
+        const atPbx = pbx.toneWindows(1000);
+        const atPeer = peer.toneWindows(440);
+        expect(atPbx.windows, 'PBX received ~1.5 s of audio').toBeGreaterThanOrEqual(14);
+        expect(atPeer.windows, 'peer received ~1.5 s of audio').toBeGreaterThanOrEqual(14);
+        expect(atPbx.share, `PBX hears 1 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        expect(pbx.toneWindows(440).share).toBeLessThan(0.2);
+        expect(peer.toneWindows(1000).share).toBeLessThan(0.2);
+      } finally {
+        await peer.close();
+        await pbx.close();
+        await session.close();
+      }
+      expect(await engine.listSessions()).toEqual([]);
+    });
+  }
+
+  it('the peer rejects an offer that breaks Meta rules like Graph does (100 / 2494010)', async () => {
+    const pbx = await PlainRtpEndpoint.create();
+    const peer = new WhatsAppMediaPeer();
+    const session = engine.createSession(`out-bad-${Date.now()}`);
+    try {
+      const good = await session.offerFromPbx(pbx.createOffer());
+      const bad = good.replace(/^a=setup:actpass/m, 'a=setup:active');
+      const err = await peer.createAnswer(bad, { setup: 'active' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WhatsAppSdpError);
+      expect(err).toMatchObject({ code: 100, error_subcode: 2494010 });
+    } finally {
+      await peer.close();
+      await pbx.close();
+      await session.close();
+    }
+  });
+});
