@@ -41,7 +41,7 @@
  *   its answer turns into `client`); setting the transport's role to `server` between
  *   setRemoteDescription and createAnswer makes it write `a=setup:passive` and act as DTLS server.
  */
-import OpusScript from 'opusscript';
+import { OpusCodec } from '../media/codecs/opus.js';
 import { parse, write } from 'sdp-transform';
 import {
   RTCPeerConnection,
@@ -131,7 +131,7 @@ export function packDtlsRecords(records: Buffer[], max = DTLS_DATAGRAM_MAX): Buf
   return out;
 }
 
-const SAMPLE_RATE = 48000;
+const SAMPLE_RATE = 48000 as const;
 const FRAME_MS = 20;
 const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
 
@@ -145,8 +145,10 @@ export class WhatsAppMediaPeer {
   private iceConnectedAt = 0;
   private dtlsConnectedAt = 0;
   private sendChannels = 2;
-  private encoder: OpusScript | undefined;
-  private decoder: OpusScript | undefined;
+  // opusscript's own JS wrapper writes outside its allocations with several instances alive;
+  // OpusCodec drives the same WebAssembly libopus with correct addressing.
+  private encoder: OpusCodec | undefined;
+  private decoder: OpusCodec | undefined;
   private sendTimer: NodeJS.Timeout | undefined;
   private tone: ToneSource;
   private seq = Math.floor(Math.random() * 0xffff);
@@ -423,7 +425,7 @@ export class WhatsAppMediaPeer {
   /** Start sending the tone (20 ms Opus frames). Call when the business has accepted. */
   startMedia(): void {
     if (this.sendTimer || this.closed) return;
-    this.encoder = new OpusScript(SAMPLE_RATE, this.sendChannels, OpusScript.Application.VOIP);
+    this.encoder = new OpusCodec(SAMPLE_RATE, this.sendChannels === 2 ? 2 : 1);
     this.encoder.setBitrate(this.opts.bitrate);
     const startedAt = performance.now();
     let sent = 0;
@@ -454,7 +456,7 @@ export class WhatsAppMediaPeer {
       pcm = new Int16Array(mono.length * 2);
       for (let i = 0; i < mono.length; i++) pcm[2 * i] = pcm[2 * i + 1] = mono[i]!;
     }
-    const payload = this.encoder!.encode(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), FRAME_SAMPLES);
+    const payload = this.encoder!.encode(pcm, FRAME_SAMPLES);
     const header = new RtpHeader({
       payloadType: WHATSAPP_OPUS_PT,
       sequenceNumber: this.seq,
@@ -481,10 +483,9 @@ export class WhatsAppMediaPeer {
     if (pt !== WHATSAPP_OPUS_PT || rtp.payload.length === 0) return;
     // Decode as stereo: an Opus decoder outputs the channel count it was created with,
     // whatever the packet carries; stereo is then mixed down to mono.
-    this.decoder ??= new OpusScript(SAMPLE_RATE, 2, OpusScript.Application.VOIP);
+    this.decoder ??= new OpusCodec(SAMPLE_RATE, 2);
     try {
-      const out = this.decoder.decode(rtp.payload);
-      const inter = new Int16Array(out.buffer, out.byteOffset, Math.floor(out.byteLength / 2));
+      const inter = this.decoder.decode(rtp.payload);
       const mono = new Int16Array(inter.length / 2);
       for (let i = 0; i < mono.length; i++) mono[i] = (inter[2 * i]! + inter[2 * i + 1]!) >> 1;
       this.received.push(mono);
