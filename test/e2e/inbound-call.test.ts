@@ -37,17 +37,19 @@ const log: Logger = createLogger({
 });
 
 type Engine = 'rtpengine' | 'embedded';
+let lastSipPort = 0;
 let engine: Engine = 'rtpengine';
 
-async function startBridge(target: string, over: { ringTimeoutSec?: number; inviteTimeoutSec?: number } = {}): Promise<RunningApp> {
+async function startBridge(target: string, over: { ringTimeoutSec?: number; inviteTimeoutSec?: number; deadRtpengine?: boolean } = {}): Promise<RunningApp> {
   const sipPort = await freeDualPort('127.0.0.1');
+  lastSipPort = sipPort;
   const config = buildConfig({
     http: { host: '127.0.0.1', port: 0 },
     whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, verifyToken: 'vt' },
     sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort }, inviteTimeoutSec: over.inviteTimeoutSec ?? 64 },
     media: {
-      engine,
-      rtpengine: { ng: [rtpengine.ng], timeoutMs: 2000 },
+      engine: over.deadRtpengine ? 'rtpengine' : engine,
+      rtpengine: { ng: [over.deadRtpengine ? { host: '127.0.0.1', port: await freeDualPort('127.0.0.1') } : rtpengine.ng], timeoutMs: over.deadRtpengine ? 500 : 2000 },
       embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() },
     },
     calls: { ringTimeoutSec: over.ringTimeoutSec ?? 45 },
@@ -259,5 +261,59 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     const { sent } = sippMessages(result.messages);
     expect(sent.find((m) => m.startsWith('ACK') && m.includes('X-Answer-Direction'))).toMatch(/X-Answer-Direction: a=recvonly/);
     expect(call.actions()).toEqual(['pre_accept', 'accept', 'terminate']);
+  });
+
+  it('(i) WhatsApp refuses accept (Graph error) → the answered phone gets BYE, nothing is left', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+    await startBridge(phone.sipUri);
+    sim.graph.failNext('accept', { code: 138007, message: '(#138007) Connect timeout', details: 'SDP not applied in time' });
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await phone.events.waitFor('CALL_ESTABLISHED', 10_000);
+    await phone.events.waitFor('CALL_CLOSED', 5000);
+    await until(() => ended.length === 1, 5000, 'the call to end');
+    expect(ended[0]).toMatchObject({ label: 'whatsapp-accept-failed', sip: 'bye' });
+    expect(call.actions()[0]).toBe('pre_accept');
+    expect(call.actions()).toContain('accept');
+    const failedLine = logLines.map((l) => JSON.parse(l)).find((l) => l.cause === 'whatsapp-accept-failed');
+    expect(failedLine?.waCallId).toBe(call.callId);
+  });
+
+  it('(j) malformed SIP on the bridge port is survived: the next call still works', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+    await startBridge(phone.sipUri);
+    const { createSocket } = await import('node:dgram');
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.3', () => r()));
+    const port = lastSipPort;
+    const junk = [
+      'garbage\r\n\r\n',
+      'INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: nonsense\r\n\r\n',
+      'INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:9;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCSeq: banana INVITE\r\nContent-Length: 999\r\n\r\nv=0',
+      'SIP/2.0 200 OK\r\nCall-ID: nothing-we-know\r\n\r\n',
+      Buffer.alloc(3000, 0xff).toString('latin1'),
+    ];
+    for (const j of junk) await new Promise<void>((r) => sock.send(Buffer.from(j, 'latin1'), port, '127.0.0.1', () => r()));
+    sock.close();
+    await sleep(300);
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await call.waitFor('accept');
+    await phone.events.waitFor('CALL_ESTABLISHED', 5000);
+    await call.hangUp();
+    await phone.events.waitFor('CALL_CLOSED', 5000);
+  });
+
+  it.skipIf(e !== 'rtpengine')('(k) a dead rtpengine: the bridge still answers webhooks, rejects the call at once, rings nothing', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'manual' });
+    await startBridge(phone.sipUri, { deadRtpengine: true });
+    const health = await fetch(`${app!.url}/healthz`);
+    expect(health.status).toBe(503);
+    expect(((await health.json()) as any).media.ok).toBe(false);
+    const call = await sim.userCalls({ userWaId: CALLER });
+    expect(call.webhookStatus).toBe(200);
+    await call.waitFor('reject', 5000);
+    await until(() => ended.length === 1, 5000, 'the call to end');
+    expect(ended[0]).toMatchObject({ label: 'media-failed', whatsapp: 'reject', sip: 'none' });
+    expect(phone.events.all.filter((ev) => ev.type === 'CALL_INCOMING')).toEqual([]);
+    app!.media.listSessions = async () => []; // nothing to leak-check on a dead engine
   });
 });
