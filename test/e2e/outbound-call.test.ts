@@ -118,6 +118,27 @@ for (const e of ['rtpengine', 'embedded'] as const)
       expect(ended[0]).toMatchObject({ direction: 'outbound', label: 'agent-hung-up', whatsapp: 'terminate' });
     });
 
+    it('answered with WhatsApp as DTLS server (answer setup:passive): audio both ways, 3 calls in a row', async () => {
+      await startBridge();
+      for (let i = 0; i < 3; i++) {
+        const user = sim.user(USER, { kind: 'answer', afterMs: 100, setup: 'passive', toneHz: 1000 });
+        agent = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+        await agent.dial(dialUri());
+        await user.waitForConnect(10_000);
+        expect(user.peer!.localAnswer).toContain('a=setup:passive');
+        await agent.events.waitFor('CALL_ESTABLISHED', 5000);
+        await user.peer!.waitConnected(5000);
+        await sleep(1500);
+        const heard = await agent.recordedPcm();
+        expect(toneWindows(heard.samples, 1000, heard.sampleRate).share, `run ${i}: agent hears the user`).toBeGreaterThan(0.6);
+        expect(user.peer!.toneWindows(440).share, `run ${i}: user hears the agent`).toBeGreaterThan(0.6);
+        await agent.hangup();
+        await until(() => ended.length === i + 1, 5000, 'call end');
+        await agent.stop();
+        agent = undefined;
+      }
+    });
+
     it('the WhatsApp user hangs up → BYE to the agent', async () => {
       await startBridge();
       const user = sim.user(USER, { kind: 'answer', afterMs: 200 });
