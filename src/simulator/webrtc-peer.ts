@@ -469,6 +469,39 @@ export class WhatsAppMediaPeer {
     void this.transceiver.sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
   }
 
+  /**
+   * Send one RFC 4733 event like WhatsApp: PT 126, 8000 Hz clock, in the audio stream (the
+   * sender's SSRC, sequence numbers shared with the Opus packets). An update every 20 ms with
+   * the duration growing by 160 (8 kHz units), the last one with the end bit, sent three times.
+   * The event's RTP timestamp is the current audio timestamp (48 kHz units, as WhatsApp does:
+   * one SSRC, one timestamp line).
+   */
+  async sendDtmf(event: number, durationMs = 200): Promise<void> {
+    const dtls = this.dtls;
+    if (!dtls || dtls.state !== 'connected') throw new Error('sendDtmf before DTLS is connected');
+    const ssrc = this.transceiver.sender.ssrc;
+    const ts = this.timestamp >>> 0;
+    const steps = Math.max(1, Math.round(durationMs / FRAME_MS));
+    for (let i = 1; i <= steps; i++) {
+      const end = i === steps;
+      const payload = Buffer.from([event & 0xff, (end ? 0x80 : 0) | 10, 0, 0]);
+      payload.writeUInt16BE(Math.min(0xffff, i * 160), 2);
+      for (let r = 0; r < (end ? 3 : 1); r++) {
+        const header = new RtpHeader({
+          payloadType: WHATSAPP_TELEPHONE_EVENT_PT,
+          sequenceNumber: this.seq,
+          timestamp: ts,
+          ssrc,
+          marker: i === 1 && r === 0,
+        });
+        this.seq = (this.seq + 1) & 0xffff;
+        this.rtpOut++;
+        await dtls.sendRtp(payload, header).catch(() => undefined);
+      }
+      if (!end) await new Promise((res) => setTimeout(res, FRAME_MS));
+    }
+  }
+
   private onRtp(rtp: RtpPacket): void {
     this.rtpIn++;
     const pt = rtp.header.payloadType;

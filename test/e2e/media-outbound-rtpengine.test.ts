@@ -118,6 +118,52 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
     });
   }
 
+  for (const setup of ['active', 'passive'] as const) {
+    it(`setup:${setup}: DTMF crosses both ways as RFC 4733 events (PBX 101/8000 <-> WhatsApp 126/8000)`, async () => {
+      const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+      const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
+      const session = engine.createSession(`out-dtmf-${setup}-${Date.now()}`);
+      try {
+        const waOffer = await session.offerFromPbx(pbx.createOffer());
+        expect(parse(waOffer).media[0]!.rtp.find((r) => r.payload === 126)).toMatchObject({ codec: 'telephone-event', rate: 8000 });
+        const waAnswer = await peer.createAnswer(waOffer, { setup });
+        const plainAnswer = await session.answerFromWhatsApp(waAnswer);
+        // The PBX's answer now carries telephone-event (it did not before the relabelling).
+        const te = parse(plainAnswer).media[0]!.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event');
+        expect(te, `plain answer: ${plainAnswer}`).toMatchObject({ payload: 101, rate: 8000 });
+        pbx.applyAnswer(plainAnswer);
+        await peer.waitConnected(10_000);
+        pbx.startMedia();
+        peer.startMedia();
+        await new Promise((r) => setTimeout(r, 400));
+
+        await peer.sendDtmf(3);
+        await new Promise((r) => setTimeout(r, 100));
+        await peer.sendDtmf(7);
+        await new Promise((r) => setTimeout(r, 300));
+        const ev = pbx.teEvents;
+        expect(ev.length, 'events reach the PBX').toBeGreaterThan(0);
+        expect(ev.every((e) => e.pt === 101)).toBe(true);
+        expect([...new Set(ev.map((e) => e.event))]).toEqual([3, 7]);
+        expect(ev.filter((e) => e.end).map((e) => e.event)).toEqual(expect.arrayContaining([3, 7]));
+
+        await pbx.sendDtmf(4);
+        await new Promise((r) => setTimeout(r, 100));
+        await pbx.sendDtmf(2);
+        await new Promise((r) => setTimeout(r, 300));
+        const back = peer.dtmfEvents();
+        expect(back.length, 'events reach WhatsApp on PT 126').toBeGreaterThan(0);
+        expect([...new Set(back.map((e) => e.event))]).toEqual([4, 2]);
+        expect(back.filter((e) => e.end).map((e) => e.event)).toEqual(expect.arrayContaining([4, 2]));
+      } finally {
+        await peer.close();
+        await pbx.close();
+        await session.close();
+      }
+      expect(await engine.listSessions()).toEqual([]);
+    });
+  }
+
   it('the peer rejects an offer that breaks Meta rules like Graph does (100 / 2494010)', async () => {
     const pbx = await PlainRtpEndpoint.create();
     const peer = new WhatsAppMediaPeer();

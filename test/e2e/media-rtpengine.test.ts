@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse } from 'sdp-transform';
 import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
 import { checkWhatsAppAnswer } from '../../src/media/sdp-rules.js';
-import { MediaError, type MediaEngine } from '../../src/media/types.js';
+import { MediaError, type MediaEngine, type MediaSession } from '../../src/media/types.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
 import { describeWithPeers } from '../support/peers.js';
@@ -14,6 +14,20 @@ import { PlainRtpEndpoint } from '../harness/rtp-endpoint.js';
 import { randomMediaRange, rtpengineSkipReason, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 
 const skip = rtpengineSkipReason();
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Distinct digits in arrival order, one per event (an event is one RTP timestamp). */
+function digitsOf(ev: ReadonlyArray<{ event: number; ts: number }>): number[] {
+  const seen = new Set<string>();
+  const out: number[] = [];
+  for (const e of ev) {
+    const k = `${e.event}@${e.ts}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(e.event);
+    }
+  }
+  return out;
+}
 const RUNS = 5;
 /** Share of 100 ms windows that must carry the tone. */
 const MIN_SHARE = 0.8;
@@ -105,6 +119,91 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
       expect(await engine.listSessions()).toEqual([]);
     });
   }
+
+  /** Connected call: WhatsApp offer, PBX answer, ICE + DTLS up. */
+  async function connectedCall(name: string): Promise<{ peer: WhatsAppMediaPeer; pbx: PlainRtpEndpoint; session: MediaSession; waAnswer: string }> {
+    const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
+    const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+    const session = engine.createSession(`${name}-${Date.now()}`);
+    const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());
+    const waAnswer = await session.answerFromPbx(pbx.answer(plainOffer));
+    await peer.applyAnswer(waAnswer);
+    await peer.waitConnected(10_000);
+    return { peer, pbx, session, waAnswer };
+  }
+
+  it('DTMF: WhatsApp events reach the PBX as RFC 4733 events with their durations; the PBX\'s reach WhatsApp in-band', async () => {
+    const { peer, pbx, session, waAnswer } = await connectedCall('dtmf');
+    try {
+      expect(parse(waAnswer).media[0]!.rtp.find((r) => r.payload === 126)).toMatchObject({ codec: 'telephone-event', rate: 8000 });
+      const tePt = pbx.telephoneEventPt;
+      expect(tePt).toBeGreaterThanOrEqual(96);
+      pbx.startMedia();
+      peer.startMedia();
+      await sleep(400);
+
+      // WhatsApp -> PBX: digits 1 and 9, 200 ms each (duration 1600 in 8 kHz units).
+      await peer.sendDtmf(1);
+      await sleep(100);
+      await peer.sendDtmf(9);
+      await sleep(300);
+      const ev = pbx.teEvents;
+      expect(ev.length, 'events reach the PBX').toBeGreaterThan(0);
+      expect(ev.every((e) => e.pt === tePt), 'on the PT of the PBX-side SDP').toBe(true);
+      expect(digitsOf(ev)).toEqual([1, 9]);
+      expect(ev.filter((e) => e.end && e.event === 1).length).toBeGreaterThanOrEqual(1);
+      expect(ev.filter((e) => e.end && e.event === 9).length).toBeGreaterThanOrEqual(1);
+      // The IVR sees the real press length: 200 ms = 1600 units at 8 kHz (not rescaled).
+      const maxIn = Math.max(...ev.map((e) => e.duration));
+      expect(maxIn).toBeGreaterThanOrEqual(1200);
+      expect(maxIn).toBeLessThanOrEqual(2000);
+
+      // PBX -> WhatsApp: rtpengine 10.5 renders the PBX's digit 5 (770 + 1336 Hz) in-band.
+      pbx.stopMedia();
+      await sleep(100);
+      peer.clearReceived();
+      await pbx.sendDtmf(5, 400);
+      await sleep(500);
+      const inband = peer.toneWindows(1336, { minRatio: 0.2 });
+      expect(inband.matching, 'the caller hears the PBX digit in-band').toBeGreaterThan(0);
+      expect(peer.dtmfEvents().length, 'no RFC 4733 events toward WhatsApp on inbound calls (rtpengine 10.5)').toBe(0);
+      pbx.startMedia();
+      // Audio still flows after the digits.
+      peer.clearReceived();
+      await sleep(1000);
+      expect(peer.toneWindows(440).share).toBeGreaterThanOrEqual(MIN_SHARE);
+    } finally {
+      await peer.close();
+      await pbx.close();
+      await session.close();
+    }
+  });
+
+  // rtpengine 10.5 has no ng flag or daemon option that sends media toward WhatsApp while the
+  // PBX is silent (see the comment at the top of src/media/rtpengine/flags.ts). This test pins
+  // the measured behaviour so an rtpengine upgrade that changes it is noticed.
+  it('keep-alive (rtpengine 10.5 limitation): with the PBX silent, WhatsApp gets no RTP', async () => {
+    const { peer, pbx, session } = await connectedCall('keepalive');
+    try {
+      peer.startMedia(); // the WhatsApp user talks, the PBX rings/holds silently
+      const before = peer.stats.rtpIn;
+      await sleep(2000);
+      const rate = (peer.stats.rtpIn - before) / 2;
+      expect(rate, `RTP packets/s toward WhatsApp with a silent PBX: ${rate}`).toBe(0);
+      // As soon as the PBX sends, ~50/s reach WhatsApp.
+      pbx.startMedia();
+      await sleep(300);
+      const b2 = peer.stats.rtpIn;
+      await sleep(1000);
+      const rate2 = peer.stats.rtpIn - b2;
+      expect(rate2).toBeGreaterThanOrEqual(38);
+      expect(rate2).toBeLessThanOrEqual(62);
+    } finally {
+      await peer.close();
+      await pbx.close();
+      await session.close();
+    }
+  });
 
   it('an rtpengine that stops answering gives a MediaError, not a hang', async () => {
     const d2 = await startRtpengine({ ...randomMediaRange() });

@@ -9,30 +9,8 @@ import { randomInt } from 'node:crypto';
 import { parse, write, type SessionDescription } from 'sdp-transform';
 import { ToneSource, hasTone, toneWindows } from '../../src/media/audio/tone.js';
 
-/** G.711 µ-law encode of one 16-bit sample. */
-export function ulawEncode(sample: number): number {
-  const BIAS = 0x84;
-  const CLIP = 32635;
-  let s = sample;
-  const sign = s < 0 ? 0x80 : 0;
-  if (s < 0) s = -s;
-  if (s > CLIP) s = CLIP;
-  s += BIAS;
-  let exponent = 7;
-  for (let mask = 0x4000; (s & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
-  const mantissa = (s >> (exponent + 3)) & 0x0f;
-  return ~(sign | (exponent << 4) | mantissa) & 0xff;
-}
-
-/** G.711 µ-law decode of one byte. */
-export function ulawDecode(byte: number): number {
-  const u = ~byte & 0xff;
-  const sign = u & 0x80;
-  const exponent = (u >> 4) & 0x07;
-  const mantissa = u & 0x0f;
-  const magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-  return sign ? -magnitude : magnitude;
-}
+export { ulawDecode, ulawEncode } from '../../src/media/codecs/g711.js';
+import { ulawDecode, ulawEncode } from '../../src/media/codecs/g711.js';
 
 const RATE = 8000;
 const FRAME = 160; // 20 ms
@@ -56,7 +34,13 @@ export class PlainRtpEndpoint {
   /** PCMU payload type from the offer (0) and telephone-event PT if offered. */
   private pt = 0;
   private tePt = -1;
-  teEvents: Array<{ pt: number; event: number; end: boolean }> = [];
+  /** telephone-event PT the SDP negotiated for the PBX side (-1: none). */
+  get telephoneEventPt(): number {
+    return this.tePt;
+  }
+  teEvents: Array<{ pt: number; event: number; end: boolean; duration: number; ts: number; seq: number; marker: boolean }> = [];
+  /** RTP packets received per payload type, with arrival time (ms, performance.now()). */
+  readonly arrivals: Array<{ pt: number; at: number }> = [];
   rtpIn = 0;
   rtpOut = 0;
   otherPayloads = new Map<number, number>();
@@ -188,20 +172,50 @@ export class PlainRtpEndpoint {
     this.timer = setInterval(tick, 10);
   }
 
+  /** Stop sending the tone (events from sendDtmf still go out). */
+  stopMedia(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
   private sendFrame(marker: boolean): void {
-    if (!this.remote || this.closed) return;
     const pcm = this.tone.next(20);
-    const pkt = Buffer.alloc(12 + FRAME);
-    pkt[0] = 0x80;
-    pkt[1] = (marker ? 0x80 : 0) | this.pt;
-    pkt.writeUInt16BE(this.seq, 2);
-    pkt.writeUInt32BE(this.ts >>> 0, 4);
-    pkt.writeUInt32BE(this.ssrc >>> 0, 8);
-    for (let i = 0; i < FRAME; i++) pkt[12 + i] = ulawEncode(pcm[i]!);
-    this.seq = (this.seq + 1) & 0xffff;
+    const payload = Buffer.alloc(FRAME);
+    for (let i = 0; i < FRAME; i++) payload[i] = ulawEncode(pcm[i]!);
+    this.send(this.pt, marker, this.ts, payload);
     this.ts = (this.ts + FRAME) >>> 0;
+  }
+
+  private send(pt: number, marker: boolean, ts: number, payload: Buffer): void {
+    if (!this.remote || this.closed) return;
+    const pkt = Buffer.alloc(12 + payload.length);
+    pkt[0] = 0x80;
+    pkt[1] = (marker ? 0x80 : 0) | pt;
+    pkt.writeUInt16BE(this.seq, 2);
+    pkt.writeUInt32BE(ts >>> 0, 4);
+    pkt.writeUInt32BE(this.ssrc >>> 0, 8);
+    payload.copy(pkt, 12);
+    this.seq = (this.seq + 1) & 0xffff;
     this.rtpOut++;
     this.sock.send(pkt, this.remote.port, this.remote.host);
+  }
+
+  /**
+   * Send one RFC 4733 event on the negotiated telephone-event PT, in the audio stream (same
+   * SSRC, sequence numbers continue): an update every 20 ms with the duration growing by 160,
+   * the last one with the end bit, sent three times. Audio keeps its timestamps meanwhile.
+   */
+  async sendDtmf(event: number, durationMs = 200): Promise<void> {
+    if (this.tePt < 0) throw new Error('telephone-event not negotiated');
+    const startTs = this.ts;
+    const steps = Math.round(durationMs / 20);
+    for (let i = 1; i <= steps; i++) {
+      const end = i === steps;
+      const payload = Buffer.from([event, (end ? 0x80 : 0) | 10, 0, 0]);
+      payload.writeUInt16BE(i * FRAME, 2);
+      for (let r = 0; r < (end ? 3 : 1); r++) this.send(this.tePt, i === 1 && r === 0, startTs, payload);
+      await new Promise((res) => setTimeout(res, 20));
+    }
   }
 
   private onPacket(msg: Buffer): void {
@@ -215,13 +229,24 @@ export class PlainRtpEndpoint {
     if (msg[0]! & 0x20) end -= msg[end - 1]!;
     const payload = msg.subarray(off, end);
     this.rtpIn++;
+    this.arrivals.push({ pt, at: performance.now() });
     if (pt === this.pt) {
       const out = new Int16Array(payload.length);
       for (let i = 0; i < payload.length; i++) out[i] = ulawDecode(payload[i]!);
       this.chunks.push(out);
       this.samples += out.length;
     } else {
-      if (pt === this.tePt && payload.length >= 4) this.teEvents.push({ pt, event: payload[0]!, end: (payload[1]! & 0x80) !== 0 });
+      if (pt === this.tePt && payload.length >= 4) {
+        this.teEvents.push({
+          pt,
+          event: payload[0]!,
+          end: (payload[1]! & 0x80) !== 0,
+          duration: payload.readUInt16BE(2),
+          ts: msg.readUInt32BE(4),
+          seq: msg.readUInt16BE(2),
+          marker: (msg[1]! & 0x80) !== 0,
+        });
+      }
       this.otherPayloads.set(pt, (this.otherPayloads.get(pt) ?? 0) + 1);
     }
   }

@@ -15,6 +15,7 @@ import {
   finishWhatsAppAnswer,
   finishWhatsAppOffer,
   iceLiteIntoMedia,
+  relabelTelephoneEvent,
   sameSdpIgnoringVersion,
 } from './sdp-post.js';
 
@@ -141,6 +142,10 @@ class RtpengineSession implements MediaSession {
         ...WHATSAPP_OFFER_TO_PBX,
         'call-id': this.callId,
         'from-tag': this.fromTag,
+        // WhatsApp's telephone-event/8000 is NOT relabelled here (unlike outbound calls): the
+        // digits a caller presses reach the PBX's IVR as events with their real durations.
+        // The price, with rtpengine 10.5: the PBX's own events reach WhatsApp as in-band tones
+        // in the Opus stream (audible to the caller) instead of RFC 4733 events.
         sdp: iceLiteIntoMedia(webrtcOffer),
       });
       this.target = target;
@@ -229,7 +234,9 @@ class RtpengineSession implements MediaSession {
         'from-tag': this.fromTag,
         'to-tag': this.toTag,
         // WhatsApp's PTs (111, 126) pass unchanged: rtpengine adopts the answer's numbering.
-        sdp: iceLiteIntoMedia(webrtcAnswer),
+        // Its telephone-event/8000 is relabelled /48000 so that it matches the
+        // telephone-event/48000 rtpengine offered with Opus (see relabelTelephoneEvent).
+        sdp: relabelTelephoneEvent(iceLiteIntoMedia(webrtcAnswer), 8000, 48000),
       });
       this.lastWhatsAppAnswer = webrtcAnswer;
       this.pbxAnswer = cleanPlainOffer(String(reply['sdp'] ?? ''));

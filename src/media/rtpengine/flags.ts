@@ -6,6 +6,29 @@
  * dictionary key encountered: 'sdp-attr'"), so attributes it passes through unchanged are
  * removed afterwards in ./sdp-post.ts with sdp-transform. `replace: session-connection` is
  * obsolete in 10.5 (ignored with an INFO line) and therefore not sent.
+ *
+ * DTMF (RFC 4733), measured on 10.5.3.5 in the media e2e tests: rtpengine only emits events
+ * toward a leg on a telephone-event whose clock equals that leg's audio codec, i.e. /48000 next
+ * to Opus; WhatsApp uses telephone-event/8000 on 126. No flag changes that (tried: codec
+ * `transcode`/`accept` of `telephone-event`, `asymmetric-codecs`, which 10.5 logs as obsolete):
+ * the PBX's events became in-band tones in the Opus stream and, on outbound calls, the PBX's
+ * answer had no telephone-event. So WhatsApp's 126 is relabelled telephone-event/48000 in every
+ * SDP rtpengine reads from WhatsApp and back to /8000 in every SDP WhatsApp reads
+ * (sdp-post.ts `relabelTelephoneEvent`, `finishWhatsAppAnswer`, `finishWhatsAppOffer`). Events
+ * then cross both ways with digit, end bit and event boundaries kept, but rtpengine rescales
+ * durations by the clock ratio: WhatsApp -> PBX / 6 (200 ms sent as 1600 arrives as 267, i.e.
+ * 33 ms), PBX -> WhatsApp x 6. No ng option is needed for it.
+ *
+ * Keep-alive toward WhatsApp while the PBX is silent: nothing in 10.5 does it, so no option is
+ * sent. Measured: `generate-RTCP: on` (offer and answer) emits an SR only alongside forwarded
+ * RTP (one SR in 11 s of PBX silence, nothing before the PBX's first packet); `--silence-detect`
+ * / `--cn-payload` only replace silence inside transcoded audio that flows; `--audio-player`
+ * does not exist in 10.5 (it is an 11.x+ daemon option); `play media` of a silence file toward
+ * WhatsApp's tag does give ~50 packets/s, but it runs beside the PBX's audio once that starts
+ * (100 packets/s, the PBX's tone destroyed) and would need a `stop media` when the PBX speaks,
+ * which the MediaSession API cannot see. Deployments on 10.5 depend on the PBX sending audio
+ * (early media, music on hold); otherwise use rtpengine with `--audio-player` or the embedded
+ * engine. test/e2e/media-rtpengine.test.ts pins this behaviour.
  */
 
 /** The subset of ng offer/answer options this project uses, typed. */
@@ -73,7 +96,8 @@ export const WHATSAPP_OPUS_CODEC_SPEC = `opus/48000/2/20000/20/${WHATSAPP_OPUS_F
  * `sdp-attr` (and writes no `a=group:BUNDLE` for one m-line); its codec specs carry no PT, so
  * Opus lands on the first free dynamic PT (96), renamed to 111 in the offer only (rtpengine then
  * adopts WhatsApp's 111 from the answer, for both directions); it pairs Opus with
- * telephone-event/48000 (a transcode of `telephone-event/8000` is ignored), announced as 126/8000.
+ * telephone-event/48000 (a transcode of `telephone-event/8000` is ignored), announced as 126/8000,
+ * and WhatsApp's answer is relabelled 126/48000 before rtpengine reads it (see the top comment).
  * `DTLS: passive` is not sent: rtpengine offers actpass either way and the answerer picks the
  * role (both roles are tested in test/e2e/media-outbound-rtpengine.test.ts).
  */

@@ -50,6 +50,32 @@ export function iceLiteIntoMedia(webrtcOffer: string): string {
   return write(s);
 }
 
+/**
+ * WhatsApp's telephone-event/8000 relabelled telephone-event/48000 (same PT) in the SDP given to
+ * rtpengine. rtpengine 10.5 only emits RFC 4733 events toward a leg on a telephone-event whose
+ * clock equals that leg's audio codec (Opus, 48000): with WhatsApp's /8000 it answers without
+ * telephone-event and turns the PBX's events into in-band tones in the Opus stream ("DTMF
+ * output -1" in its log). With /48000 it pairs 126 with Opus and translates events between
+ * 126 and the PBX's telephone-event/8000 both ways. Its translation rescales durations and
+ * timestamps by the clock ratio, so what WhatsApp sends (8000 Hz units) reaches the PBX
+ * divided by 6 and what the PBX sends reaches WhatsApp multiplied by 6; digit, end bit and
+ * event boundaries are kept (see test/e2e/media-rtpengine.test.ts). WhatsApp is told 8000 in
+ * the answer (finishWhatsAppAnswer) or the offer (finishWhatsAppOffer), as it requires.
+ */
+export function relabelTelephoneEvent(sdp: string, fromRate: number, toRate: number): string {
+  const s = parse(sdp);
+  let changed = false;
+  for (const m of s.media) {
+    for (const r of m.rtp) {
+      if (r.codec.toLowerCase() === 'telephone-event' && (r.rate ?? 8000) === fromRate) {
+        r.rate = toRate;
+        changed = true;
+      }
+    }
+  }
+  return changed ? write(s) : sdp;
+}
+
 /** The plain offer for a PBX: no WebRTC leftovers (msid, ssrc, mid, rtcp-fb, ...). */
 export function cleanPlainOffer(sdp: string): string {
   const s = parse(sdp);
@@ -89,9 +115,9 @@ function telephoneEvents(m: MediaAttributes): TelephoneEvent[] {
  * The WebRTC answer for WhatsApp, from rtpengine's answer and WhatsApp's offer:
  * - a single sha-256 fingerprint, no a=ice-lite (we are full ICE);
  * - `a=group:BUNDLE` as offered (rtpengine drops the group line for a single m-line);
- * - telephone-event/8000 as offered (PT 126) when the PBX accepted telephone-event:
- *   rtpengine 10.5 leaves it out because it does not pair telephone-event/8000 with
- *   opus/48000, but it still forwards WhatsApp's PT 126 events to the PBX.
+ * - telephone-event/8000 as offered (PT 126): rtpengine answers the relabelled 126/48000 it
+ *   was given (relabelTelephoneEvent), written back as /8000; should it leave telephone-event
+ *   out while the PBX accepted it, WhatsApp's 126/8000 is added back.
  */
 export function finishWhatsAppAnswer(answer: string, webrtcOffer: string, pbxAnswer: string): string {
   const s = parse(keepOnlySha256Fingerprint(answer)) as SessionDescription & Record<string, unknown>;
@@ -111,6 +137,9 @@ export function finishWhatsAppAnswer(answer: string, webrtcOffer: string, pbxAns
     const pbxTe = pbxAudio ? telephoneEvents(pbxAudio).some((t) => t.rate === 8000) : false;
     const offeredTe = telephoneEvents(offerAudio).find((t) => t.rate === 8000);
     const answeredTe = telephoneEvents(audio);
+    // The offer rtpengine saw said 126 was telephone-event/48000 (see relabelTelephoneEvent):
+    // tell WhatsApp what it offered, 8000.
+    if (offeredTe) for (const r of audio.rtp) if (r.payload === offeredTe.payload && r.codec.toLowerCase() === 'telephone-event') r.rate = 8000;
     if (pbxTe && offeredTe && answeredTe.length === 0) {
       audio.rtp = [...audio.rtp, { payload: offeredTe.payload, codec: 'telephone-event', rate: 8000 }];
       if (offeredTe.fmtp) audio.fmtp = [...(audio.fmtp ?? []), { payload: offeredTe.payload, config: offeredTe.fmtp }];
@@ -165,9 +194,10 @@ function renamePayload(m: Media, from: number, to: number, rate?: number): void 
  * receives and sends Opus on 111 (measured; feeding it the answer renumbered back to its own
  * PT 96 instead broke audio both ways, since WhatsApp sends on 111 whatever the offer's PT).
  * rtpengine 10.5 cannot be told the PT itself (codec specs have no PT field; it takes the first
- * free dynamic PT). Its telephone-event is at 48000 Hz, paired with Opus; announced here at
- * 8000 Hz as Meta requires, it does not match WhatsApp's answer and rtpengine then carries no
- * DTMF on outbound calls (the PBX's answer has no telephone-event).
+ * free dynamic PT). Its telephone-event is at 48000 Hz, paired with Opus; it is announced here
+ * at 8000 Hz as Meta requires, and WhatsApp's answer (126/8000) is relabelled 126/48000 before
+ * rtpengine reads it (engine.ts, relabelTelephoneEvent), so it matches and the PBX's answer
+ * carries telephone-event: DTMF crosses both ways, durations rescaled by 6.
  */
 export function finishWhatsAppOffer(rtpengineOffer: string): string {
   const s = parse(keepOnlySha256Fingerprint(rtpengineOffer)) as SessionDescription & Record<string, unknown>;
