@@ -2,6 +2,9 @@
  * The embedded engine in a child process, driven over IPC by bench/media-cpu.ts, so its CPU can
  * be measured apart from the load generator (process.cpuUsage() here, /proc/<pid>/stat there).
  */
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createEmbeddedEngine } from '../src/media/embedded/index.js';
 import type { MediaSession } from '../src/media/types.js';
 import { silentLogger } from '../src/util/log.js';
@@ -22,8 +25,30 @@ const engine = await createEmbeddedEngine({
   portMax: portMin + 1999,
   logger: silentLogger(),
   pbxCodecs: ['G722', 'PCMU', 'PCMA'], // the bench measures transcoding, not passthrough
+  // BENCH_OPUS_COMPLEXITY=n: try another encoder complexity (the engine's default is 5).
+  ...(process.env.BENCH_OPUS_COMPLEXITY ? { opusComplexity: Number(process.env.BENCH_OPUS_COMPLEXITY) } : {}),
 });
 const sessions = new Map<string, MediaSession>();
+
+// BENCH_PROF=<dir>: profile the measured window (between the bench's two 'cpu' requests).
+const profDir = process.env.BENCH_PROF;
+let profiler: Session | undefined;
+let cpuCalls = 0;
+async function profileWindow(): Promise<void> {
+  if (!profDir) return;
+  cpuCalls++;
+  if (cpuCalls === 1) {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 500 });
+    await profiler.post('Profiler.start');
+  } else if (cpuCalls === 2 && profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(join(profDir, `embedded-${process.pid}.cpuprofile`), JSON.stringify(profile));
+    profiler.disconnect();
+  }
+}
 
 process.on('message', (m: Req) => {
   void (async () => {
@@ -46,6 +71,7 @@ process.on('message', (m: Req) => {
         case 'cpu': {
           const u = process.cpuUsage();
           result = { user: u.user, system: u.system, rss: process.memoryUsage().rss };
+          await profileWindow();
           break;
         }
         case 'list':

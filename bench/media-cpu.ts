@@ -12,6 +12,10 @@
  *   time, on one call per run (includes codec look-ahead and filter delays: that is what an
  *   engine adds to the path).
  * Options: BENCH_CALLS=10,50  BENCH_CODECS=PCMU,G722  BENCH_WINDOW_S=8  BENCH_ENGINES=embedded,rtpengine
+ *          BENCH_PROF=<dir> (V8 CPU profile of the embedded worker over the measured window,
+ *          one .cpuprofile per run; see bench/embedded-worker.ts)
+ *          BENCH_NO_OPUS_COST=1 (skip the opusscript micro-benchmark)
+ *          BENCH_OPUS_COMPLEXITY=<0..10> (the embedded engine's Opus encoder complexity; default 5)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -459,8 +463,10 @@ async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: 
 
 async function main(): Promise<void> {
   const started = performance.now();
-  console.log("Opus cost (libopus from opusscript's WebAssembly build, our wrapper), this machine:");
-  console.log(opusCost());
+  if (!process.env.BENCH_NO_OPUS_COST) {
+    console.log("Opus cost (libopus from opusscript's WebAssembly build, our wrapper), this machine:");
+    console.log(opusCost());
+  }
   const waFrames = opusCycle();
   const pbxFrames: Record<Codec, Buffer[]> = { PCMU: plainCycle('PCMU'), G722: plainCycle('G722') };
   const results: RunResult[] = [];

@@ -38,12 +38,34 @@ describe('polyphase FIR resampler', () => {
     });
   }
 
-  it('frame by frame equals one shot (streaming state is exact)', () => {
-    const pcm = sine(700, 48000, 300, 0.3);
-    const a = runFrames(new Resampler(48000, 8000), pcm);
-    const b = new Resampler(48000, 8000).process(pcm);
-    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
-  });
+  // 48k->8k is the generic polyphase path; 16k->8k the folded (symmetric decimation) one and
+  // 8k->16k the paired (symmetric doubling) one.
+  for (const [from, to] of [
+    [48000, 8000],
+    [16000, 8000],
+    [8000, 16000],
+    [16000, 48000],
+  ] as const) {
+    it(`${from} -> ${to}: frame by frame equals one shot, and into a caller's buffer equals allocating`, () => {
+      const pcm = sine(700, from, 300, 0.3);
+      const a = runFrames(new Resampler(from, to), pcm);
+      const b = new Resampler(from, to).process(pcm);
+      expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+      const r = new Resampler(from, to);
+      const frame = from / 50;
+      const scratch = new Int16Array(r.outputLength(frame) + 8).fill(12345);
+      const c = new Int16Array(b.length);
+      let o = 0;
+      for (let off = 0; off < pcm.length; off += frame) {
+        const view = r.process(pcm.subarray(off, off + frame), scratch);
+        expect(view.buffer).toBe(scratch.buffer);
+        c.set(view, o);
+        o += view.length;
+      }
+      expect(o).toBe(b.length);
+      expect(Buffer.from(c.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+    });
+  }
 
   it('anti-aliasing: 6 kHz at 48 kHz does not fold into 2 kHz at 8 kHz (> 60 dB down)', () => {
     const out = settle(new Resampler(48000, 8000).process(sine(6000, 48000, 500, 0.5)), 8000);

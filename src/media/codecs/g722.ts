@@ -8,7 +8,10 @@
  * RFC 3551 although the audio is sampled at 16 kHz), 20 ms = 160 bytes = 320 samples.
  */
 
-const QMF = [3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, -11];
+// QMF coefficients h[0..11] = 3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, -11 (h[23-i] = h[i]),
+// written out in the transmit and receive filters below.
+/** QMF delay line: the last 24 samples are x[pos - 22 .. pos + 1] of a longer buffer, shifted back once per QMF_PAIRS pairs. */
+const QMF_PAIRS = 256;
 const Q6 = [0, 35, 72, 110, 150, 190, 233, 276, 323, 370, 422, 473, 530, 587, 650, 714, 786, 858, 940, 1023, 1121, 1219, 1339, 1458, 1612, 1765, 1980, 2195, 2557, 2919, 0, 0];
 const ILN = [0, 63, 62, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 0];
 const ILP = [0, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 0];
@@ -35,18 +38,32 @@ function sat(x: number): number {
   return x > 32767 ? 32767 : x < -32768 ? -32768 : x;
 }
 
-/** Adaptive predictor state of one sub-band (block 4 of the standard). */
+/**
+ * Adaptive predictor state of one sub-band (block 4 of the standard). The delay lines are
+ * scalar fields (r1 = r[n-1], d1..d6 = d[n-1]..d[n-6], ...): no array accesses on the hot path.
+ */
 class Band {
   s = 0; // signal estimate
   sp = 0; // pole section
   sz = 0; // zero section
-  r = [0, 0, 0];
-  a = [0, 0, 0];
-  ap = [0, 0, 0];
-  p = [0, 0, 0];
-  d = [0, 0, 0, 0, 0, 0, 0];
-  b = [0, 0, 0, 0, 0, 0, 0];
-  bp = [0, 0, 0, 0, 0, 0, 0];
+  r1 = 0;
+  r2 = 0;
+  p1 = 0;
+  p2 = 0;
+  a1 = 0;
+  a2 = 0;
+  d1 = 0;
+  d2 = 0;
+  d3 = 0;
+  d4 = 0;
+  d5 = 0;
+  d6 = 0;
+  b1 = 0;
+  b2 = 0;
+  b3 = 0;
+  b4 = 0;
+  b5 = 0;
+  b6 = 0;
   nb = 0; // log scale factor
   det: number; // scale factor
   constructor(det: number) {
@@ -55,65 +72,83 @@ class Band {
 
   /** Block 4: reconstruction, pole/zero predictor adaptation and the next estimate. */
   update(dq: number): void {
-    const { r, a, ap, p, d, b, bp } = this;
-    d[0] = dq;
-    r[0] = sat(this.s + dq); // RECONS
-    p[0] = sat(this.sz + dq); // PARREC
+    const r0 = sat(this.s + dq); // RECONS
+    const p0 = sat(this.sz + dq); // PARREC
+    const a1 = this.a1;
+    const a2 = this.a2;
 
     // UPPOL2
-    const sg0 = p[0] >> 15;
-    const sg1 = p[1]! >> 15;
-    const sg2 = p[2]! >> 15;
-    let wd1 = sat(a[1]! << 2);
+    const sg0 = p0 >> 15;
+    const sg1 = this.p1 >> 15;
+    const sg2 = this.p2 >> 15;
+    let wd1 = sat(a1 << 2);
     let wd2 = sg0 === sg1 ? -wd1 : wd1;
     if (wd2 > 32767) wd2 = 32767;
     let wd3 = (wd2 >> 7) + (sg0 === sg2 ? 128 : -128);
-    wd3 += (a[2]! * 32512) >> 15;
+    wd3 += (a2 * 32512) >> 15;
     if (wd3 > 12288) wd3 = 12288;
     else if (wd3 < -12288) wd3 = -12288;
-    ap[2] = wd3;
+    const ap2 = wd3;
 
     // UPPOL1
     wd1 = sg0 === sg1 ? 192 : -192;
-    wd2 = (a[1]! * 32640) >> 15;
-    ap[1] = sat(wd1 + wd2);
-    wd3 = sat(15360 - ap[2]);
-    if (ap[1] > wd3) ap[1] = wd3;
-    else if (ap[1] < -wd3) ap[1] = -wd3;
+    wd2 = (a1 * 32640) >> 15;
+    let ap1 = sat(wd1 + wd2);
+    wd3 = sat(15360 - ap2);
+    if (ap1 > wd3) ap1 = wd3;
+    else if (ap1 < -wd3) ap1 = -wd3;
 
-    // UPZERO
-    wd1 = dq === 0 ? 0 : 128;
+    // UPZERO (bp_i from d_i and b_i), then DELAYA: d shifts in dq, b takes bp.
+    const u = dq === 0 ? 0 : 128;
     const sgd = dq >> 15;
-    for (let i = 1; i < 7; i++) {
-      wd2 = d[i]! >> 15 === sgd ? wd1 : -wd1;
-      wd3 = (b[i]! * 32640) >> 15;
-      bp[i] = sat(wd2 + wd3);
-    }
-
-    // DELAYA
-    for (let i = 6; i > 0; i--) {
-      d[i] = d[i - 1]!;
-      b[i] = bp[i]!;
-    }
-    for (let i = 2; i > 0; i--) {
-      r[i] = r[i - 1]!;
-      p[i] = p[i - 1]!;
-      a[i] = ap[i]!;
-    }
+    const d1 = this.d1;
+    const d2 = this.d2;
+    const d3 = this.d3;
+    const d4 = this.d4;
+    const d5 = this.d5;
+    const d6 = this.d6;
+    const b1 = sat((d1 >> 15 === sgd ? u : -u) + ((this.b1 * 32640) >> 15));
+    const b2 = sat((d2 >> 15 === sgd ? u : -u) + ((this.b2 * 32640) >> 15));
+    const b3 = sat((d3 >> 15 === sgd ? u : -u) + ((this.b3 * 32640) >> 15));
+    const b4 = sat((d4 >> 15 === sgd ? u : -u) + ((this.b4 * 32640) >> 15));
+    const b5 = sat((d5 >> 15 === sgd ? u : -u) + ((this.b5 * 32640) >> 15));
+    const b6 = sat((d6 >> 15 === sgd ? u : -u) + ((this.b6 * 32640) >> 15));
+    this.b1 = b1;
+    this.b2 = b2;
+    this.b3 = b3;
+    this.b4 = b4;
+    this.b5 = b5;
+    this.b6 = b6;
+    // new d_i = old d_(i-1), new d1 = dq
+    this.d6 = d5;
+    this.d5 = d4;
+    this.d4 = d3;
+    this.d3 = d2;
+    this.d2 = d1;
+    this.d1 = dq;
+    const r1 = r0;
+    const r2 = this.r1;
+    this.r2 = r2;
+    this.r1 = r1;
+    this.p2 = this.p1;
+    this.p1 = p0;
+    this.a2 = ap2;
+    this.a1 = ap1;
 
     // FILTEP
-    wd1 = sat(r[1]! + r[1]!);
-    wd1 = (a[1]! * wd1) >> 15;
-    wd2 = sat(r[2]! + r[2]!);
-    wd2 = (a[2]! * wd2) >> 15;
+    wd1 = sat(r1 + r1);
+    wd1 = (ap1 * wd1) >> 15;
+    wd2 = sat(r2 + r2);
+    wd2 = (ap2 * wd2) >> 15;
     this.sp = sat(wd1 + wd2);
 
-    // FILTEZ
-    let sz = 0;
-    for (let i = 6; i > 0; i--) {
-      wd1 = sat(d[i]! + d[i]!);
-      sz += (b[i]! * wd1) >> 15;
-    }
+    // FILTEZ (with the shifted delay line: d_i is now the old d_(i-1))
+    let sz = (b6 * sat(d5 + d5)) >> 15;
+    sz += (b5 * sat(d4 + d4)) >> 15;
+    sz += (b4 * sat(d3 + d3)) >> 15;
+    sz += (b3 * sat(d2 + d2)) >> 15;
+    sz += (b2 * sat(d1 + d1)) >> 15;
+    sz += (b1 * sat(dq + dq)) >> 15;
     this.sz = sat(sz);
 
     // PREDIC
@@ -144,28 +179,69 @@ function scaleHigh(band: Band, ih2: number): void {
   band.det = wd3 << 2;
 }
 
+/**
+ * The 24-tap QMF of G.722 over the window x[w .. w + 23], unrolled: the taps at even offsets
+ * (h0, h2, .. h22) and at odd offsets (h1, .. h23). Small enough for V8 to inline.
+ */
+function qmfEvenTaps(x: Int32Array, w: number): number {
+  return (
+    x[w]! * 3 +
+    x[w + 2]! * -11 +
+    x[w + 4]! * 12 +
+    x[w + 6]! * 32 +
+    x[w + 8]! * -210 +
+    x[w + 10]! * 951 +
+    x[w + 12]! * 3876 +
+    x[w + 14]! * -805 +
+    x[w + 16]! * 362 +
+    x[w + 18]! * -156 +
+    x[w + 20]! * 53 +
+    x[w + 22]! * -11
+  );
+}
+
+function qmfOddTaps(x: Int32Array, w: number): number {
+  return (
+    x[w + 1]! * -11 +
+    x[w + 3]! * 53 +
+    x[w + 5]! * -156 +
+    x[w + 7]! * 362 +
+    x[w + 9]! * -805 +
+    x[w + 11]! * 3876 +
+    x[w + 13]! * 951 +
+    x[w + 15]! * -210 +
+    x[w + 17]! * 32 +
+    x[w + 19]! * 12 +
+    x[w + 21]! * -11 +
+    x[w + 23]! * 3
+  );
+}
+
 export class G722Encoder {
   private low = new Band(32);
   private high = new Band(8);
-  private readonly x = new Int32Array(24);
+  private readonly x = new Int32Array(22 + 2 * QMF_PAIRS);
+  private xpos = 22;
 
   /** Encode 16 kHz PCM (an even number of samples) into G.722 bytes (length / 2). */
   encode(pcm: Int16Array, out: Uint8Array = new Uint8Array(pcm.length >> 1)): Uint8Array {
     const x = this.x;
     const low = this.low;
     const high = this.high;
+    let pos = this.xpos;
     let o = 0;
     for (let j = 0; j + 1 < pcm.length; j += 2) {
       // Transmit QMF: shift in two samples, keep every other output.
-      x.copyWithin(0, 2);
-      x[22] = pcm[j]!;
-      x[23] = pcm[j + 1]!;
-      let sumOdd = 0;
-      let sumEven = 0;
-      for (let i = 0; i < 12; i++) {
-        sumOdd += x[2 * i]! * QMF[i]!;
-        sumEven += x[2 * i + 1]! * QMF[11 - i]!;
+      if (pos === x.length) {
+        x.copyWithin(0, pos - 22, pos);
+        pos = 22;
       }
+      x[pos] = pcm[j]!;
+      x[pos + 1] = pcm[j + 1]!;
+      const w = pos - 22; // the 24-sample window x[w .. w + 23]
+      pos += 2;
+      const sumOdd = qmfEvenTaps(x, w);
+      const sumEven = qmfOddTaps(x, w);
       const xlow = (sumEven + sumOdd) >> 14;
       const xhigh = (sumEven - sumOdd) >> 14;
 
@@ -193,6 +269,7 @@ export class G722Encoder {
 
       out[o++] = (ihigh << 6) | ilow;
     }
+    this.xpos = pos;
     return out;
   }
 }
@@ -200,13 +277,15 @@ export class G722Encoder {
 export class G722Decoder {
   private low = new Band(32);
   private high = new Band(8);
-  private readonly x = new Int32Array(24);
+  private readonly x = new Int32Array(22 + 2 * QMF_PAIRS);
+  private xpos = 22;
 
   /** Decode G.722 bytes into 16 kHz PCM (two samples per byte). */
   decode(data: Uint8Array, out: Int16Array = new Int16Array(data.length * 2)): Int16Array {
     const x = this.x;
     const low = this.low;
     const high = this.high;
+    let pos = this.xpos;
     let o = 0;
     for (let j = 0; j < data.length; j++) {
       const code = data[j]!;
@@ -231,18 +310,20 @@ export class G722Decoder {
       high.update(dhigh);
 
       // Receive QMF.
-      x.copyWithin(0, 2);
-      x[22] = rlow + rhigh;
-      x[23] = rlow - rhigh;
-      let xout1 = 0;
-      let xout2 = 0;
-      for (let i = 0; i < 12; i++) {
-        xout2 += x[2 * i]! * QMF[i]!;
-        xout1 += x[2 * i + 1]! * QMF[11 - i]!;
+      if (pos === x.length) {
+        x.copyWithin(0, pos - 22, pos);
+        pos = 22;
       }
+      x[pos] = rlow + rhigh;
+      x[pos + 1] = rlow - rhigh;
+      const w = pos - 22;
+      pos += 2;
+      const xout2 = qmfEvenTaps(x, w);
+      const xout1 = qmfOddTaps(x, w);
       out[o++] = sat(xout1 >> 11);
       out[o++] = sat(xout2 >> 11);
     }
+    this.xpos = pos;
     return out;
   }
 }

@@ -13,6 +13,11 @@
  * channel and writes one byte per 16-bit slot.
  */
 import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
+
+/** Typed-array element conversion (set()) moves whole frames; the byte order of an Int16Array
+ *  as bytes is the host's, which must match WebAssembly's (little-endian) for that. */
+const LE = endianness() === 'LE';
 
 interface NativeHandler {
   _encode(input: number, bytes: number, output: number, frameSize: number): number;
@@ -39,7 +44,9 @@ export const OPUS_APPLICATION_VOIP = 2048;
 const OPUS_SET_BITRATE = 4002;
 const OPUS_SET_COMPLEXITY = 4010;
 const MAX_PACKET = 1276 * 3;
-const MAX_FRAME = 5760; // 120 ms at 48 kHz
+/** Most samples per channel one packet decodes to (120 ms at 48 kHz). */
+export const OPUS_MAX_FRAME = 5760;
+const MAX_FRAME = OPUS_MAX_FRAME;
 
 export class OpusCodec {
   private readonly m = mod();
@@ -78,25 +85,47 @@ export class OpusCodec {
     const bytes = new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
     const h16 = this.m.HEAPU16;
     const base = this.inPcm >> 1;
-    for (let i = 0; i < bytes.length; i++) h16[base + i] = bytes[i]!;
+    if (LE) {
+      // Uint8 -> Uint16 set() zero-extends every byte into its own 16-bit slot.
+      h16.set(bytes, base);
+    } else {
+      for (let i = 0; i < pcm.length; i++) {
+        h16[base + 2 * i] = pcm[i]! & 0xff;
+        h16[base + 2 * i + 1] = (pcm[i]! >> 8) & 0xff;
+      }
+    }
     const len = this.handler._encode(this.inPcm, bytes.length, this.outPkt, frameSize);
     if (len < 0) throw new Error(`opus encode error ${len}`);
     return Buffer.from(this.m.HEAPU8.subarray(this.outPkt, this.outPkt + len));
   }
 
-  /** Decode one packet into interleaved 16-bit PCM. */
-  decode(packet: Uint8Array): Int16Array {
+  /**
+   * Decode one packet into interleaved 16-bit PCM. With `out` (long enough for the packet's
+   * samples, e.g. MAX_FRAME * channels) the PCM is written there and a view of it returned.
+   */
+  decode(packet: Uint8Array, out?: Int16Array): Int16Array {
     if (!this.handler) throw new Error('opus codec deleted');
     if (packet.length > MAX_PACKET) throw new Error('opus packet too large');
     this.m.HEAPU8.set(packet, this.inPkt);
     const n = this.handler._decode(this.inPkt, packet.length, this.outPcm);
     if (n < 0) throw new Error(`opus decode error ${n}`);
     const samples = n * this.channels;
-    const out = new Int16Array(samples);
+    let dst: Int16Array;
+    if (out) {
+      if (out.length < samples) throw new RangeError(`opus: output buffer of ${out.length} < ${samples} samples`);
+      dst = out.length === samples ? out : out.subarray(0, samples);
+    } else {
+      dst = new Int16Array(samples);
+    }
     const h16 = this.m.HEAPU16;
     const base = this.outPcm >> 1;
-    for (let i = 0; i < samples; i++) out[i] = (h16[base + 2 * i]! | (h16[base + 2 * i + 1]! << 8)) << 16 >> 16;
-    return out;
+    if (LE) {
+      // Uint16 -> Uint8 set() keeps the low byte of every slot: the slots hold the PCM's bytes.
+      new Uint8Array(dst.buffer, dst.byteOffset, samples * 2).set(h16.subarray(base, base + samples * 2));
+    } else {
+      for (let i = 0; i < samples; i++) dst[i] = ((h16[base + 2 * i]! | (h16[base + 2 * i + 1]! << 8)) << 16) >> 16;
+    }
+    return dst;
   }
 
   delete(): void {

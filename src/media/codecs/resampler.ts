@@ -37,11 +37,25 @@ export class Resampler {
   readonly down: number; // M
   /** Taps per polyphase branch. */
   readonly tapsPerPhase: number;
-  /** Polyphase branches: phase p holds h[p + k*L], k = 0..tapsPerPhase-1. */
-  private readonly phases: Float32Array[];
+  /**
+   * Polyphase branches, all in one array: branch p holds h[p + k*L] for k = tapsPerPhase-1
+   * down to 0 (reversed, so the dot product walks the input forwards) at p * tapsPerPhase.
+   */
+  private readonly phases: Float64Array;
   /** Input history (last tapsPerPhase-1 samples) followed by the new input. */
-  private buf: Float32Array;
+  private buf: Float64Array;
   private hist: number;
+  /**
+   * Fast paths for the linear-phase (symmetric) prototype, used only when the float32 taps are
+   * exactly symmetric: 'fold' (L = 1, decimation) adds the input samples that share a tap
+   * before multiplying; 'pair' (L = 2, M = 1, doubling) computes both outputs of one input
+   * position from their sum and difference (branch 1 is branch 0 reversed). Half the multiplies.
+   */
+  private readonly mode: 'generic' | 'fold' | 'pair';
+  /** fold: taps 0..half-1 (+ the middle one if odd); pair: (A[j] + A[T-1-j]) for j < half (+ 2 A[mid]). */
+  private readonly symA: Float64Array;
+  /** pair: (A[j] - A[T-1-j]) for j < half. */
+  private readonly symB: Float64Array;
   /** Position of the next output in prototype (upsampled) samples, relative to buf[hist]. */
   private t = 0;
 
@@ -75,21 +89,52 @@ export class Resampler {
       h[i] = sinc * w * this.up; // gain L restores the level after zero stuffing
     }
     this.tapsPerPhase = n / this.up;
-    this.phases = [];
+    const taps = this.tapsPerPhase;
+    this.phases = new Float64Array(this.up * taps);
     for (let p = 0; p < this.up; p++) {
-      const ph = new Float32Array(this.tapsPerPhase);
-      for (let k = 0; k < this.tapsPerPhase; k++) ph[k] = h[p + k * this.up]!;
-      this.phases.push(ph);
+      // Rounded to float32 as the taps always were (same output as before the rewrite).
+      for (let k = 0; k < taps; k++) this.phases[p * taps + (taps - 1 - k)] = Math.fround(h[p + k * this.up]!);
     }
-    this.hist = this.tapsPerPhase - 1;
-    this.buf = new Float32Array(this.hist + 4096);
+    this.hist = taps - 1;
+    const half = taps >> 1;
+    const ph = this.phases;
+    let mode: 'generic' | 'fold' | 'pair' = 'generic';
+    if (this.up === 1 && ph.every((v, k) => v === ph[taps - 1 - k])) mode = 'fold';
+    if (this.up === 2 && this.down === 1) {
+      let rev = true;
+      for (let k = 0; k < taps && rev; k++) rev = ph[taps + k] === ph[taps - 1 - k];
+      if (rev) mode = 'pair';
+    }
+    this.mode = mode;
+    this.symA = new Float64Array(half + 1);
+    this.symB = new Float64Array(half);
+    if (mode === 'fold') {
+      for (let j = 0; j < half; j++) this.symA[j] = ph[j]!;
+      if (taps & 1) this.symA[half] = ph[half]!;
+    } else if (mode === 'pair') {
+      for (let j = 0; j < half; j++) {
+        this.symA[j] = ph[j]! + ph[taps - 1 - j]!;
+        this.symB[j] = ph[j]! - ph[taps - 1 - j]!;
+      }
+      if (taps & 1) this.symA[half] = 2 * ph[half]!;
+    }
+    this.buf = new Float64Array(this.hist + 4096);
   }
 
-  /** Resample a chunk; returns as many output samples as the input allows. */
-  process(input: Int16Array): Int16Array {
+  /** Output samples the next process() of `inputLength` samples returns. */
+  outputLength(inputLength: number): number {
+    return Math.max(0, Math.ceil((inputLength * this.up - this.t) / this.down));
+  }
+
+  /**
+   * Resample a chunk; returns as many output samples as the input allows. With `out` (at least
+   * outputLength(input.length) long) the samples are written there and a view of it returned,
+   * so a per-frame caller allocates nothing.
+   */
+  process(input: Int16Array, out?: Int16Array): Int16Array {
     const need = this.hist + input.length;
     if (this.buf.length < need) {
-      const nb = new Float32Array(need * 2);
+      const nb = new Float64Array(need * 2);
       nb.set(this.buf.subarray(0, this.hist));
       this.buf = nb;
     }
@@ -99,23 +144,135 @@ export class Resampler {
     const L = this.up;
     const M = this.down;
     const taps = this.tapsPerPhase;
+    const taps4 = taps & ~3;
+    const phases = this.phases;
     const total = input.length * L; // prototype samples available in this chunk
     const count = Math.max(0, Math.ceil((total - this.t) / M));
-    const out = new Int16Array(count);
+    let dst: Int16Array;
+    if (out) {
+      if (out.length < count) throw new RangeError(`resampler: output buffer of ${out.length} < ${count} samples`);
+      dst = out.length === count ? out : out.subarray(0, count);
+    } else {
+      dst = new Int16Array(count);
+    }
+    if (this.mode === 'fold') return this.processFold(input.length, count, dst);
+    if (this.mode === 'pair') return this.processPair(input.length, count, dst);
     let t = this.t;
-    for (let o = 0; o < count; o++, t += M) {
-      const n = Math.floor(t / L); // newest input sample index (0-based in this chunk)
-      const ph = this.phases[t - n * L]!;
-      // y = sum_k h[p + kL] x[n - k]; x[n] sits at buf[hist + n].
-      let acc = 0;
-      let idx = hist + n;
-      for (let k = 0; k < taps; k++) acc += ph[k]! * buf[idx--]!;
-      out[o] = acc > 32767 ? 32767 : acc < -32768 ? -32768 : Math.round(acc);
+    let n = Math.floor(t / L); // newest input sample index (0-based in this chunk)
+    let p = t - n * L; // its polyphase branch
+    const nStep = Math.floor(M / L);
+    const pStep = M - nStep * L;
+    for (let o = 0; o < count; o++) {
+      // y = sum_k h[p + kL] x[n - k]; x[n] sits at buf[hist + n], the reversed branch starts at
+      // x[n - (taps-1)] = buf[n]. Four accumulators hide the add latency.
+      const c = p * taps;
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      let k = 0;
+      for (; k < taps4; k += 4) {
+        a0 += phases[c + k]! * buf[n + k]!;
+        a1 += phases[c + k + 1]! * buf[n + k + 1]!;
+        a2 += phases[c + k + 2]! * buf[n + k + 2]!;
+        a3 += phases[c + k + 3]! * buf[n + k + 3]!;
+      }
+      for (; k < taps; k++) a0 += phases[c + k]! * buf[n + k]!;
+      const acc = a0 + a1 + (a2 + a3);
+      dst[o] = acc > 32767 ? 32767 : acc < -32768 ? -32768 : Math.round(acc);
+      t += M;
+      n += nStep;
+      p += pStep;
+      if (p >= L) {
+        p -= L;
+        n++;
+      }
     }
     this.t = t - total;
     // Keep the last `hist` samples as history.
     buf.copyWithin(0, input.length, input.length + hist);
-    return out;
+    return dst;
+  }
+
+  /** L = 1 with symmetric taps: y = sum_j A[j] (x[n+j] + x[n+T-1-j]) (+ the middle tap). */
+  private processFold(inLen: number, count: number, dst: Int16Array): Int16Array {
+    const buf = this.buf;
+    const M = this.down;
+    const taps = this.tapsPerPhase;
+    const half = taps >> 1;
+    const half2 = half & ~1;
+    const odd = (taps & 1) === 1;
+    const A = this.symA;
+    const last = taps - 1;
+    let n = this.t; // L = 1: prototype position = input index
+    for (let o = 0; o < count; o++, n += M) {
+      let a0 = 0;
+      let a1 = 0;
+      const e = n + last;
+      let j = 0;
+      for (; j < half2; j += 2) {
+        a0 += A[j]! * (buf[n + j]! + buf[e - j]!);
+        a1 += A[j + 1]! * (buf[n + j + 1]! + buf[e - j - 1]!);
+      }
+      if (j < half) a0 += A[j]! * (buf[n + j]! + buf[e - j]!);
+      if (odd) a1 += A[half]! * buf[n + half]!;
+      const acc = a0 + a1;
+      dst[o] = acc > 32767 ? 32767 : acc < -32768 ? -32768 : Math.round(acc);
+    }
+    this.finish(inLen, n - inLen);
+    return dst;
+  }
+
+  /**
+   * L = 2, M = 1 with branch 1 = branch 0 reversed: the two outputs at input position n are
+   * (S + D) / 2 and (S - D) / 2 with S = sum_j (A[j] + A[T-1-j]) (x[n+j] + x[n+T-1-j]) (+ middle)
+   * and D = sum_j (A[j] - A[T-1-j]) (x[n+j] - x[n+T-1-j]).
+   */
+  private processPair(inLen: number, count: number, dst: Int16Array): Int16Array {
+    const buf = this.buf;
+    const taps = this.tapsPerPhase;
+    const half = taps >> 1;
+    const odd = (taps & 1) === 1;
+    const P = this.symA;
+    const Q = this.symB;
+    const last = taps - 1;
+    const A = this.phases;
+    let t = this.t;
+    let o = 0;
+    while (o < count) {
+      const n = t >> 1;
+      if ((t & 1) === 1 || o + 1 === count) {
+        // A lone output (odd start or end of the chunk): plain dot product with its branch.
+        const c = (t & 1) * taps;
+        let acc = 0;
+        for (let k = 0; k < taps; k++) acc += A[c + k]! * buf[n + k]!;
+        dst[o++] = acc > 32767 ? 32767 : acc < -32768 ? -32768 : Math.round(acc);
+        t++;
+        continue;
+      }
+      let s0 = 0;
+      let d0 = 0;
+      const e = n + last;
+      for (let j = 0; j < half; j++) {
+        const x0 = buf[n + j]!;
+        const x1 = buf[e - j]!;
+        s0 += P[j]! * (x0 + x1);
+        d0 += Q[j]! * (x0 - x1);
+      }
+      if (odd) s0 += P[half]! * buf[n + half]!;
+      const y0 = (s0 + d0) * 0.5;
+      const y1 = (s0 - d0) * 0.5;
+      dst[o++] = y0 > 32767 ? 32767 : y0 < -32768 ? -32768 : Math.round(y0);
+      dst[o++] = y1 > 32767 ? 32767 : y1 < -32768 ? -32768 : Math.round(y1);
+      t += 2;
+    }
+    this.finish(inLen, t - 2 * inLen);
+    return dst;
+  }
+
+  private finish(inLen: number, t: number): void {
+    this.t = t;
+    this.buf.copyWithin(0, inLen, inLen + this.hist);
   }
 
   /** Group delay in output samples. */

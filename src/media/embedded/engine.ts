@@ -56,7 +56,7 @@ import { checkWhatsAppAnswer } from '../sdp-rules.js';
 import { G722Decoder, G722Encoder } from '../codecs/g722.js';
 import { decodePcma, decodePcmu, encodePcma, encodePcmu } from '../codecs/g711.js';
 import { Resampler } from '../codecs/resampler.js';
-import { OpusCodec } from '../codecs/opus.js';
+import { OPUS_MAX_FRAME, OpusCodec } from '../codecs/opus.js';
 import { PcmFifo } from './pcm-fifo.js';
 import { PortAllocator, type PortPair } from './ports.js';
 import { RtpOutStream, TelephoneEventRelay, buildRtp, parseRtp } from './rtp.js';
@@ -166,6 +166,14 @@ class EmbeddedSession implements MediaSession {
   private up8to16: Resampler | undefined;
   private readonly toPbx = new PcmFifo(FRAME_16K);
   private readonly toWa = new PcmFifo(FRAME_16K);
+  // Per-frame scratch buffers (every frame is consumed before the next one is produced).
+  private readonly opusPcm = new Int16Array(OPUS_MAX_FRAME);
+  private readonly pcm8Out = new Int16Array(FRAME_16K);
+  private readonly payloadOut = new Uint8Array(FRAME_16K);
+  private pcmIn = new Int16Array(2 * FRAME_16K);
+  private pcm16In = new Int16Array(2 * FRAME_16K);
+  /** Codec name of the last PBX payload type seen, for the SDP it was looked up in. */
+  private ptName: { pt: number; plain: PlainMedia | undefined; offer: PlainMedia | undefined; name: string } | undefined;
 
   // state for keep-alive and RTCP
   connected = false;
@@ -403,7 +411,7 @@ class EmbeddedSession implements MediaSession {
     let pcm: Int16Array;
     try {
       this.ensureCodecs();
-      pcm = this.opus!.decode(rtp.payload);
+      pcm = this.opus!.decode(rtp.payload, this.opusPcm);
     } catch {
       this.stats.decodeErrors++;
       return;
@@ -417,11 +425,12 @@ class EmbeddedSession implements MediaSession {
     let payload: Uint8Array;
     if (codec.kind === 'G722') {
       this.g722Enc ??= new G722Encoder();
-      payload = this.g722Enc.encode(frame16k);
+      payload = this.g722Enc.encode(frame16k, this.payloadOut.subarray(0, frame16k.length >> 1));
     } else {
-      this.down16to8 ??= new Resampler(16000, 8000);
-      const pcm8 = this.down16to8.process(frame16k);
-      payload = codec.kind === 'PCMU' ? encodePcmu(pcm8) : encodePcma(pcm8);
+      const down = (this.down16to8 ??= new Resampler(16000, 8000));
+      const pcm8 = down.process(frame16k, this.pcm8Out.length >= down.outputLength(frame16k.length) ? this.pcm8Out : undefined);
+      const out = this.payloadOut.subarray(0, pcm8.length);
+      payload = codec.kind === 'PCMU' ? encodePcmu(pcm8, out) : encodePcma(pcm8, out);
     }
     this.sendToPbx(codec.pt, this.pbxOut!.frame(160, now), payload);
   }
@@ -453,8 +462,7 @@ class EmbeddedSession implements MediaSession {
       }
       return;
     }
-    const offered = this.pbxPlain?.codecs.find((c) => c.pt === rtp.pt) ?? this.pbxOffer?.codecs.find((c) => c.pt === rtp.pt);
-    const name = offered?.name.toUpperCase() ?? (rtp.pt === 0 ? 'PCMU' : rtp.pt === 8 ? 'PCMA' : rtp.pt === 9 ? 'G722' : '');
+    const name = this.pbxPtName(rtp.pt);
     if (name === 'OPUS') {
       this.lastPbxAudioMs = now;
       const last = this.passthroughLastInPbx;
@@ -477,13 +485,19 @@ class EmbeddedSession implements MediaSession {
       }
       this.pbxInSsrc = rtp.ssrc;
     }
+    const n = rtp.payload.length;
     if (name === 'G722') {
       this.g722Dec ??= new G722Decoder();
-      pcm16 = this.g722Dec.decode(rtp.payload);
+      if (this.pcm16In.length < 2 * n) this.pcm16In = new Int16Array(4 * n);
+      pcm16 = this.g722Dec.decode(rtp.payload, this.pcm16In.subarray(0, 2 * n));
     } else if (name === 'PCMU' || name === 'PCMA') {
-      const pcm8 = name === 'PCMU' ? decodePcmu(rtp.payload) : decodePcma(rtp.payload);
-      this.up8to16 ??= new Resampler(8000, 16000);
-      pcm16 = this.up8to16.process(pcm8);
+      if (this.pcmIn.length < n) this.pcmIn = new Int16Array(2 * n);
+      const in8 = this.pcmIn.subarray(0, n);
+      const pcm8 = name === 'PCMU' ? decodePcmu(rtp.payload, in8) : decodePcma(rtp.payload, in8);
+      const up = (this.up8to16 ??= new Resampler(8000, 16000));
+      const m = up.outputLength(n);
+      if (this.pcm16In.length < m) this.pcm16In = new Int16Array(2 * m);
+      pcm16 = up.process(pcm8, this.pcm16In);
     } else {
       return; // comfort noise, unknown payloads
     }
@@ -495,6 +509,16 @@ class EmbeddedSession implements MediaSession {
       const f = this.waOut.frame(OPUS_TICKS, now);
       this.sendToWa(this.waOpusPt, f.marker, f.seq, f.ts, enc);
     }
+  }
+
+  /** Codec name (upper case) of a PBX payload type: from the SDP, else the static types. */
+  private pbxPtName(pt: number): string {
+    const c = this.ptName;
+    if (c && c.pt === pt && c.plain === this.pbxPlain && c.offer === this.pbxOffer) return c.name;
+    const offered = this.pbxPlain?.codecs.find((x) => x.pt === pt) ?? this.pbxOffer?.codecs.find((x) => x.pt === pt);
+    const name = offered?.name.toUpperCase() ?? (pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : pt === 9 ? 'G722' : '');
+    this.ptName = { pt, plain: this.pbxPlain, offer: this.pbxOffer, name };
+    return name;
   }
 
   // ---------------------------------------------------------------- keep-alive and RTCP (engine tick)
