@@ -316,4 +316,23 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     expect(phone.events.all.filter((ev) => ev.type === 'CALL_INCOMING')).toEqual([]);
     app!.media.listSessions = async () => []; // nothing to leak-check on a dead engine
   });
+
+  it('(l) DTMF: digits the caller presses reach the desk phone as telephone-events', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+    await startBridge(phone.sipUri);
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await call.waitFor('accept');
+    await phone.events.waitFor('CALL_ESTABLISHED', 5000);
+    await call.peer.waitConnected(5000);
+    await sleep(500);
+    for (const d of [1, 9, 4]) {
+      await call.peer.sendDtmf(d, 200);
+      await sleep(150);
+    }
+    await sleep(500);
+    const digits = phone.events.all.filter((ev) => ev.type === 'CALL_DTMF_START').map((ev) => ev.param);
+    expect(digits).toEqual(['1', '9', '4']);
+    await call.hangUp();
+    await phone.events.waitFor('CALL_CLOSED', 5000);
+  });
 });
