@@ -94,9 +94,9 @@ describe('media through the embedded engine', () => {
     }
   });
 
-  async function setupCall(name: string, codec: EndpointCodec, peerTone: number, pbxTone: number): Promise<Call> {
+  async function setupCall(name: string, codec: EndpointCodec, peerTone: number, pbxTone: number, pbxSends: EndpointCodec = codec): Promise<Call> {
     const peer = new WhatsAppMediaPeer({ toneHz: peerTone });
-    const pbx = await CodecRtpEndpoint.create({ codec, toneHz: pbxTone });
+    const pbx = await CodecRtpEndpoint.create({ codec, sendCodec: pbxSends, toneHz: pbxTone });
     const session = engine.createSession(`${name}-${Date.now()}`);
     const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());
     const pbxAnswer = pbx.answer(plainOffer);
@@ -108,6 +108,17 @@ describe('media through the embedded engine', () => {
     const pm = parse(plainOffer).media[0]!;
     const iceCand = parse(waAnswer).media[0]!.candidates!.map((c) => c.port);
     return { peer, pbx, session, plainOffer, waAnswer, ports: [pm.port, pm.port + 1, ...iceCand] };
+  }
+
+  /** Both sides send their tone; 500 ms to settle, then what each heard over 1.6 s. */
+  async function exchangeTones(c: Call, waHz: number, pbxHz: number) {
+    c.pbx.startMedia();
+    c.peer.startMedia();
+    await sleep(500);
+    c.pbx.clearReceived();
+    c.peer.clearReceived();
+    await sleep(1600);
+    return { atPbx: c.pbx.toneWindows(waHz), atPeer: c.peer.toneWindows(pbxHz) };
   }
 
   async function teardown(c: Call): Promise<void> {
@@ -137,14 +148,7 @@ describe('media through the embedded engine', () => {
         expect(c.peer.dtlsRole).toBe('server');
         expect(c.peer.iceRole).toBe('controlled');
 
-        c.pbx.startMedia();
-        c.peer.startMedia();
-        await sleep(500);
-        c.pbx.clearReceived();
-        c.peer.clearReceived();
-        await sleep(1600);
-        const atPbx = c.pbx.toneWindows(1000);
-        const atPeer = c.peer.toneWindows(440);
+        const { atPbx, atPeer } = await exchangeTones(c, 1000, 440);
         expect(atPbx.windows).toBeGreaterThanOrEqual(14);
         expect(atPeer.windows).toBeGreaterThanOrEqual(14);
         expect(atPbx.share, `PBX hears 1 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
@@ -174,14 +178,7 @@ describe('media through the embedded engine', () => {
   it('wideband: 6 kHz from WhatsApp reaches a G.722 PBX, 440 Hz comes back', async () => {
     const c = await setupCall('g722', 'G722', 6000, 440);
     try {
-      c.pbx.startMedia();
-      c.peer.startMedia();
-      await sleep(500);
-      c.pbx.clearReceived();
-      c.peer.clearReceived();
-      await sleep(1600);
-      const atPbx = c.pbx.toneWindows(6000);
-      const atPeer = c.peer.toneWindows(440);
+      const { atPbx, atPeer } = await exchangeTones(c, 6000, 440);
       expect(atPbx.share, `G.722 PBX hears 6 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
       expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
       expect(c.pbx.headers.every((h) => h.pt === 9)).toBe(true);
@@ -189,6 +186,27 @@ describe('media through the embedded engine', () => {
       await teardown(c);
     }
   });
+
+  // A phone may send any codec of its answer (RFC 3264 6.1): the engine transcodes each
+  // direction on its own, whichever band the other one runs in.
+  for (const [answered, sends] of [
+    ['G722', 'PCMU'],
+    ['PCMU', 'G722'],
+  ] as const) {
+    it(`mixed bands: the PBX answers ${answered} first but sends ${sends}; tones still cross both ways`, async () => {
+      const c = await setupCall(`mixed-${answered}`, answered, 1000, 440, sends);
+      try {
+        const { atPbx, atPeer } = await exchangeTones(c, 1000, 440);
+        expect(atPbx.share, `PBX hears 1 kHz in ${answered} ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        expect(atPeer.share, `peer hears 440 Hz sent as ${sends} ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+        const answeredPt = answered === 'G722' ? 9 : 0;
+        expect(c.pbx.headers.length).toBeGreaterThan(0);
+        expect(c.pbx.headers.every((h) => h.pt === answeredPt)).toBe(true);
+      } finally {
+        await teardown(c);
+      }
+    });
+  }
 
   it('DTMF crosses both ways as RFC 4733 events with digits, durations and end bits', async () => {
     const c = await setupCall('dtmf', 'PCMU', 1000, 440);

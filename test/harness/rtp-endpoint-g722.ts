@@ -32,6 +32,8 @@ export class CodecRtpEndpoint {
   private samples = 0;
   private closed = false;
   private pt = -1;
+  /** Payload type we send (the answer's first codec unless sendCodec differs). */
+  private sendPt = -1;
   tePt = -1;
   private enc = new G722Encoder();
   private dec = new G722Decoder();
@@ -49,8 +51,11 @@ export class CodecRtpEndpoint {
     readonly codec: EndpointCodec,
     toneHz: number,
     amplitude: number,
+    /** What we send: another codec of the same answer is legal (RFC 3264 6.1), e.g. a phone that
+     *  answers "G722 PCMU" and sends PCMU. Received audio is still expected in `codec`. */
+    readonly sendCodec: EndpointCodec = codec,
   ) {
-    this.tone = new ToneSource(toneHz, this.rate, amplitude);
+    this.tone = new ToneSource(toneHz, sendCodec === 'G722' ? 16000 : 8000, amplitude);
     sock.on('message', (msg, rinfo) => this.onPacket(msg, rinfo));
   }
 
@@ -59,14 +64,17 @@ export class CodecRtpEndpoint {
     return this.codec === 'G722' ? 16000 : 8000;
   }
 
-  static async create(opts: { codec?: EndpointCodec; toneHz?: number; amplitude?: number; host?: string } = {}): Promise<CodecRtpEndpoint> {
+  static async create(
+    opts: { codec?: EndpointCodec; sendCodec?: EndpointCodec; toneHz?: number; amplitude?: number; host?: string } = {},
+  ): Promise<CodecRtpEndpoint> {
     const host = opts.host ?? '127.0.0.1';
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((res, rej) => {
       sock.once('error', rej);
       sock.bind(0, host, () => res());
     });
-    return new CodecRtpEndpoint(sock, host, sock.address().port, opts.codec ?? 'PCMU', opts.toneHz ?? 440, opts.amplitude ?? 0.3);
+    const codec = opts.codec ?? 'PCMU';
+    return new CodecRtpEndpoint(sock, host, sock.address().port, codec, opts.toneHz ?? 440, opts.amplitude ?? 0.3, opts.sendCodec ?? codec);
   }
 
   /** Answer a plain RTP/AVP offer with our codec (+ telephone-event/8000 when offered). */
@@ -78,11 +86,18 @@ export class CodecRtpEndpoint {
     const c = m.rtp.find((r) => r.codec.toUpperCase() === this.codec && r.rate === 8000);
     if (!c) throw new Error(`offer has no ${this.codec}`);
     this.pt = c.payload;
+    this.sendPt = c.payload;
     const te = m.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000);
     const addr = m.connection?.ip ?? offer.connection?.ip;
     if (!addr) throw new Error('offer has no c= address');
     this.remote = { host: addr, port: m.port };
     const rtp: Array<{ payload: number; codec: string; rate: number }> = [{ payload: c.payload, codec: this.codec, rate: 8000 }];
+    if (this.sendCodec !== this.codec) {
+      const s = m.rtp.find((r) => r.codec.toUpperCase() === this.sendCodec && r.rate === 8000);
+      if (!s) throw new Error(`offer has no ${this.sendCodec}`);
+      this.sendPt = s.payload;
+      rtp.push({ payload: s.payload, codec: this.sendCodec, rate: 8000 });
+    }
     const fmtp: Array<{ payload: number; config: string }> = [];
     if (te) {
       this.tePt = te.payload;
@@ -145,8 +160,8 @@ export class CodecRtpEndpoint {
 
   private sendFrame(marker: boolean): void {
     const pcm = this.tone.next(20);
-    const payload = this.codec === 'G722' ? this.enc.encode(pcm) : encodePcmu(pcm);
-    this.send(this.pt, marker, this.ts, payload);
+    const payload = this.sendCodec === 'G722' ? this.enc.encode(pcm) : encodePcmu(pcm);
+    this.send(this.sendPt, marker, this.ts, payload);
     this.ts = (this.ts + 160) >>> 0;
   }
 

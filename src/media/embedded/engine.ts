@@ -77,8 +77,12 @@ import {
 } from './sdp.js';
 
 const ENGINE = 'embedded';
-const OPUS_RATE = 16000;
-const FRAME_16K = 320; // 20 ms at 16 kHz
+/**
+ * PCM between the codecs runs at the PBX codec's own rate: 8 kHz for G.711 (libopus decodes to
+ * and encodes from 8 kHz itself, so a G.711 call resamples nothing), 16 kHz for G.722.
+ */
+type PcmRate = 8000 | 16000;
+const FRAME_16K = 320; // 20 ms at 16 kHz (the largest frame)
 const OPUS_TICKS = 960; // 20 ms at the 48 kHz RTP clock
 /** A 20 ms Opus frame of silence (TOC 0xF8: CELT FB 20 ms mono, one frame). */
 const OPUS_SILENCE = Buffer.from([0xf8, 0xff, 0xfe]);
@@ -162,13 +166,15 @@ class EmbeddedSession implements MediaSession {
   private pbxInSsrc: number | undefined;
   private g722Enc: G722Encoder | undefined;
   private g722Dec: G722Decoder | undefined;
-  private down16to8: Resampler | undefined;
-  private up8to16: Resampler | undefined;
-  private readonly toPbx = new PcmFifo(FRAME_16K);
-  private readonly toWa = new PcmFifo(FRAME_16K);
+  /** Rate of the PCM the Opus codec reads and writes (see PcmRate). */
+  private pcmRate: PcmRate = 16000;
+  /** Only when the PBX sends another band than we send it (e.g. G.722 sent, PCMU received). */
+  private rxUp8to16: Resampler | undefined;
+  private rxDown16to8: Resampler | undefined;
+  private toPbx = new PcmFifo(FRAME_16K);
+  private toWa = new PcmFifo(FRAME_16K);
   // Per-frame scratch buffers (every frame is consumed before the next one is produced).
   private readonly opusPcm = new Int16Array(OPUS_MAX_FRAME);
-  private readonly pcm8Out = new Int16Array(FRAME_16K);
   private readonly payloadOut = new Uint8Array(FRAME_16K);
   private pcmIn = new Int16Array(2 * FRAME_16K);
   private pcm16In = new Int16Array(2 * FRAME_16K);
@@ -348,9 +354,18 @@ class EmbeddedSession implements MediaSession {
     if (codec.kind !== 'opus') this.ensureCodecs();
   }
 
+  /** The Opus codec, at the PCM rate the PBX codec we send wants (made anew if that changed). */
   private ensureCodecs(): void {
-    if (this.opus) return;
-    this.opus = new OpusCodec(OPUS_RATE, 1);
+    const kind = this.sendCodec?.kind;
+    const rate: PcmRate = kind === 'PCMU' || kind === 'PCMA' ? 8000 : 16000;
+    if (this.opus && this.pcmRate === rate) return;
+    this.opus?.delete();
+    if (this.pcmRate !== rate) {
+      this.pcmRate = rate;
+      this.toPbx = new PcmFifo(rate / 50);
+      this.toWa = new PcmFifo(rate / 50);
+    }
+    this.opus = new OpusCodec(rate, 1);
     this.opus.setBitrate(this.engine.opts.opusBitrate ?? 20000);
     this.opus.setComplexity(this.engine.opts.opusComplexity ?? 5);
   }
@@ -420,17 +435,16 @@ class EmbeddedSession implements MediaSession {
     for (let frame = this.toPbx.take(); frame; frame = this.toPbx.take()) this.encodeToPbx(frame, now);
   }
 
-  private encodeToPbx(frame16k: Int16Array, now: number): void {
+  /** One 20 ms frame at pcmRate, which ensureCodecs() made the send codec's own rate. */
+  private encodeToPbx(frame: Int16Array, now: number): void {
     const codec = this.sendCodec!;
     let payload: Uint8Array;
     if (codec.kind === 'G722') {
       this.g722Enc ??= new G722Encoder();
-      payload = this.g722Enc.encode(frame16k, this.payloadOut.subarray(0, frame16k.length >> 1));
+      payload = this.g722Enc.encode(frame, this.payloadOut.subarray(0, frame.length >> 1));
     } else {
-      const down = (this.down16to8 ??= new Resampler(16000, 8000));
-      const pcm8 = down.process(frame16k, this.pcm8Out.length >= down.outputLength(frame16k.length) ? this.pcm8Out : undefined);
-      const out = this.payloadOut.subarray(0, pcm8.length);
-      payload = codec.kind === 'PCMU' ? encodePcmu(pcm8, out) : encodePcma(pcm8, out);
+      const out = this.payloadOut.subarray(0, frame.length);
+      payload = codec.kind === 'PCMU' ? encodePcmu(frame, out) : encodePcma(frame, out);
     }
     this.sendToPbx(codec.pt, this.pbxOut!.frame(160, now), payload);
   }
@@ -476,39 +490,45 @@ class EmbeddedSession implements MediaSession {
       this.sendToWa(this.waOpusPt, f.marker, f.seq, f.ts, Buffer.from(rtp.payload));
       return;
     }
-    let pcm16: Int16Array;
     if (this.pbxInSsrc !== rtp.ssrc) {
       if (this.pbxInSsrc !== undefined) {
         this.g722Dec = undefined;
-        this.up8to16?.reset();
+        this.rxUp8to16?.reset();
+        this.rxDown16to8?.reset();
         this.toWa.clear();
       }
       this.pbxInSsrc = rtp.ssrc;
     }
+    if (name !== 'G722' && name !== 'PCMU' && name !== 'PCMA') return; // comfort noise, unknown payloads
+    this.ensureCodecs();
     const n = rtp.payload.length;
+    let pcm: Int16Array;
     if (name === 'G722') {
       this.g722Dec ??= new G722Decoder();
       if (this.pcm16In.length < 2 * n) this.pcm16In = new Int16Array(4 * n);
-      pcm16 = this.g722Dec.decode(rtp.payload, this.pcm16In.subarray(0, 2 * n));
-    } else if (name === 'PCMU' || name === 'PCMA') {
+      pcm = this.g722Dec.decode(rtp.payload, this.pcm16In.subarray(0, 2 * n));
+      if (this.pcmRate === 8000) pcm = this.resampleRx((this.rxDown16to8 ??= new Resampler(16000, 8000)), pcm, this.pcmIn);
+    } else {
       if (this.pcmIn.length < n) this.pcmIn = new Int16Array(2 * n);
       const in8 = this.pcmIn.subarray(0, n);
-      const pcm8 = name === 'PCMU' ? decodePcmu(rtp.payload, in8) : decodePcma(rtp.payload, in8);
-      const up = (this.up8to16 ??= new Resampler(8000, 16000));
-      const m = up.outputLength(n);
-      if (this.pcm16In.length < m) this.pcm16In = new Int16Array(2 * m);
-      pcm16 = up.process(pcm8, this.pcm16In);
-    } else {
-      return; // comfort noise, unknown payloads
+      pcm = name === 'PCMU' ? decodePcmu(rtp.payload, in8) : decodePcma(rtp.payload, in8);
+      if (this.pcmRate === 16000) pcm = this.resampleRx((this.rxUp8to16 ??= new Resampler(8000, 16000)), pcm, this.pcm16In);
     }
     this.lastPbxAudioMs = now;
-    this.toWa.push(pcm16);
-    this.ensureCodecs();
+    this.toWa.push(pcm);
+    const frameSamples = this.pcmRate / 50;
     for (let frame = this.toWa.take(); frame; frame = this.toWa.take()) {
-      const enc = this.opus!.encode(frame, FRAME_16K);
+      const enc = this.opus!.encode(frame, frameSamples);
       const f = this.waOut.frame(OPUS_TICKS, now);
       this.sendToWa(this.waOpusPt, f.marker, f.seq, f.ts, enc);
     }
+  }
+
+  /** PBX audio in the other band than pcmRate, into a scratch buffer (grown when too short). */
+  private resampleRx(r: Resampler, pcm: Int16Array, scratch: Int16Array): Int16Array {
+    const m = r.outputLength(pcm.length);
+    const out = scratch.length >= m && scratch.buffer !== pcm.buffer ? scratch : new Int16Array(2 * m);
+    return r.process(pcm, out);
   }
 
   /** Codec name (upper case) of a PBX payload type: from the SDP, else the static types. */
