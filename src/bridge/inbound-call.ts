@@ -1,5 +1,6 @@
 import type { Logger } from '../util/log.js';
 import { MediaError, type MediaEngine, type MediaSession } from '../media/types.js';
+import { followPbxHold } from './hold.js';
 import type { OutgoingCall, SipDialog, SipStack, InviteProgress } from '../sip/types.js';
 import { SipFailure } from '../sip/types.js';
 import type { WaConnectEvent, WaTerminateEvent, WhatsAppCallsApi } from '../whatsapp/types.js';
@@ -126,7 +127,9 @@ export class InboundCall {
     this.timings.pbxAnswered = this.now();
     dialog.on('bye', () => void this.end({ kind: 'pbx-bye' }));
     // Re-INVITEs from the PBX (hold, resume, refresh) are answered by the dialog layer from our
-    // last SDP, direction mirrored: WhatsApp has no renegotiation, so it is not involved.
+    // last SDP, direction mirrored: WhatsApp has no renegotiation, so it is not involved; the
+    // media engine is told when the PBX stops or resumes sending.
+    followPbxHold(dialog, session, this.log, dialog.remoteSdp);
     if (this.ending) {
       // WhatsApp ended the call while the 200 OK was on its way: the teardown sees the dialog.
       await dialog.bye();

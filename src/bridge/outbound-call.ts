@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../util/log.js';
 import { MediaError, type MediaEngine, type MediaSession } from '../media/types.js';
+import { followPbxHold } from './hold.js';
 import type { IncomingInvite, SipDialog } from '../sip/types.js';
 import {
   GraphApiError,
@@ -159,6 +160,7 @@ export class OutboundCall {
     const dialog = await accepting;
     this.dialog = dialog;
     dialog.on('bye', () => void this.end({ kind: 'pbx-bye' }));
+    followPbxHold(dialog, this.mediaSession!, this.log, this.invite.sdp);
     if (this.ending) {
       await dialog.bye();
       return;

@@ -41,6 +41,13 @@ export interface MediaSession {
    * for the PBX's 200 OK out. Works whichever DTLS role WhatsApp's answer takes.
    */
   answerFromWhatsApp(webrtcAnswer: string): Promise<string>;
+  /**
+   * The PBX will (not) send audio from now on, as its latest SDP says (a re-INVITE putting the
+   * call on hold with `a=inactive`/`a=recvonly`, or resuming it). WhatsApp drops a call after
+   * about 30 s without media, so while the PBX is silent the engine must keep WhatsApp's stream
+   * alive (silence), and stop doing so when the PBX sends again. Never throws.
+   */
+  pbxSending(sending: boolean): Promise<void>;
   /** Release the session in the engine. Idempotent; never throws. */
   close(): Promise<void>;
 }

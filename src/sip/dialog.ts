@@ -62,7 +62,7 @@ export class Dialog implements SipDialog, DialogHandle {
   private pending: PendingTwoXx | undefined;
   private byePromise: Promise<void> | undefined;
   private ackBranch: string | undefined;
-  private readonly listeners: Listeners = { bye: new Set(), info: new Set() };
+  private readonly listeners: Listeners = { bye: new Set(), info: new Set(), reinvite: new Set() };
   private readonly log: Logger;
   private readonly digest: DigestClient;
 
@@ -301,6 +301,7 @@ export class Dialog implements SipDialog, DialogHandle {
           () => (this.reinviteBusy = false),
           () => (this.reinviteBusy = false),
         );
+        this.emit('reinvite', offer);
       },
       (err: unknown) => {
         this.log.error({ err, header: headerText(rq, 'cseq') }, 'sip: re-INVITE handler failed');

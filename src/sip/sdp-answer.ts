@@ -14,6 +14,21 @@ const MIRROR: Record<Direction, Direction> = {
   inactive: 'inactive',
 };
 
+/**
+ * Whether the party that wrote `sdp` will send audio: its first audio stream's direction (or the
+ * session's) is sendrecv or sendonly, and it is not the RFC 2543 hold address 0.0.0.0. A stream
+ * refused with port 0 sends nothing; an SDP without an audio stream says nothing (undefined).
+ */
+export function sdpSendsAudio(sdp: string): boolean | undefined {
+  const s = parse(sdp);
+  const m = s.media.find((x) => x.type === 'audio');
+  if (!m) return undefined;
+  if (m.port === 0) return false;
+  const dir = (m.direction as Direction | undefined) ?? (s.direction as Direction | undefined) ?? 'sendrecv';
+  const ip = m.connection?.ip ?? s.connection?.ip;
+  return (dir === 'sendrecv' || dir === 'sendonly') && ip !== '0.0.0.0';
+}
+
 export function defaultReinviteAnswer(lastLocalSdp: string, offer: string | undefined): string {
   const local = parse(lastLocalSdp);
   if (local.origin) local.origin.sessionVersion = Number(local.origin.sessionVersion) + 1;

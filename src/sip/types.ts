@@ -55,6 +55,8 @@ export interface SipDialogEvents {
   bye: () => void;
   /** An in-dialog INFO (e.g. DTMF via application/dtmf-relay); already answered 200. */
   info: (contentType: string | undefined, body: string) => void;
+  /** The peer's re-INVITE (hold, resume, refresh) was answered 2xx; `offer` is its SDP, if any. */
+  reinvite: (offer: string | undefined) => void;
 }
 
 /**

@@ -263,6 +263,46 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     expect(call.actions()).toEqual(['pre_accept', 'accept', 'terminate']);
   });
 
+  it('(h2) hold without music (a=inactive): WhatsApp keeps getting media while held; resume ends the fill', async () => {
+    const port = await freeDualPort('127.0.0.3');
+    sipp = startSipp({ scenario: 'sip-uas-reinvite-inactive.xml', ip: '127.0.0.3', port, timeoutSec: 20 });
+    await startBridge(`sip:support@127.0.0.3:${port}`);
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await call.waitFor('accept');
+    await call.peer.waitConnected(5000);
+    const rate = async (ms: number): Promise<number> => {
+      const before = call.peer.stats.rtpIn;
+      await sleep(ms);
+      return ((call.peer.stats.rtpIn - before) * 1000) / ms;
+    };
+    const logged = (msg: string) => () => logLines.some((l) => l.includes(msg));
+    // This PBX never sends RTP. Held: ~50 packets/s must still reach WhatsApp (its media timer
+    // drops a call after ~30 s of nothing), from either engine.
+    await until(logged('PBX stopped sending audio (re-INVITE)'), 5000, 'the hold re-INVITE');
+    await sleep(400);
+    const held = await rate(1500);
+    expect(held, `packets/s to WhatsApp while held (${engine})`).toBeGreaterThanOrEqual(35);
+    expect(held).toBeLessThanOrEqual(65);
+    await until(logged('PBX sends audio again (re-INVITE)'), 3000, 'the resume re-INVITE');
+    await sleep(300);
+    const resumed = await rate(800);
+    if (engine === 'rtpengine') {
+      // rtpengine's silence is stopped on resume, so the PBX's own audio never has a second
+      // stream beside it; this PBX sends none, so WhatsApp gets nothing.
+      expect(resumed, 'packets/s after resume (rtpengine stops its silence)').toBeLessThan(5);
+    } else {
+      // The embedded engine fills any PBX silence by itself.
+      expect(resumed).toBeGreaterThanOrEqual(35);
+    }
+    await call.waitFor('terminate');
+    const result = await sipp.exited;
+    expect(result.code, result.errors).toBe(0);
+    const { sent } = sippMessages(result.messages);
+    const dirs = sent.filter((m) => m.startsWith('ACK') && m.includes('X-Answer-Direction')).map((m) => /X-Answer-Direction: (\S+)/.exec(m)?.[1]);
+    expect(dirs).toEqual(['a=inactive', 'a=sendrecv']);
+    expect(call.actions()).toEqual(['pre_accept', 'accept', 'terminate']);
+  });
+
   it('(i) WhatsApp refuses accept (Graph error) → the answered phone gets BYE, nothing is left', async () => {
     phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
     await startBridge(phone.sipUri);

@@ -180,24 +180,40 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
   });
 
   // rtpengine 10.5 has no ng flag or daemon option that sends media toward WhatsApp while the
-  // PBX is silent (see the comment at the top of src/media/rtpengine/flags.ts). This test pins
-  // the measured behaviour so an rtpengine upgrade that changes it is noticed.
-  it('keep-alive (rtpengine 10.5 limitation): with the PBX silent, WhatsApp gets no RTP', async () => {
+  // PBX is silent (see the comment at the top of src/media/rtpengine/flags.ts): a silent PBX
+  // gives WhatsApp nothing, pinned here so an upgrade that changes it is noticed. A hold the
+  // bridge sees (pbxSending(false)) makes rtpengine play looped silence; resume stops it.
+  it('keep-alive: a silent PBX gives WhatsApp nothing; on hold rtpengine plays silence, stopped on resume', async () => {
     const { peer, pbx, session } = await connectedCall('keepalive');
+    const rate = async (ms: number): Promise<number> => {
+      const before = peer.stats.rtpIn;
+      await sleep(ms);
+      return ((peer.stats.rtpIn - before) * 1000) / ms;
+    };
     try {
       peer.startMedia(); // the WhatsApp user talks, the PBX rings/holds silently
-      const before = peer.stats.rtpIn;
-      await sleep(2000);
-      const rate = (peer.stats.rtpIn - before) / 2;
-      expect(rate, `RTP packets/s toward WhatsApp with a silent PBX: ${rate}`).toBe(0);
-      // As soon as the PBX sends, ~50/s reach WhatsApp.
+      expect(await rate(1500), 'RTP packets/s toward WhatsApp with a silent PBX').toBe(0);
+
+      await session.pbxSending(false);
+      await session.pbxSending(false); // idempotent: one stream, not two
+      await sleep(200);
+      const held = await rate(1500);
+      expect(held, `packets/s while held: ${held}`).toBeGreaterThanOrEqual(40);
+      expect(held).toBeLessThanOrEqual(60);
+
+      // Resume: the silence stops before the PBX's audio starts, so WhatsApp gets one clean
+      // stream (both at once interleave two streams and destroy the PBX's audio).
+      await session.pbxSending(true);
+      await sleep(200);
+      expect(await rate(500), 'packets/s after resume, PBX not yet sending').toBeLessThan(5);
       pbx.startMedia();
       await sleep(300);
-      const b2 = peer.stats.rtpIn;
-      await sleep(1000);
-      const rate2 = peer.stats.rtpIn - b2;
-      expect(rate2).toBeGreaterThanOrEqual(38);
-      expect(rate2).toBeLessThanOrEqual(62);
+      peer.clearReceived();
+      const talking = await rate(1500);
+      expect(talking).toBeGreaterThanOrEqual(40);
+      expect(talking).toBeLessThanOrEqual(60);
+      const heard = peer.toneWindows(440);
+      expect(heard.share, `WhatsApp hears the PBX's 440 Hz after resume ${JSON.stringify(heard)}`).toBeGreaterThanOrEqual(MIN_SHARE);
     } finally {
       await peer.close();
       await pbx.close();

@@ -8,6 +8,7 @@
  *   file): everything up to the end of the file is taken, cut to whole frames.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { wavHeader } from '../../src/media/audio/wav.js';
 
 export interface DecodedWav {
   /** Mono samples (channels averaged). */
@@ -23,19 +24,7 @@ export interface DecodedWav {
 export function encodeWav(samples: Int16Array, sampleRate: number): Buffer {
   const dataBytes = samples.length * 2;
   const buf = Buffer.alloc(44 + dataBytes);
-  buf.write('RIFF', 0, 'ascii');
-  buf.writeUInt32LE(36 + dataBytes, 4);
-  buf.write('WAVE', 8, 'ascii');
-  buf.write('fmt ', 12, 'ascii');
-  buf.writeUInt32LE(16, 16); // fmt chunk size
-  buf.writeUInt16LE(1, 20); // PCM
-  buf.writeUInt16LE(1, 22); // mono
-  buf.writeUInt32LE(sampleRate, 24);
-  buf.writeUInt32LE(sampleRate * 2, 28); // byte rate
-  buf.writeUInt16LE(2, 32); // block align
-  buf.writeUInt16LE(16, 34); // bits per sample
-  buf.write('data', 36, 'ascii');
-  buf.writeUInt32LE(dataBytes, 40);
+  wavHeader(dataBytes, sampleRate, 16).copy(buf, 0);
   for (let i = 0; i < samples.length; i++) buf.writeInt16LE(samples[i]!, 44 + i * 2);
   return buf;
 }

@@ -110,10 +110,10 @@ export class FakeSip implements SipStack {
 
 export class FakeMedia implements MediaEngine {
   readonly name = 'fake';
-  readonly sessions = new Map<string, { closed: boolean; answers: string[] }>();
+  readonly sessions = new Map<string, { closed: boolean; answers: string[]; pbxSending: boolean[] }>();
   failOffer = false;
   createSession(callId: string): MediaSession {
-    const rec = { closed: false, answers: [] as string[] };
+    const rec = { closed: false, answers: [] as string[], pbxSending: [] as boolean[] };
     this.sessions.set(callId, rec);
     const fail = this.failOffer;
     return {
@@ -133,6 +133,9 @@ export class FakeMedia implements MediaEngine {
       answerFromWhatsApp: async (sdp) => {
         rec.answers.push(sdp);
         return plainSdp('answer-for-pbx');
+      },
+      pbxSending: async (sending) => {
+        rec.pbxSending.push(sending);
       },
       close: async () => {
         rec.closed = true;

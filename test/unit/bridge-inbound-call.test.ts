@@ -106,6 +106,24 @@ describe('inbound call', () => {
     expect(bridge.activeCalls).toBe(0);
   });
 
+  it('PBX hold without audio (re-INVITE a=inactive) → the media engine keeps WhatsApp fed; resume → it stops', async () => {
+    const sdp = (dir: string) => ['v=0', 'o=pbx 1 2 IN IP4 10.0.0.2', 's=-', 'c=IN IP4 10.0.0.2', 't=0 0', 'm=audio 5000 RTP/AVP 0', `a=${dir}`, ''].join('\r\n');
+    const invited = sip.next();
+    bridge.handleEvents([connect()]);
+    const dialog = (await invited).answer(sdp('sendrecv'));
+    await flush();
+    const rec = media.sessions.get('wacid.A')!;
+    expect(rec.pbxSending).toEqual([]);
+    dialog.emit('reinvite', sdp('sendonly')); // music on hold: the PBX still sends
+    dialog.emit('reinvite', sdp('inactive'));
+    dialog.emit('reinvite', sdp('inactive')); // a refresh of the same hold changes nothing
+    dialog.emit('reinvite', undefined); // offerless: direction unknown, unchanged
+    dialog.emit('reinvite', sdp('sendrecv'));
+    await flush();
+    expect(rec.pbxSending).toEqual([false, true]);
+    expect(wa.names()).toEqual(['pre_accept', 'accept']);
+  });
+
   it('WhatsApp terminate after answer → BYE to the PBX, nothing more to WhatsApp', async () => {
     const invited = sip.next();
     bridge.handleEvents([connect()]);

@@ -167,6 +167,19 @@ describe('outbound call', () => {
     expect(b.dialog!.byes).toBe(1);
   });
 
+  it('PBX hold without audio (re-INVITE a=inactive) and resume reach the media engine', async () => {
+    const inv = await dial();
+    bridge.handleEvents([answer(wa.actions[0]!.callId)]);
+    await flush();
+    const rec = media.sessions.get(`out-${inv.callId}`)!;
+    const offer = inv.sdp!;
+    inv.dialog!.emit('reinvite', offer.replace('a=sendrecv', 'a=inactive'));
+    inv.dialog!.emit('reinvite', offer);
+    await flush();
+    expect(rec.pbxSending).toEqual([false, true]);
+    expect(wa.names()).toEqual(['connect']);
+  });
+
   it('no answer within the ring timeout → terminate + 480', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const inv = await dial();

@@ -750,6 +750,14 @@ class EmbeddedSession implements MediaSession {
 
   // ---------------------------------------------------------------- teardown
 
+  /**
+   * Nothing to do: the engine sees the PBX's RTP itself and fills WhatsApp's stream with Opus
+   * silence whenever the PBX has been silent for IDLE_MS (hold, ringing, silence suppression).
+   */
+  async pbxSending(sending: boolean): Promise<void> {
+    this.log.debug({ callId: this.callId, pbxSending: sending }, 'PBX direction changed');
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.engine.forget(this);

@@ -9,6 +9,7 @@ import rtpengineClient, { type NgMessage, type NgTarget } from 'rtpengine-client
 import type { Logger } from 'pino';
 import { MediaError, type MediaEngine, type MediaSession } from '../types.js';
 import { checkWhatsAppAnswer, checkWhatsAppOffer } from '../sdp-rules.js';
+import { KEEPALIVE_SILENCE, KEEPALIVE_REPEAT_TIMES } from './keepalive.js';
 import { DELETE_NOW, PBX_ANSWER_TO_WHATSAPP, PBX_OFFER_TO_WHATSAPP, WHATSAPP_ANSWER_TO_PBX, WHATSAPP_OFFER_TO_PBX } from './flags.js';
 import {
   cleanPlainOffer,
@@ -33,7 +34,7 @@ export interface RtpengineEngineOptions {
   allowUnreachable?: boolean;
 }
 
-type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping';
+type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping' | 'playMedia' | 'stopMedia';
 
 /** Thin typed wrapper: timeouts, error-reason and transport errors all become MediaError. */
 class NgClient {
@@ -120,6 +121,8 @@ class RtpengineSession implements MediaSession {
   private lastWhatsAppAnswer: string | undefined;
   private closing: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Whether rtpengine is playing keep-alive silence toward WhatsApp (PBX on hold). */
+  private keepAlive = false;
 
   constructor(
     readonly callId: string,
@@ -241,6 +244,41 @@ class RtpengineSession implements MediaSession {
       this.lastWhatsAppAnswer = webrtcAnswer;
       this.pbxAnswer = cleanPlainOffer(String(reply['sdp'] ?? ''));
       return this.pbxAnswer;
+    });
+  }
+
+  /**
+   * rtpengine 10.5 cannot see the PBX fall silent by itself (flags.ts), but the bridge sees a
+   * hold: while the PBX sends nothing, rtpengine plays looped silence to WhatsApp's leg
+   * (`play media`, Opus-encoded by rtpengine), stopped as soon as the PBX sends again (both at
+   * once would interleave two streams into WhatsApp's). Failures are logged, never thrown.
+   */
+  pbxSending(sending: boolean): Promise<void> {
+    return this.serial(async () => {
+      if (this.closing || !this.target || !this.direction) return;
+      if (this.keepAlive === !sending) return;
+      // WhatsApp's leg: the offerer's (from-tag) on inbound calls, the answerer's on outbound.
+      const waTag = this.direction === 'inbound' ? this.fromTag : this.toTag;
+      try {
+        if (!sending) {
+          await this.engine.ng.request(this.target, 'playMedia', {
+            'call-id': this.callId,
+            'from-tag': waTag,
+            blob: KEEPALIVE_SILENCE,
+            'repeat-times': KEEPALIVE_REPEAT_TIMES,
+          });
+        } else {
+          await this.engine.ng.request(this.target, 'stopMedia', { 'call-id': this.callId, 'from-tag': waTag });
+        }
+        this.keepAlive = !sending;
+        this.log.info({ callId: this.callId, keepAlive: this.keepAlive }, sending ? 'rtpengine keep-alive silence stopped' : 'rtpengine keep-alive silence playing to WhatsApp');
+      } catch (err) {
+        if (sending && err instanceof MediaError && /not currently playing/i.test(err.reason ?? '')) {
+          this.keepAlive = false; // it ended on its own
+          return;
+        }
+        this.log.warn({ callId: this.callId, err: (err as Error).message }, 'rtpengine keep-alive change failed');
+      }
     });
   }
 

@@ -26,9 +26,13 @@
  * does not exist in 10.5 (it is an 11.x+ daemon option); `play media` of a silence file toward
  * WhatsApp's tag does give ~50 packets/s, but it runs beside the PBX's audio once that starts
  * (100 packets/s, the PBX's tone destroyed) and would need a `stop media` when the PBX speaks,
- * which the MediaSession API cannot see. Deployments on 10.5 depend on the PBX sending audio
- * (early media, music on hold); otherwise use rtpengine with `--audio-player` or the embedded
- * engine. test/e2e/media-rtpengine.test.ts pins this behaviour.
+ * which rtpengine cannot see. What the bridge can see is a hold: the PBX's re-INVITE with
+ * `a=inactive`/`a=recvonly` (bridge/hold.ts) makes the session `play media` a looped silence
+ * WAV to WhatsApp's leg and the resume `stop media`s it (engine.ts `pbxSending`, keepalive.ts),
+ * so WhatsApp never gets two streams. A PBX that is silent without saying so (no early media
+ * while a queue rings after answer, silence suppression) still gives WhatsApp nothing: use music
+ * on hold/comfort noise on the PBX, an rtpengine with `--audio-player`, or the embedded engine.
+ * test/e2e/media-rtpengine.test.ts and test/e2e/inbound-call.test.ts (h2) pin this behaviour.
  */
 
 /** The subset of ng offer/answer options this project uses, typed. */

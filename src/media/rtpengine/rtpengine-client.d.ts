@@ -18,6 +18,9 @@ declare module 'rtpengine-client' {
     ping(target: NgTarget, opts?: NgMessage): Promise<NgMessage>;
     query(target: NgTarget, opts: NgMessage): Promise<NgMessage>;
     statistics(target: NgTarget, opts?: NgMessage): Promise<NgMessage>;
+    /** `play media` (file, blob or db-id) to the participant named by `from-tag`. */
+    playMedia(target: NgTarget, opts: NgMessage): Promise<NgMessage>;
+    stopMedia(target: NgTarget, opts: NgMessage): Promise<NgMessage>;
     close(): void;
   }
   export class RtpEngineError extends Error {}
