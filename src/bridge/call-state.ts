@@ -31,8 +31,13 @@ export const TRANSITIONS: Readonly<Record<CallState, readonly CallState[]>> = {
   ended: [],
 };
 
+/** Whether `table` allows the move (each call direction has its own table). */
+export function isLegalMove<S extends string>(table: Readonly<Record<S, readonly S[]>>, from: S, to: S): boolean {
+  return table[from].includes(to);
+}
+
 export function canTransition(from: CallState, to: CallState): boolean {
-  return TRANSITIONS[from].includes(to);
+  return isLegalMove(TRANSITIONS, from, to);
 }
 
 export class IllegalTransition extends Error {
@@ -73,7 +78,3 @@ export const OUTBOUND_TRANSITIONS: Readonly<Record<OutboundState, readonly Outbo
   ending: ['ended'],
   ended: [],
 };
-
-export function canTransitionOutbound(from: OutboundState, to: OutboundState): boolean {
-  return OUTBOUND_TRANSITIONS[from].includes(to);
-}

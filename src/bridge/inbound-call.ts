@@ -1,10 +1,11 @@
 import type { Logger } from '../util/log.js';
-import { MediaError, type MediaEngine, type MediaSession } from '../media/types.js';
+import { MediaError, type MediaEngine } from '../media/types.js';
 import { followPbxHold } from './hold.js';
 import type { OutgoingCall, SipDialog, SipStack, InviteProgress } from '../sip/types.js';
 import { SipFailure } from '../sip/types.js';
 import type { WaConnectEvent, WaTerminateEvent, WhatsAppCallsApi } from '../whatsapp/types.js';
-import { canTransition, IllegalTransition, type CallState } from './call-state.js';
+import { BridgedCall, roundMs as round } from './call-base.js';
+import { TRANSITIONS, type CallState } from './call-state.js';
 import { planTeardown, type EndCause, type TeardownPlan } from './failure-map.js';
 import type { RouteDecision } from './routing.js';
 
@@ -39,8 +40,7 @@ export interface CallTimings {
  * → `accept` with the same SDP. Deviation: the ACK is not held back until `accept` returns,
  * so the PBX never retransmits its 200; if `accept` fails the PBX gets a BYE instead.
  */
-export class InboundCall {
-  state: CallState = 'new';
+export class InboundCall extends BridgedCall<CallState> {
   readonly waCallId: string;
   readonly phoneNumberId: string;
   sipCallId: string | undefined;
@@ -48,34 +48,23 @@ export class InboundCall {
   endCause: EndCause | undefined;
   plan: TeardownPlan | undefined;
 
-  private log: Logger;
-  private mediaSession: MediaSession | undefined;
-  /** The media operation in flight, awaited before the session is closed. */
-  private mediaOp: Promise<unknown> = Promise.resolve();
   private outgoing: OutgoingCall | undefined;
   private dialog: SipDialog | undefined;
   private preAccept: Promise<string> | undefined;
   private acceptSent = false;
   private ringTimer: NodeJS.Timeout | undefined;
   private ending: Promise<void> | undefined;
-  private readonly now: () => number;
 
   constructor(
     private readonly event: WaConnectEvent,
     private readonly routeDecision: RouteDecision,
     private readonly deps: InboundCallDeps,
   ) {
+    super(TRANSITIONS, 'new', 'ended', deps.log.child({ waCallId: event.callId, direction: 'inbound' }), deps.now);
     this.waCallId = event.callId;
     this.phoneNumberId = event.phoneNumberId;
-    this.now = deps.now ?? (() => performance.now());
     this.timings = { connectReceived: this.now() };
-    this.log = deps.log.child({ waCallId: event.callId, direction: 'inbound' });
-    this.ended = new Promise<void>((resolve) => (this.markEnded = resolve));
   }
-
-  /** Resolves once the call has ended and everything is released. */
-  readonly ended: Promise<void>;
-  private markEnded!: () => void;
 
   /** Run the call until it is answered or fails. Never throws: failures end the call. */
   async start(): Promise<void> {
@@ -224,33 +213,7 @@ export class InboundCall {
     } catch (err) {
       log.warn({ err }, `WhatsApp ${plan.whatsapp} failed`);
     }
-    await this.mediaOp.catch(() => undefined);
-    await this.mediaSession?.close();
-    this.timings.ended = this.now();
-    this.transition('ended');
-    log.info({ durationMs: round(this.timings.ended - this.timings.connectReceived) }, 'call ended');
-    try {
-      this.deps.onEnded(this, plan);
-    } catch (err) {
-      log.error({ err }, 'onEnded listener failed');
-    }
-    this.markEnded();
-  }
-
-  private transition(next: CallState): void {
-    if (this.state === next) return;
-    if (!canTransition(this.state, next)) {
-      const err = new IllegalTransition(this.state, next);
-      this.log.error({ err }, 'illegal transition');
-      throw err;
-    }
-    this.log.debug({ from: this.state, to: next }, 'call state');
-    this.state = next;
-  }
-
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.mediaOp = p;
-    return p;
+    await this.finishTeardown(log, this.timings.connectReceived, () => this.deps.onEnded(this, plan));
   }
 
   private async waCall(action: string, fn: () => Promise<void>): Promise<void> {
@@ -276,8 +239,4 @@ function toEndCause(err: unknown): EndCause {
   if (err instanceof WhatsAppActionFailed) return { kind: 'wa-api-error', action: err.action, error: err.error };
   if (err instanceof MediaError) return { kind: 'media-error', message: err.message };
   return { kind: 'internal-error', message: err instanceof Error ? err.message : String(err) };
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
 }

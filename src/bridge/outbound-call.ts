@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../util/log.js';
-import { MediaError, type MediaEngine, type MediaSession } from '../media/types.js';
+import { MediaError, type MediaEngine } from '../media/types.js';
 import { followPbxHold } from './hold.js';
 import type { IncomingInvite, SipDialog } from '../sip/types.js';
 import {
@@ -10,7 +10,8 @@ import {
   type WaTerminateEvent,
   type WhatsAppCallingApi,
 } from '../whatsapp/types.js';
-import { canTransitionOutbound, IllegalTransition, type OutboundState } from './call-state.js';
+import { BridgedCall, roundMs as round } from './call-base.js';
+import { OUTBOUND_TRANSITIONS, type OutboundState } from './call-state.js';
 import { planOutboundTeardown, type OutboundEndCause, type OutboundTeardownPlan } from './failure-map.js';
 import type { PermissionCache } from './permissions.js';
 
@@ -43,24 +44,17 @@ export interface OutboundTimings {
  * status → 180 → connect webhook with WhatsApp's SDP answer → media answer → 200 OK → ACK.
  * No `accept` is sent for business-initiated calls.
  */
-export class OutboundCall {
-  state: OutboundState = 'new';
+export class OutboundCall extends BridgedCall<OutboundState> {
   /** Echoed by WhatsApp in every webhook of the call: finds it before `connect` returns. */
   readonly opaque = `wa-sip-bridge:${randomUUID()}`;
   waCallId: string | undefined;
   readonly timings: OutboundTimings;
   plan: OutboundTeardownPlan | undefined;
 
-  private log: Logger;
-  private mediaSession: MediaSession | undefined;
-  private mediaOp: Promise<unknown> = Promise.resolve();
   private dialog: SipDialog | undefined;
   private ringTimer: NodeJS.Timeout | undefined;
   private ending: Promise<void> | undefined;
   private answering = false;
-  private readonly now: () => number;
-  readonly ended: Promise<void>;
-  private markEnded!: () => void;
 
   constructor(
     readonly invite: IncomingInvite,
@@ -68,10 +62,8 @@ export class OutboundCall {
     readonly phoneNumberId: string,
     private readonly deps: OutboundCallDeps,
   ) {
-    this.now = deps.now ?? (() => performance.now());
+    super(OUTBOUND_TRANSITIONS, 'new', 'ended', deps.log.child({ sipCallId: invite.callId, direction: 'outbound', to }), deps.now);
     this.timings = { inviteReceived: this.now() };
-    this.log = deps.log.child({ sipCallId: invite.callId, direction: 'outbound', to });
-    this.ended = new Promise<void>((r) => (this.markEnded = r));
     invite.onCancel(() => void this.end({ kind: 'pbx-cancel' }));
   }
 
@@ -203,17 +195,7 @@ export class OutboundCall {
     if (plan.whatsapp === 'terminate' && this.waCallId) {
       await this.deps.whatsapp.terminate(this.phoneNumberId, this.waCallId).catch((err) => log.warn({ err }, 'WhatsApp terminate failed'));
     }
-    await this.mediaOp.catch(() => undefined);
-    await this.mediaSession?.close();
-    this.timings.ended = this.now();
-    this.transition('ended');
-    log.info({ durationMs: round(this.timings.ended - this.timings.inviteReceived) }, 'call ended');
-    try {
-      this.deps.onEnded(this, plan);
-    } catch (err) {
-      log.error({ err }, 'onEnded listener failed');
-    }
-    this.markEnded();
+    await this.finishTeardown(log, this.timings.inviteReceived, () => this.deps.onEnded(this, plan));
   }
 
   private async requestPermission(): Promise<boolean> {
@@ -241,29 +223,10 @@ export class OutboundCall {
     return { kind: 'internal-error', message: err instanceof Error ? err.message : String(err) };
   }
 
-  private transition(next: OutboundState): void {
-    if (this.state === next) return;
-    if (!canTransitionOutbound(this.state, next)) {
-      const err = new IllegalTransition(this.state, next);
-      this.log.error({ err }, 'illegal transition');
-      throw err;
-    }
-    this.log.debug({ from: this.state, to: next }, 'call state');
-    this.state = next;
-  }
-
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.mediaOp = p;
-    return p;
-  }
 }
 
 class ConnectFailed extends Error {
   constructor(readonly error: Error) {
     super(`WhatsApp connect failed: ${error.message}`);
   }
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
 }
