@@ -10,39 +10,7 @@ type Attrs = Record<string, unknown>;
 
 /** Rule violations of a WhatsApp answer; empty means the SDP is acceptable. */
 export function checkWhatsAppAnswer(sdp: string): string[] {
-  const v: string[] = [];
-  let s: ReturnType<typeof parse>;
-  try {
-    s = parse(sdp);
-  } catch (e) {
-    return [`unparsable SDP: ${(e as Error).message}`];
-  }
-  if (!s.media || s.media.length === 0) return ['no m-line'];
-  const session = s as unknown as Attrs;
-  if (session['icelite'] !== undefined) v.push('a=ice-lite present: the answer must be full ICE');
-
-  const audio = s.media.filter((m) => m.type === 'audio');
-  if (audio.length !== 1) v.push(`expected exactly one audio m-line, found ${audio.length}`);
-  if (s.media.length !== audio.length) v.push('non-audio m-lines present');
-
-  for (const m of audio) {
-    const ma = m as unknown as Attrs;
-    if (ma['icelite'] !== undefined) v.push('a=ice-lite present in media: the answer must be full ICE');
-    if (m.port === 0) v.push('audio m-line rejected (port 0)');
-    if (m.protocol !== 'UDP/TLS/RTP/SAVPF') v.push(`transport is ${m.protocol}, expected UDP/TLS/RTP/SAVPF`);
-
-    v.push(...fingerprintViolations(sdp, s, m));
-
-    const setup = m.setup ?? (session['setup'] as string | undefined);
-    if (setup !== 'active') v.push(`a=setup:${setup ?? '(missing)'}: the answer must be a=setup:active`);
-
-    v.push(...iceViolations(s, m, 'answer'));
-
-    if (!m.rtcpMux) v.push('a=rtcp-mux missing');
-
-    v.push(...codecViolations(m));
-  }
-  return v;
+  return checkWhatsAppSdp(sdp, 'answer');
 }
 
 /**
@@ -53,6 +21,17 @@ export function checkWhatsAppAnswer(sdp: string): string[] {
  * and rtcp-mux, Opus on PT 111 and, if any, telephone-event/8000 on PT 126.
  */
 export function checkWhatsAppOffer(sdp: string): string[] {
+  return checkWhatsAppSdp(sdp, 'offer');
+}
+
+/** What differs between the two: our DTLS role, and BUNDLE/mid, which only the offer must state. */
+const KIND = {
+  answer: { setup: 'active', port0: 'audio m-line rejected (port 0)', bundle: false },
+  offer: { setup: 'actpass', port0: 'audio m-line disabled (port 0)', bundle: true },
+} as const;
+
+function checkWhatsAppSdp(sdp: string, what: 'offer' | 'answer'): string[] {
+  const rules = KIND[what];
   const v: string[] = [];
   let s: ReturnType<typeof parse>;
   try {
@@ -62,26 +41,28 @@ export function checkWhatsAppOffer(sdp: string): string[] {
   }
   if (!s.media || s.media.length === 0) return ['no m-line'];
   const session = s as unknown as Attrs;
-  if (session['icelite'] !== undefined) v.push('a=ice-lite present: the offer must be full ICE');
+  if (session['icelite'] !== undefined) v.push(`a=ice-lite present: the ${what} must be full ICE`);
   const audio = s.media.filter((m) => m.type === 'audio');
   if (audio.length !== 1) v.push(`expected exactly one audio m-line, found ${audio.length}`);
   if (s.media.length !== audio.length) v.push('non-audio m-lines present');
   const bundle = s.groups?.find((g) => g.type === 'BUNDLE');
-  if (!bundle) v.push('a=group:BUNDLE missing');
+  if (rules.bundle && !bundle) v.push('a=group:BUNDLE missing');
 
   for (const m of audio) {
     const ma = m as unknown as Attrs;
-    if (ma['icelite'] !== undefined) v.push('a=ice-lite present in media: the offer must be full ICE');
-    if (m.port === 0) v.push('audio m-line disabled (port 0)');
+    if (ma['icelite'] !== undefined) v.push(`a=ice-lite present in media: the ${what} must be full ICE`);
+    if (m.port === 0) v.push(rules.port0);
     if (m.protocol !== 'UDP/TLS/RTP/SAVPF') v.push(`transport is ${m.protocol}, expected UDP/TLS/RTP/SAVPF`);
-    if (m.mid === undefined) v.push('a=mid missing');
-    else if (bundle && !String(bundle.mids).split(' ').includes(String(m.mid))) {
-      v.push(`a=group:BUNDLE ${bundle.mids} does not name the audio mid ${m.mid}`);
+    if (rules.bundle) {
+      if (m.mid === undefined) v.push('a=mid missing');
+      else if (bundle && !String(bundle.mids).split(' ').includes(String(m.mid))) {
+        v.push(`a=group:BUNDLE ${bundle.mids} does not name the audio mid ${m.mid}`);
+      }
     }
     v.push(...fingerprintViolations(sdp, s, m));
     const setup = m.setup ?? (session['setup'] as string | undefined);
-    if (setup !== 'actpass') v.push(`a=setup:${setup ?? '(missing)'}: the offer must be a=setup:actpass`);
-    v.push(...iceViolations(s, m, 'offer'));
+    if (setup !== rules.setup) v.push(`a=setup:${setup ?? '(missing)'}: the ${what} must be a=setup:${rules.setup}`);
+    v.push(...iceViolations(s, m, what));
     if (!m.rtcpMux) v.push('a=rtcp-mux missing');
     v.push(...codecViolations(m));
   }
