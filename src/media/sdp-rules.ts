@@ -4,7 +4,7 @@
  * `connect` (`checkWhatsAppOffer`). Used by the media engines on their output and by the
  * simulator, which rejects a violating SDP the way Meta does (error 100, subcode 2494010).
  */
-import { parse } from 'sdp-transform';
+import { parse, write } from 'sdp-transform';
 
 type Attrs = Record<string, unknown>;
 
@@ -67,6 +67,18 @@ function checkWhatsAppSdp(sdp: string, what: 'offer' | 'answer'): string[] {
     v.push(...codecViolations(m));
   }
   return v;
+}
+
+/**
+ * Two SDPs equal but for the o= line's session version (an engine may bump it). WhatsApp wants
+ * `accept` to carry the SDP of `pre_accept`: the engines use this to keep the first answer.
+ */
+export function sameSdpIgnoringVersion(a: string, b: string): boolean {
+  const pa = parse(a);
+  const pb = parse(b);
+  pa.origin.sessionVersion = 0;
+  pb.origin.sessionVersion = 0;
+  return write(pa) === write(pb);
 }
 
 type Media = ReturnType<typeof parse>['media'][number];

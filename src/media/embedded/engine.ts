@@ -52,7 +52,7 @@ import type dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MediaError, type MediaEngine, type MediaSession } from '../types.js';
-import { checkWhatsAppAnswer } from '../sdp-rules.js';
+import { checkWhatsAppAnswer, sameSdpIgnoringVersion } from '../sdp-rules.js';
 import { G722Decoder, G722Encoder } from '../codecs/g722.js';
 import { decodePcma, decodePcmu, encodePcma, encodePcmu } from '../codecs/g711.js';
 import { Resampler } from '../codecs/resampler.js';
@@ -66,7 +66,6 @@ import {
   WHATSAPP_OPUS_FMTP,
   parsePlain,
   pickCodec,
-  sameSdp,
   shapeWebRtcSdp,
   webRtcCodecs,
   writePlainAnswer,
@@ -783,7 +782,7 @@ class EmbeddedSession implements MediaSession {
 
   /** Whether the latest PBX SDP changed the answer (never: WhatsApp keeps the first). */
   sameAnswer(sdp: string): boolean {
-    return this.whatsAppAnswer !== undefined && sameSdp(sdp, this.whatsAppAnswer);
+    return this.whatsAppAnswer !== undefined && sameSdpIgnoringVersion(sdp, this.whatsAppAnswer);
   }
 }
 

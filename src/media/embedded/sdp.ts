@@ -217,12 +217,3 @@ export function webRtcCodecs(sdp: string): WebRtcOfferInfo {
     tePt: te?.payload,
   };
 }
-
-/** Equal but for the o= session version. */
-export function sameSdp(a: string, b: string): boolean {
-  const pa = parse(a);
-  const pb = parse(b);
-  pa.origin.sessionVersion = 0;
-  pb.origin.sessionVersion = 0;
-  return write(pa) === write(pb);
-}

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import rtpengineClient, { type NgMessage, type NgTarget } from 'rtpengine-client';
 import type { Logger } from 'pino';
 import { MediaError, type MediaEngine, type MediaSession } from '../types.js';
-import { checkWhatsAppAnswer, checkWhatsAppOffer } from '../sdp-rules.js';
+import { checkWhatsAppAnswer, checkWhatsAppOffer, sameSdpIgnoringVersion } from '../sdp-rules.js';
 import { KEEPALIVE_SILENCE, KEEPALIVE_REPEAT_TIMES } from './keepalive.js';
 import { DELETE_NOW, PBX_ANSWER_TO_WHATSAPP, PBX_OFFER_TO_WHATSAPP, WHATSAPP_ANSWER_TO_PBX, WHATSAPP_OFFER_TO_PBX } from './flags.js';
 import {
@@ -17,7 +17,6 @@ import {
   finishWhatsAppOffer,
   iceLiteIntoMedia,
   relabelTelephoneEvent,
-  sameSdpIgnoringVersion,
 } from './sdp-post.js';
 
 const ENGINE = 'rtpengine';

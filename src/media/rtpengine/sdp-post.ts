@@ -149,15 +149,6 @@ export function finishWhatsAppAnswer(answer: string, webrtcOffer: string, pbxAns
   return write(s);
 }
 
-/** Two SDPs equal but for the o= line's session version (rtpengine may bump it). */
-export function sameSdpIgnoringVersion(a: string, b: string): boolean {
-  const pa = parse(a);
-  const pb = parse(b);
-  pa.origin.sessionVersion = 0;
-  pb.origin.sessionVersion = 0;
-  return write(pa) === write(pb);
-}
-
 // ---- outbound calls (business-initiated) ---------------------------------------------------
 
 /** WhatsApp's payload types, which the offer for `connect` must use (see checkWhatsAppOffer). */
