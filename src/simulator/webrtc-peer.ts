@@ -417,6 +417,13 @@ export class WhatsAppMediaPeer {
     };
   }
 
+  /** RTP packets per second this peer receives over the next `ms` (50/s is one 20 ms stream). */
+  async rtpInRate(ms: number): Promise<number> {
+    const before = this.rtpIn;
+    await new Promise((r) => setTimeout(r, ms));
+    return ((this.rtpIn - before) * 1000) / ms;
+  }
+
   /** The SDP this peer answered with (business-initiated calls), once createAnswer() returned. */
   get localAnswer(): string | undefined {
     return this.answerSdp;

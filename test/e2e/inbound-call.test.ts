@@ -270,22 +270,17 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     const call = await sim.userCalls({ userWaId: CALLER });
     await call.waitFor('accept');
     await call.peer.waitConnected(5000);
-    const rate = async (ms: number): Promise<number> => {
-      const before = call.peer.stats.rtpIn;
-      await sleep(ms);
-      return ((call.peer.stats.rtpIn - before) * 1000) / ms;
-    };
     const logged = (msg: string) => () => logLines.some((l) => l.includes(msg));
     // This PBX never sends RTP. Held: ~50 packets/s must still reach WhatsApp (its media timer
     // drops a call after ~30 s of nothing), from either engine.
     await until(logged('PBX stopped sending audio (re-INVITE)'), 5000, 'the hold re-INVITE');
     await sleep(400);
-    const held = await rate(1500);
+    const held = await call.peer.rtpInRate(1500);
     expect(held, `packets/s to WhatsApp while held (${engine})`).toBeGreaterThanOrEqual(35);
     expect(held).toBeLessThanOrEqual(65);
     await until(logged('PBX sends audio again (re-INVITE)'), 3000, 'the resume re-INVITE');
     await sleep(300);
-    const resumed = await rate(800);
+    const resumed = await call.peer.rtpInRate(800);
     if (engine === 'rtpengine') {
       // rtpengine's silence is stopped on resume, so the PBX's own audio never has a second
       // stream beside it; this PBX sends none, so WhatsApp gets nothing.

@@ -168,25 +168,20 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
     const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
     const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
     const session = engine.createSession(`out-hold-${Date.now()}`);
-    const rate = async (ms: number): Promise<number> => {
-      const before = peer.stats.rtpIn;
-      await new Promise((r) => setTimeout(r, ms));
-      return ((peer.stats.rtpIn - before) * 1000) / ms;
-    };
     try {
       const waAnswer = await peer.createAnswer(await session.offerFromPbx(pbx.createOffer()), { setup: 'active' });
       pbx.applyAnswer(await session.answerFromWhatsApp(waAnswer));
       await peer.waitConnected(10_000);
       peer.startMedia();
-      expect(await rate(800), 'silent PBX').toBe(0);
+      expect(await peer.rtpInRate(800), 'silent PBX').toBe(0);
       await session.pbxSending(false);
       await new Promise((r) => setTimeout(r, 200));
-      const held = await rate(1500);
+      const held = await peer.rtpInRate(1500);
       expect(held, `packets/s to WhatsApp while held: ${held}`).toBeGreaterThanOrEqual(40);
       expect(held).toBeLessThanOrEqual(60);
       await session.pbxSending(true);
       await new Promise((r) => setTimeout(r, 200));
-      expect(await rate(600), 'after resume').toBeLessThan(5);
+      expect(await peer.rtpInRate(600), 'after resume').toBeLessThan(5);
     } finally {
       await peer.close();
       await pbx.close();

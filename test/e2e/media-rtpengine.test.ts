@@ -185,19 +185,14 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
   // bridge sees (pbxSending(false)) makes rtpengine play looped silence; resume stops it.
   it('keep-alive: a silent PBX gives WhatsApp nothing; on hold rtpengine plays silence, stopped on resume', async () => {
     const { peer, pbx, session } = await connectedCall('keepalive');
-    const rate = async (ms: number): Promise<number> => {
-      const before = peer.stats.rtpIn;
-      await sleep(ms);
-      return ((peer.stats.rtpIn - before) * 1000) / ms;
-    };
     try {
       peer.startMedia(); // the WhatsApp user talks, the PBX rings/holds silently
-      expect(await rate(1500), 'RTP packets/s toward WhatsApp with a silent PBX').toBe(0);
+      expect(await peer.rtpInRate(1500), 'RTP packets/s toward WhatsApp with a silent PBX').toBe(0);
 
       await session.pbxSending(false);
       await session.pbxSending(false); // idempotent: one stream, not two
       await sleep(200);
-      const held = await rate(1500);
+      const held = await peer.rtpInRate(1500);
       expect(held, `packets/s while held: ${held}`).toBeGreaterThanOrEqual(40);
       expect(held).toBeLessThanOrEqual(60);
 
@@ -205,11 +200,11 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
       // stream (both at once interleave two streams and destroy the PBX's audio).
       await session.pbxSending(true);
       await sleep(200);
-      expect(await rate(500), 'packets/s after resume, PBX not yet sending').toBeLessThan(5);
+      expect(await peer.rtpInRate(500), 'packets/s after resume, PBX not yet sending').toBeLessThan(5);
       pbx.startMedia();
       await sleep(300);
       peer.clearReceived();
-      const talking = await rate(1500);
+      const talking = await peer.rtpInRate(1500);
       expect(talking).toBeGreaterThanOrEqual(40);
       expect(talking).toBeLessThanOrEqual(60);
       const heard = peer.toneWindows(440);
