@@ -419,9 +419,12 @@ export class WhatsAppMediaPeer {
 
   /** RTP packets per second this peer receives over the next `ms` (50/s is one 20 ms stream). */
   async rtpInRate(ms: number): Promise<number> {
+    // Against the clock: a timer that fires late on a busy machine lengthens the window, and
+    // the packets that came in it are divided by the time that really passed.
     const before = this.rtpIn;
+    const t0 = performance.now();
     await new Promise((r) => setTimeout(r, ms));
-    return ((this.rtpIn - before) * 1000) / ms;
+    return ((this.rtpIn - before) * 1000) / (performance.now() - t0);
   }
 
   /** The SDP this peer answered with (business-initiated calls), once createAnswer() returned. */

@@ -244,11 +244,12 @@ describe('media through the embedded engine', () => {
   it('keep-alive: with the PBX silent, WhatsApp still gets ~50 packets/s once connected', async () => {
     const c = await setupCall('keepalive', 'PCMU', 1000, 440);
     try {
-      const rate = await c.peer.rtpInRate(2000);
-      // 50/s nominal; the band allows for timer jitter on a loaded 2-core machine, while a
-      // missing keep-alive (0/s) or a doubled stream (100/s) still fails.
-      expect(rate, `packets/s toward WhatsApp: ${rate}`).toBeGreaterThanOrEqual(38);
-      expect(rate).toBeLessThanOrEqual(62);
+      const rate = await c.peer.rtpInRate(2500);
+      // 50/s: the fill runs on a schedule and the rate is measured against the clock, so timer
+      // jitter moves it by a frame or two at the window's edges (a catch-up burst of up to 10
+      // frames is 4/s over 2.5 s); the old per-tick fill (about 38/s) fails this.
+      expect(rate, `packets/s toward WhatsApp: ${rate}`).toBeGreaterThanOrEqual(45);
+      expect(rate).toBeLessThanOrEqual(55);
       expect(c.peer.stats.decodeErrors).toBe(0);
       // Then the PBX speaks: real audio replaces the silence, no double stream.
       c.pbx.startMedia();

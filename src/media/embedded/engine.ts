@@ -57,6 +57,7 @@ import { G722Decoder, G722Encoder } from '../codecs/g722.js';
 import { decodePcma, decodePcmu, encodePcma, encodePcmu } from '../codecs/g711.js';
 import { Resampler } from '../codecs/resampler.js';
 import { OPUS_MAX_FRAME, OpusCodec } from '../codecs/opus.js';
+import { FillSchedule } from './keepalive.js';
 import { PcmFifo } from './pcm-fifo.js';
 import { PortAllocator, type PortPair } from './ports.js';
 import { RtpOutStream, TelephoneEventRelay, buildRtp, parseRtp } from './rtp.js';
@@ -183,6 +184,7 @@ class EmbeddedSession implements MediaSession {
   // state for keep-alive and RTCP
   connected = false;
   private lastPbxAudioMs = 0;
+  private readonly fill = new FillSchedule();
   private lastRtcpWa = 0;
   private lastRtcpPbx = 0;
   private waInHighestSeq = 0;
@@ -545,14 +547,14 @@ class EmbeddedSession implements MediaSession {
   tick(now: number): void {
     if (this.closing || !this.connected || !this.waOut) return;
     if (now - this.lastPbxAudioMs >= IDLE_MS) {
-      // The PBX is silent: fill the WhatsApp stream with 20 ms Opus silence frames.
-      const since = this.waOut.lastSentMs ? now - this.waOut.lastSentMs : 20;
-      const n = Math.min(3, Math.floor(since / 20));
-      for (let i = 0; i < n; i++) {
+      // The PBX is silent: fill the WhatsApp stream with 20 ms Opus silence frames (on a schedule).
+      for (let n = this.fill.due(now); n > 0; n--) {
         const f = this.waOut.frame(OPUS_TICKS, now);
         this.stats.silenceOut++;
         this.sendToWa(this.waOpusPt, f.marker, f.seq, f.ts, OPUS_SILENCE);
       }
+    } else {
+      this.fill.stop();
     }
     if (now - this.lastRtcpWa >= RTCP_WA_MS) {
       this.lastRtcpWa = now;
