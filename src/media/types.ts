@@ -12,7 +12,36 @@ export interface MediaEngine {
   createSession(callId: string): MediaSession;
   /** Ids of sessions the engine itself still holds (for leak checks and health). */
   listSessions(): Promise<string[]>;
+  /**
+   * Whether the engine can take a new call now, cheaply (rtpengine: an ng `ping` per instance,
+   * ready if any answers; embedded: free port pairs left). Never throws.
+   */
+  readiness(): Promise<EngineReadiness>;
   close(): Promise<void>;
+}
+
+export interface EngineReadiness {
+  ready: boolean;
+  /** Why not ready (or a warning while ready), e.g. "rtpengine 127.0.0.1:22222: no answer". */
+  reason?: string;
+  /** Engine-specific figures for the /readyz JSON (free ports, instances up, …). */
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * Why a live session's media failed without anyone asking: the bridge ends both legs of the
+ * call with this as the cause.
+ * - `webrtc-failed`: WhatsApp's ICE or DTLS failed or closed;
+ * - `whatsapp-media-timeout`: no RTP from WhatsApp for the configured time;
+ * - `engine-dead`: the engine serving the session died or stopped answering (rtpengine ping or
+ *   query failed), or lost the session.
+ */
+export type MediaFailureKind = 'webrtc-failed' | 'whatsapp-media-timeout' | 'engine-dead';
+
+export interface MediaFailure {
+  kind: MediaFailureKind;
+  /** Human-readable detail for logs and the call record. */
+  detail: string;
 }
 
 export interface MediaSession {
@@ -48,6 +77,13 @@ export interface MediaSession {
    * alive (silence), and stop doing so when the PBX sends again. Never throws.
    */
   pbxSending(sending: boolean): Promise<void>;
+  /**
+   * Register the listener told (once) when the session's media fails on its own: see
+   * MediaFailure. Engines watch for this from the moment WhatsApp's SDP is applied; the
+   * WhatsApp media timeout counts from the moment the WhatsApp leg is connected (or from when
+   * it was applied, for a leg that never connects). Never called after close().
+   */
+  onFailure(listener: (failure: MediaFailure) => void): void;
   /** Release the session in the engine. Idempotent; never throws. */
   close(): Promise<void>;
 }

@@ -137,6 +137,7 @@ export class FakeMedia implements MediaEngine {
       pbxSending: async (sending) => {
         rec.pbxSending.push(sending);
       },
+      onFailure: () => undefined,
       close: async () => {
         rec.closed = true;
       },
@@ -144,6 +145,9 @@ export class FakeMedia implements MediaEngine {
   }
   async listSessions(): Promise<string[]> {
     return [...this.sessions].filter(([, r]) => !r.closed).map(([k]) => k);
+  }
+  async readiness(): Promise<{ ready: boolean }> {
+    return { ready: true };
   }
   async close(): Promise<void> {}
 }

@@ -51,7 +51,7 @@ import {
 import type dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { MediaError, type MediaEngine, type MediaSession } from '../types.js';
+import { MediaError, type EngineReadiness, type MediaEngine, type MediaFailure, type MediaSession } from '../types.js';
 import { checkWhatsAppAnswer, sameSdpIgnoringVersion } from '../sdp-rules.js';
 import { G722Decoder, G722Encoder } from '../codecs/g722.js';
 import { decodePcma, decodePcmu, encodePcma, encodePcmu } from '../codecs/g711.js';
@@ -782,6 +782,12 @@ class EmbeddedSession implements MediaSession {
     return this.closing;
   }
 
+  private failureListener: ((f: MediaFailure) => void) | undefined;
+
+  onFailure(listener: (failure: MediaFailure) => void): void {
+    this.failureListener = listener;
+  }
+
   /** Whether the latest PBX SDP changed the answer (never: WhatsApp keeps the first). */
   sameAnswer(sdp: string): boolean {
     return this.whatsAppAnswer !== undefined && sameSdpIgnoringVersion(sdp, this.whatsAppAnswer);
@@ -826,6 +832,13 @@ export class EmbeddedEngine implements MediaEngine {
 
   async listSessions(): Promise<string[]> {
     return [...this.sessions.keys()];
+  }
+
+  async readiness(): Promise<EngineReadiness> {
+    if (this.closed) return { ready: false, reason: 'embedded engine closed' };
+    const { pairs, free } = this.ports.capacity();
+    const detail = { portPairs: pairs, freePortPairs: free, sessions: this.sessions.size };
+    return free > 0 ? { ready: true, detail } : { ready: false, reason: `no free RTP port pair (${pairs} in use)`, detail };
   }
 
   async close(): Promise<void> {

@@ -73,6 +73,12 @@ export class PortAllocator {
     throw new Error(`no free RTP port pair in ${this.min}-${this.max}`);
   }
 
+  /** Port pairs in the range, and how many are free (not held by a session). */
+  capacity(): { pairs: number; free: number } {
+    const pairs = Math.floor((this.max - this.first() - 1) / 2) + 1;
+    return { pairs, free: Math.max(0, pairs - this.inUse.size) };
+  }
+
   async release(pair: PortPair): Promise<void> {
     await Promise.all([closeSocket(pair.rtp), closeSocket(pair.rtcp)]);
     this.inUse.delete(pair.port);

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import rtpengineClient, { type NgMessage, type NgTarget } from 'rtpengine-client';
 import type { Logger } from 'pino';
-import { MediaError, type MediaEngine, type MediaSession } from '../types.js';
+import { MediaError, type EngineReadiness, type MediaFailure, type MediaEngine, type MediaSession } from '../types.js';
 import { checkWhatsAppAnswer, checkWhatsAppOffer, sameSdpIgnoringVersion } from '../sdp-rules.js';
 import { KEEPALIVE_SILENCE, KEEPALIVE_REPEAT_TIMES } from './keepalive.js';
 import { DELETE_NOW, PBX_ANSWER_TO_WHATSAPP, PBX_OFFER_TO_WHATSAPP, WHATSAPP_ANSWER_TO_PBX, WHATSAPP_OFFER_TO_PBX } from './flags.js';
@@ -122,12 +122,17 @@ class RtpengineSession implements MediaSession {
   private queue: Promise<unknown> = Promise.resolve();
   /** Whether rtpengine is playing keep-alive silence toward WhatsApp (PBX on hold). */
   private keepAlive = false;
+  private failureListener: ((f: MediaFailure) => void) | undefined;
 
   constructor(
     readonly callId: string,
     private readonly engine: RtpengineEngine,
     private readonly log: Logger,
   ) {}
+
+  onFailure(listener: (failure: MediaFailure) => void): void {
+    this.failureListener = listener;
+  }
 
   /** One ng operation at a time per session, in call order. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -359,6 +364,17 @@ class RtpengineEngine implements MediaEngine {
 
   forget(s: RtpengineSession): void {
     this.sessions.delete(s);
+  }
+
+  async readiness(): Promise<EngineReadiness> {
+    const results = await Promise.allSettled(this.targets.map((t) => this.ng.request(t, 'ping')));
+    const up = results.filter((r) => r.status === 'fulfilled').length;
+    const down = results.flatMap((r, i) =>
+      r.status === 'rejected' ? [`rtpengine ${this.targets[i]!.host}:${this.targets[i]!.port}: ${(r.reason as Error).message}`] : [],
+    );
+    const detail = { instances: this.targets.length, up };
+    if (up === 0) return { ready: false, reason: down.join('; '), detail };
+    return down.length > 0 ? { ready: true, reason: down.join('; '), detail } : { ready: true, detail };
   }
 
   async listSessions(): Promise<string[]> {
