@@ -206,6 +206,9 @@ export class SimulatedUser {
 
   setBehaviour(b: UserBehaviour): void {
     this.behaviour = b;
+    // A new behaviour is for the next call: waitForConnect() must not return an earlier call's
+    // connect (whose peer behaved the old way).
+    this.lastConnect = undefined;
     if (b.kind === 'no-permission') this.sim.graph.setPermission(this.waId, 'no_permission', false);
   }
 
