@@ -11,35 +11,9 @@
  * It sends a tone as Opus only after `startMedia()` (the call is accepted/answered) and decodes
  * what it receives for tone checks.
  *
- * Findings about werift 0.24.4 this class works around (see also the report in the e2e test):
- * - `iceInterfaceAddresses: {udp4: '127.0.0.1'}` does not restrict gathering to loopback:
- *   werift drops loopback from the interface list, the filter then matches nothing and it
- *   falls back to every interface, advertising e.g. `192.0.2.2` with the port of a socket bound
- *   to 127.0.0.1 (an unreachable candidate). `iceUseIpv4: false` stops the interface
- *   enumeration; the address then comes from `iceAdditionalHostAddresses` only.
- * - RTP whose SSRC is not announced in the remote SDP is dropped by werift's router
- *   ("ssrcReceiver not found"); rtpengine announces none, so received RTP is taken from
- *   `dtlsTransport.onRtp`, before the router.
- * - As ICE-lite, werift answers connectivity checks before it has the answer SDP. A full agent
- *   (rtpengine) can therefore finish ICE and send its DTLS ClientHello before werift has
- *   started its DTLS server; those records are lost and the handshake waits for the client's
- *   retransmission. DTLS records that arrive before the DTLS transport exists are buffered here
- *   and replayed once it does.
- * - DTLS-client stall against rtpengine (answer `a=setup:active`, rtpengine DTLS server): werift
- *   sends each record of a handshake flight in its own datagram, back to back (flight 5:
- *   Certificate, ClientKeyExchange, CertificateVerify, ChangeCipherSpec, Finished = 5 datagrams
- *   within ~0.1 ms). rtpengine hands received packets to several worker threads, so these can
- *   reach OpenSSL out of order (Finished before ChangeCipherSpec); OpenSSL drops the record and
- *   waits. werift then retransmits the flight byte for byte, with the same record sequence
- *   numbers (RFC 6347 wants new ones), which OpenSSL's replay window discards, so the handshake
- *   never recovers (measured: 2-4 stalls in 8-10 runs with rtpengine's default threads, 0 in
- *   20 with `--num-threads=1`, 0 in 8 against single-threaded `openssl s_server -dtls1_2`).
- *   Real WebRTC stacks pack a flight into as few datagrams as the MTU allows and renumber
- *   retransmissions; this peer now does the former: DTLS records sent in one tick leave as one
- *   datagram (up to 1200 bytes), which rtpengine processes in order.
- * - As answerer werift always writes `a=setup:active` (its DTLS transport role is `auto`, which
- *   its answer turns into `client`); setting the transport's role to `server` between
- *   setRemoteDescription and createAnswer makes it write `a=setup:passive` and act as DTLS server.
+ * werift 0.24.4 needs a few work-arounds here (loopback gathering, RTP before the router, DTLS
+ * records before the transport exists, one datagram per handshake flight, the passive DTLS
+ * role): see the Media section of docs/architecture.md.
  */
 import { OpusCodec } from '../media/codecs/opus.js';
 import { parse, write } from 'sdp-transform';

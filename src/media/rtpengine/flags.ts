@@ -1,38 +1,9 @@
 /**
  * rtpengine ng flag sets, one named constant per step of the offer/answer exchange. Verified
- * against rtpengine 10.5 (Debian 12) in test/e2e/media-rtpengine.test.ts.
- *
- * rtpengine 10.5 does not know the `sdp-attr` manipulation dictionary (it logs "Unknown
- * dictionary key encountered: 'sdp-attr'"), so attributes it passes through unchanged are
- * removed afterwards in ./sdp-post.ts with sdp-transform. `replace: session-connection` is
- * obsolete in 10.5 (ignored with an INFO line) and therefore not sent.
- *
- * DTMF (RFC 4733), measured on 10.5.3.5 in the media e2e tests: rtpengine only emits events
- * toward a leg on a telephone-event whose clock equals that leg's audio codec, i.e. /48000 next
- * to Opus; WhatsApp uses telephone-event/8000 on 126. No flag changes that (tried: codec
- * `transcode`/`accept` of `telephone-event`, `asymmetric-codecs`, which 10.5 logs as obsolete):
- * the PBX's events became in-band tones in the Opus stream and, on outbound calls, the PBX's
- * answer had no telephone-event. So WhatsApp's 126 is relabelled telephone-event/48000 in every
- * SDP rtpengine reads from WhatsApp and back to /8000 in every SDP WhatsApp reads
- * (sdp-post.ts `relabelTelephoneEvent`, `finishWhatsAppAnswer`, `finishWhatsAppOffer`). Events
- * then cross both ways with digit, end bit and event boundaries kept, but rtpengine rescales
- * durations by the clock ratio: WhatsApp -> PBX / 6 (200 ms sent as 1600 arrives as 267, i.e.
- * 33 ms), PBX -> WhatsApp x 6. No ng option is needed for it.
- *
- * Keep-alive toward WhatsApp while the PBX is silent: nothing in 10.5 does it, so no option is
- * sent. Measured: `generate-RTCP: on` (offer and answer) emits an SR only alongside forwarded
- * RTP (one SR in 11 s of PBX silence, nothing before the PBX's first packet); `--silence-detect`
- * / `--cn-payload` only replace silence inside transcoded audio that flows; `--audio-player`
- * does not exist in 10.5 (it is an 11.x+ daemon option); `play media` of a silence file toward
- * WhatsApp's tag does give ~50 packets/s, but it runs beside the PBX's audio once that starts
- * (100 packets/s, the PBX's tone destroyed) and would need a `stop media` when the PBX speaks,
- * which rtpengine cannot see. What the bridge can see is a hold: the PBX's re-INVITE with
- * `a=inactive`/`a=recvonly` (bridge/hold.ts) makes the session `play media` a looped silence
- * WAV to WhatsApp's leg and the resume `stop media`s it (engine.ts `pbxSending`, keepalive.ts),
- * so WhatsApp never gets two streams. A PBX that is silent without saying so (no early media
- * while a queue rings after answer, silence suppression) still gives WhatsApp nothing: use music
- * on hold/comfort noise on the PBX, an rtpengine with `--audio-player`, or the embedded engine.
- * test/e2e/media-rtpengine.test.ts and test/e2e/inbound-call.test.ts (h2) pin this behaviour.
+ * against rtpengine 10.5 (Debian 12) in test/e2e/media-rtpengine.test.ts. What 10.5 cannot be
+ * told is done on its output in ./sdp-post.ts. Why DTMF is relabelled (telephone-event /8000 <->
+ * /48000) and why keep-alive is a hold-driven `play media`: the Media section of
+ * docs/architecture.md.
  */
 
 /** The subset of ng offer/answer options this project uses, typed. */
