@@ -40,6 +40,24 @@ const route = z.object({
   target: sipUri,
 });
 
+/** SIP front-door limits (src/sip/front-door.ts, DEFAULT_SIP_LIMITS); every key optional. */
+const sipLimits = z
+  .object({
+    maxMessageBytes: z.number().int().min(1500).max(65_535),
+    maxBodyBytes: z.number().int().min(0).max(65_535),
+    maxHeaders: z.number().int().min(8).max(1000),
+    maxHeaderBytes: z.number().int().min(256).max(65_535),
+    ratePerSec: z.number().positive(),
+    rateBurst: z.number().int().positive(),
+    maxTrackedSources: z.number().int().positive(),
+    maxTcpConnections: z.number().int().positive(),
+    maxTcpConnectionsPerSource: z.number().int().positive(),
+    tcpIdleTimeoutMs: z.number().int().positive(),
+    tcpMessageTimeoutMs: z.number().int().positive(),
+  })
+  .partial()
+  .default({});
+
 export const configSchema = z.object({
   http: hostPort('0.0.0.0', 8080).default({ host: '0.0.0.0', port: 8080 }),
   log: z
@@ -94,8 +112,10 @@ export const configSchema = z.object({
       auth: z.object({ username: z.string().min(1), password: z.string().default('') }).optional(),
       /** Give up on an INVITE that gets no final response (the PBX is silent). */
       inviteTimeoutSec: z.number().positive().default(64),
+      /** Front-door limits on what reaches the SIP parser (docs/security.md lists each with its default). */
+      limits: sipLimits,
     })
-    .default({ udp: { host: '0.0.0.0', port: 5060 }, tcp: { host: '0.0.0.0', port: 5060 }, userAgent: 'wa-sip-bridge', inviteTimeoutSec: 64 }),
+    .default({ udp: { host: '0.0.0.0', port: 5060 }, tcp: { host: '0.0.0.0', port: 5060 }, userAgent: 'wa-sip-bridge', inviteTimeoutSec: 64, limits: {} }),
   media: z
     .object({
       /** `embedded`: in-process (werift), nothing to install. `rtpengine`: the media proxy, for scale. */
