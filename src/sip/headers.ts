@@ -105,6 +105,8 @@ function formatParams(params: Record<string, string | number | null>): string {
     .join('');
 }
 
+const AUTH_HEADERS = new Set(['authorization', 'proxy-authorization', 'www-authenticate', 'proxy-authenticate']);
+
 /** A received header as text; structured headers parsed by `sip` are turned back into text. */
 export function headerText(msg: sip.Message, name: string): string | undefined {
   const key = name.toLowerCase();
@@ -112,6 +114,12 @@ export function headerText(msg: sip.Message, name: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return fromWire(v);
   if (typeof v === 'number') return String(v);
+  if (AUTH_HEADERS.has(key) && Array.isArray(v)) {
+    // Parsed by `sip` into { scheme, param: value-as-on-the-wire }; the first one (a request
+    // carrying credentials for several realms is not expected from a PBX).
+    const first = (v as sip.AuthHeader[])[0];
+    return first ? fromWire(sip.stringifyAuthHeader(first)) : undefined;
+  }
   if (key === 'cseq' && msg.headers.cseq) return `${msg.headers.cseq.seq} ${msg.headers.cseq.method}`;
   if (key === 'via' && Array.isArray(v)) {
     return (v as sip.Via[])
