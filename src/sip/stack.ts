@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { dialogKey, DEFAULT_TIMERS, guarded, type DialogHandle, type SipCore, type SipTimers } from './core.js';
 import { ALLOW } from './dialog.js';
 import { DEFAULT_SIP_LIMITS, FrontDoor, type FrontDoorStats, type SipLimits } from './front-door.js';
-import { generateTag, tagOf } from './headers.js';
+import { generateTag, printable, tagOf } from './headers.js';
 import { openEndpoint, type HostPort, type LibEndpoint, type TransportName } from './lib.js';
 import { Uac } from './uac.js';
 import { Uas } from './uas.js';
@@ -91,7 +91,7 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStackWit
       });
     },
     reply(ep, rq, status, reason, ext) {
-      const rs = sip.makeResponse(rq, status, reason, ext);
+      const rs = sip.makeResponse(rq, status, printable(reason, 128), ext);
       if (status > 100 && tagOf(rs.headers.to) === undefined && typeof rs.headers.to === 'object') {
         // RFC 3261 section 8.2.6.2: responses carry a To tag (except 100).
         rs.headers.to = { ...rs.headers.to, params: { ...rs.headers.to.params, tag: generateTag() } };
