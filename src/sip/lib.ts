@@ -18,7 +18,6 @@
 import { createRequire } from 'node:module';
 import type { Server, Socket } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
-import { performance } from 'node:perf_hooks';
 import sip from 'sip';
 import type { Logger } from 'pino';
 import { checkDatagram, StreamFramer, type FrontDoor } from './front-door.js';
@@ -194,14 +193,14 @@ type DatagramListener = (data: Buffer | string, rinfo: { address: string; port: 
 
 /** `sip`'s UDP listener, behind the rate limit and the datagram checks. */
 function guardDatagrams(door: FrontDoor, onMessage: DatagramListener): DatagramListener {
-  return (data, rinfo) => {
-    const t0 = performance.now();
-    if (!door.rate.take(rinfo.address)) return door.drop('rate', rinfo.address, 'udp');
-    const text = typeof data === 'string' ? data : data.length > door.limits.maxMessageBytes ? undefined : data.toString('latin1');
-    const checked = text === undefined ? ({ ok: false, reason: 'too-large' } as const) : checkDatagram(text, door.limits);
-    if (!checked.ok) return door.drop(checked.reason, rinfo.address, 'udp');
-    door.accept(() => onMessage(checked.text, rinfo), t0);
-  };
+  return (data, rinfo) =>
+    door.timed(() => {
+      if (!door.rate.take(rinfo.address)) return door.drop('rate', rinfo.address, 'udp');
+      const text = typeof data === 'string' ? data : data.length > door.limits.maxMessageBytes ? undefined : data.toString('latin1');
+      const checked = text === undefined ? ({ ok: false, reason: 'too-large' } as const) : checkDatagram(text, door.limits);
+      if (!checked.ok) return door.drop(checked.reason, rinfo.address, 'udp');
+      door.accept(() => onMessage(checked.text, rinfo));
+    });
 }
 
 /**
@@ -230,21 +229,22 @@ function guardConnections(door: FrontDoor, onConnection: (s: Socket) => void, lo
     stream.on = ((event: string, listener: (...a: unknown[]) => void) => {
       if (event !== 'data' || wrapped) return on(event, listener);
       wrapped = true;
-      return on('data', (chunk: string | Buffer) => {
-        const t0 = performance.now();
-        const messages = framer.push(typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
-        if (framer.failed) return kill(framer.failed);
-        for (const m of messages) {
-          if (!door.rate.take(source)) return kill('rate');
-          door.accept(() => listener(m), t0);
-        }
-        if (!framer.partial) {
-          clearTimeout(deadline);
-          deadline = undefined;
-        } else {
-          deadline ??= setTimeout(() => kill('tcp-timeout'), door.limits.tcpMessageTimeoutMs).unref();
-        }
-      });
+      return on('data', (chunk: string | Buffer) =>
+        door.timed(() => {
+          const messages = framer.push(typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
+          if (framer.failed) return kill(framer.failed);
+          for (const m of messages) {
+            if (!door.rate.take(source)) return kill('rate');
+            door.accept(() => listener(m));
+          }
+          if (!framer.partial) {
+            clearTimeout(deadline);
+            deadline = undefined;
+          } else {
+            deadline ??= setTimeout(() => kill('tcp-timeout'), door.limits.tcpMessageTimeoutMs).unref();
+          }
+        }),
+      );
     }) as Socket['on'];
     onConnection(stream);
     stream.on = on as Socket['on'];
