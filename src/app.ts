@@ -46,6 +46,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     userAgent: config.sip.userAgent,
     ...(config.sip.auth ? { credentials: { ...config.sip.auth } } : {}),
     inviteTimeoutMs: config.sip.inviteTimeoutSec * 1000,
+    limits: { ...config.sip.limits },
     logger: log,
   });
 

@@ -56,7 +56,7 @@ export class Bridge {
   constructor(private readonly deps: BridgeDeps) {
     const o = deps.config.outbound;
     this.permissions = new PermissionCache(deps.whatsapp, o.permissionCacheSec * 1000, deps.log);
-    this.admission = new CallAdmission({ allowFrom: o.allowFrom, auth: o.auth });
+    this.admission = new CallAdmission({ allowFrom: o.allowFrom, auth: o.auth, requireTcp: o.requireTcp });
     deps.sip.onInvite((inv) => this.onInvite(inv));
   }
 
@@ -193,7 +193,7 @@ export class Bridge {
         inv.reject(401, 'Unauthorized', { 'WWW-Authenticate': admitted.challenge });
       } else {
         log.warn({ source: src, uri: inv.requestUri, from: inv.from.uri, reason: admitted.reason }, 'INVITE refused (possible toll-fraud attempt)');
-        inv.reject(403, 'Forbidden', { Warning: '399 wa-sip-bridge "not allowed to place calls"' });
+        inv.reject(403, 'Forbidden', { Warning: `399 wa-sip-bridge "${admitted.warning}"` });
       }
       return;
     }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseIpv4Cidr } from '../util/cidr.js';
 
 /**
  * The bridge's configuration: one file (YAML or JSON) plus environment overrides for secrets,
@@ -39,6 +40,29 @@ const route = z.object({
   /** Where the call goes: an extension or queue URI on the PBX. */
   target: sipUri,
 });
+
+/** An IPv4 address or CIDR, strictly (octets 0-255, prefix 0-32); the message names the bad entry. */
+const ipv4Cidr = z.string().superRefine((v, ctx) => {
+  if (!parseIpv4Cidr(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not an IPv4 address or CIDR (a.b.c.d or a.b.c.d/0-32)` });
+});
+
+/** SIP front-door limits (src/sip/front-door.ts, DEFAULT_SIP_LIMITS); every key optional. */
+const sipLimits = z
+  .object({
+    maxMessageBytes: z.number().int().min(1500).max(65_535),
+    maxBodyBytes: z.number().int().min(0).max(65_535),
+    maxHeaders: z.number().int().min(8).max(1000),
+    maxHeaderBytes: z.number().int().min(256).max(65_535),
+    ratePerSec: z.number().positive(),
+    rateBurst: z.number().int().positive(),
+    maxTrackedSources: z.number().int().positive(),
+    maxTcpConnections: z.number().int().positive(),
+    maxTcpConnectionsPerSource: z.number().int().positive(),
+    tcpIdleTimeoutMs: z.number().int().positive(),
+    tcpMessageTimeoutMs: z.number().int().positive(),
+  })
+  .partial()
+  .default({});
 
 export const configSchema = z.object({
   http: hostPort('0.0.0.0', 8080).default({ host: '0.0.0.0', port: 8080 }),
@@ -94,8 +118,10 @@ export const configSchema = z.object({
       auth: z.object({ username: z.string().min(1), password: z.string().default('') }).optional(),
       /** Give up on an INVITE that gets no final response (the PBX is silent). */
       inviteTimeoutSec: z.number().positive().default(64),
+      /** Front-door limits on what reaches the SIP parser (docs/security.md lists each with its default). */
+      limits: sipLimits,
     })
-    .default({ udp: { host: '0.0.0.0', port: 5060 }, tcp: { host: '0.0.0.0', port: 5060 }, userAgent: 'wa-sip-bridge', inviteTimeoutSec: 64 }),
+    .default({ udp: { host: '0.0.0.0', port: 5060 }, tcp: { host: '0.0.0.0', port: 5060 }, userAgent: 'wa-sip-bridge', inviteTimeoutSec: 64, limits: {} }),
   media: z
     .object({
       /** `embedded`: in-process (werift), nothing to install. `rtpengine`: the media proxy, for scale. */
@@ -143,10 +169,21 @@ export const configSchema = z.object({
        * Sources allowed to place calls: IPv4 addresses or CIDRs (the PBX). An open SIP port that
        * dials WhatsApp numbers is a toll-fraud hole: anything else gets 403.
        */
-      allowFrom: z.array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'an IPv4 address or CIDR')).default([]),
+      allowFrom: z.array(ipv4Cidr).default([]),
+      /** Take outbound INVITEs only over TCP (a UDP source address can be spoofed). */
+      requireTcp: z.boolean().default(false),
       /** Digest authentication of the PBX (the bridge challenges with 401). Password: env SIP_INBOUND_PASSWORD. */
       auth: z
-        .object({ username: z.string().min(1), password: z.string().default(''), realm: z.string().default('wa-sip-bridge') })
+        .object({
+          username: z.string().min(1),
+          password: z.string().default(''),
+          realm: z.string().default('wa-sip-bridge'),
+          /** A nonce is valid this long, from the source it was issued to only. */
+          nonceTtlSec: z.number().int().positive().default(300),
+          /** After this many failed attempts within a minute, the source is refused for `blockSec`. */
+          maxFailures: z.number().int().positive().default(5),
+          blockSec: z.number().int().min(0).default(300),
+        })
         .optional(),
       /** Prefix the PBX dials before the WhatsApp number (e.g. "9"), stripped from the Request-URI user. */
       dialPrefix: z.string().regex(/^[0-9*#+]*$/).default(''),
@@ -154,7 +191,7 @@ export const configSchema = z.object({
       phoneNumberId: z.string().optional(),
       /** Pick the phone number id by the caller (From user, e.g. the agent's extension) or the source address. */
       callerRules: z
-        .array(z.object({ fromUser: z.string().optional(), source: z.string().optional(), phoneNumberId: z.string().min(1) }))
+        .array(z.object({ fromUser: z.string().optional(), source: ipv4Cidr.optional(), phoneNumberId: z.string().min(1) }))
         .default([]),
       /** Send the user a call-permission request when a call fails for lack of permission. */
       requestPermission: z
@@ -165,7 +202,7 @@ export const configSchema = z.object({
       /** End an unanswered outbound call after this long (480 to the PBX, terminate to WhatsApp). */
       ringTimeoutSec: z.number().positive().max(300).default(60),
     })
-    .default({ enabled: false, allowFrom: [], dialPrefix: '', callerRules: [], requestPermission: { enabled: false }, permissionCacheSec: 60, ringTimeoutSec: 60 }),
+    .default({ enabled: false, allowFrom: [], requireTcp: false, dialPrefix: '', callerRules: [], requestPermission: { enabled: false }, permissionCacheSec: 60, ringTimeoutSec: 60 }),
   routing: z
     .object({
       /** Where calls go when no rule matches. */

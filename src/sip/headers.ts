@@ -19,10 +19,93 @@ export function fromWire(bytes: string): string {
   return Buffer.from(bytes, 'latin1').toString('utf8');
 }
 
-/** RFC 3261 section 25.1: quoted-string; `"` and `\` are escaped as quoted-pair. CR/LF are dropped. */
+/*
+ * Sanitising: every header value built from outside data (a WhatsApp profile name, a number, a
+ * call id, a Warning text) passes one of the functions below before it is written, so nothing
+ * from a webhook or a PBX can end a header line, inject another header, or put bytes on the wire
+ * that RFC 3261's grammar forbids. `sip` writes header values verbatim.
+ */
+
+/** C0 controls (CR, LF, NUL, ESC ...), DEL and C1 controls. */
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
+/** Longest display name / header value we write (characters, before UTF-8 encoding). */
+const MAX_DISPLAY_NAME = 128;
+const MAX_HEADER_VALUE = 1024;
+
+/** Controls become one space, runs of white space collapse, the result is trimmed and capped. */
+export function printable(text: string, max = MAX_HEADER_VALUE): string {
+  const s = text.replace(CONTROLS, ' ').replace(/\s+/g, ' ').trim();
+  return s.length > max ? s.slice(0, max) : s;
+}
+
+/**
+ * RFC 3261 section 25.1 quoted-string: no CR/LF/NUL/ESC/DEL or other controls (qdtext has none;
+ * we do not send them as quoted-pairs either), `"` and `\` escaped as quoted-pair.
+ */
+export function quotedString(text: string, max = MAX_HEADER_VALUE): string {
+  return `"${printable(text, max).replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/** A display name as an RFC 3261 quoted-string (see `quotedString`), capped at 128 characters. */
 export function quoteDisplayName(name: string): string {
-  const cleaned = name.replace(/[\r\n]+/g, ' ');
-  return `"${cleaned.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+  return quotedString(name, MAX_DISPLAY_NAME);
+}
+
+/**
+ * A SIP URI safe to put between `<` and `>`: every byte outside visible ASCII, and `<`, `>`, `"`,
+ * `%` not starting a valid escape, is percent-encoded (RFC 3261 section 19.1.1 `escaped`), so a
+ * CR/LF or space can never end the header.
+ */
+export function safeUri(uri: string): string {
+  return Array.from(Buffer.from(uri, 'utf8'))
+    .map((b, i, all) => {
+      const c = String.fromCharCode(b);
+      const validEscape = c === '%' && /^[0-9a-fA-F]{2}$/.test(String.fromCharCode(all[i + 1] ?? 0, all[i + 2] ?? 0));
+      if (b > 0x20 && b < 0x7f && c !== '<' && c !== '>' && c !== '"' && (c !== '%' || validEscape)) return c;
+      return `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    })
+    .join('');
+}
+
+/** RFC 3261 section 25.1 user part: unreserved and user-unreserved characters kept, the rest escaped. */
+export function escapeUserPart(user: string): string {
+  return Array.from(Buffer.from(user, 'utf8'))
+    .map((b) => {
+      const c = String.fromCharCode(b);
+      return /[A-Za-z0-9\-_.!~*'()&=+$,;?/]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    })
+    .join('');
+}
+
+/** `Warning` value (RFC 3261 section 20.43): `code agent "text"` with `text` a clean quoted-string. */
+export function warningValue(text: string, code = 399, agent = 'wa-sip-bridge'): string {
+  return `${code} ${agent} ${quotedString(text, 200)}`;
+}
+
+const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+const WARNING = /^(\d{3}) ([^\s"]+) "(.*)"$/s;
+
+/**
+ * An extra header (name, value) as it may be written, or undefined when the name is not a
+ * token or is one the stack sets itself. The value is made `printable`; a Warning's text is
+ * re-quoted with `warningValue`. Returns wire text (see `toWire`).
+ */
+export function safeHeader(name: string, value: string): [string, string] | undefined {
+  if (!TOKEN.test(name) || isReservedHeader(name)) return undefined;
+  const w = name.toLowerCase() === 'warning' ? WARNING.exec(value) : null;
+  const v = w ? warningValue(w[3]!.replace(/\\(.)/g, '$1'), Number(w[1]), printable(w[2]!).replace(/\s/g, '')) : printable(value);
+  return [name, toWire(v)];
+}
+
+/** `safeHeader` over a record; dropped names are passed to `onDropped`. */
+export function safeHeaders(headers: Record<string, string> | undefined, onDropped?: (name: string) => void): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const h = safeHeader(name, value);
+    if (h) out[h[0]] = h[1];
+    else onDropped?.(name);
+  }
+  return out;
 }
 
 /** Inverse of `quoteDisplayName`; a token display name (unquoted) is returned as is. */
@@ -40,7 +123,7 @@ export function unquoteDisplayName(raw: string): string {
  */
 export function formatNameAddr(addr: NameAddr, tag?: string): string {
   const name = addr.displayName !== undefined && addr.displayName !== '' ? `${quoteDisplayName(addr.displayName)} ` : '';
-  return toWire(`${name}<${addr.uri}>${tag !== undefined ? `;tag=${tag}` : ''}`);
+  return toWire(`${name}<${safeUri(addr.uri)}>${tag !== undefined ? `;tag=${tag}` : ''}`);
 }
 
 /** A From/To/Contact value as parsed by `sip` (or a raw string), as a `NameAddr`. */
@@ -105,6 +188,8 @@ function formatParams(params: Record<string, string | number | null>): string {
     .join('');
 }
 
+const AUTH_HEADERS = new Set(['authorization', 'proxy-authorization', 'www-authenticate', 'proxy-authenticate']);
+
 /** A received header as text; structured headers parsed by `sip` are turned back into text. */
 export function headerText(msg: sip.Message, name: string): string | undefined {
   const key = name.toLowerCase();
@@ -112,6 +197,12 @@ export function headerText(msg: sip.Message, name: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return fromWire(v);
   if (typeof v === 'number') return String(v);
+  if (AUTH_HEADERS.has(key) && Array.isArray(v)) {
+    // Parsed by `sip` into { scheme, param: value-as-on-the-wire }; the first one (a request
+    // carrying credentials for several realms is not expected from a PBX).
+    const first = (v as sip.AuthHeader[])[0];
+    return first ? fromWire(sip.stringifyAuthHeader(first)) : undefined;
+  }
   if (key === 'cseq' && msg.headers.cseq) return `${msg.headers.cseq.seq} ${msg.headers.cseq.method}`;
   if (key === 'via' && Array.isArray(v)) {
     return (v as sip.Via[])

@@ -10,12 +10,17 @@
  *   by the INVITE server transaction in its Accepted state and never reaches the callback, so
  *   every ACK is taken in the `logger.recv` hook, which sees all incoming messages.
  * - Every callback into our code is guarded: an exception is logged, never thrown into `sip`.
+ * - The front door (./front-door.ts) sits between the sockets and `sip`'s parser: the UDP
+ *   message listener and the TCP connection listener `sip` passes to `createSocket` /
+ *   `createServer` are wrapped, so `sip` only ever parses checked, well-framed messages.
+ *   Connections `sip` opens itself (to the PBX) are not wrapped: they go to configured peers.
  */
 import { createRequire } from 'node:module';
 import type { Server, Socket } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
 import sip from 'sip';
 import type { Logger } from 'pino';
+import { checkDatagram, StreamFramer, type FrontDoor } from './front-door.js';
 
 const require = createRequire(import.meta.url);
 // The same CommonJS module objects `sip` requires, so wrapping their functions is seen by it.
@@ -35,6 +40,8 @@ export interface EndpointOptions {
   /** Written into Via (and used for Contact by callers). */
   advertised: HostPort;
   logger: Logger;
+  /** Limits, rate limiter and counters shared by the stack's endpoints. */
+  frontDoor: FrontDoor;
   /** A request outside any transaction, ACK excluded; a server transaction already exists. */
   onRequest: (rq: sip.Message, remote: sip.Remote, ep: LibEndpoint) => void;
   /** Every received ACK. */
@@ -98,8 +105,11 @@ export async function openEndpoint(opts: EndpointOptions): Promise<LibEndpoint> 
 
   const origCreateSocket = dgramModule.createSocket;
   const origCreateServer = netModule.createServer;
-  dgramModule.createSocket = (...args: unknown[]) => (udpSocket = origCreateSocket.apply(dgramModule, args));
-  netModule.createServer = (...args: unknown[]) => (tcpServer = origCreateServer.apply(netModule, args));
+  const door = opts.frontDoor;
+  dgramModule.createSocket = (type: unknown, onMessage: unknown) =>
+    (udpSocket = origCreateSocket.call(dgramModule, type, guardDatagrams(door, onMessage as DatagramListener)));
+  netModule.createServer = (onConnection: unknown) =>
+    (tcpServer = origCreateServer.call(netModule, guardConnections(door, onConnection as (s: Socket) => void, log)));
   let stack: sip.Stack;
   try {
     stack = sip.create(
@@ -124,6 +134,7 @@ export async function openEndpoint(opts: EndpointOptions): Promise<LibEndpoint> 
   const handle: UdpSocket | Server | undefined = opts.transport === 'udp' ? udpSocket : tcpServer;
   if (!handle) throw new Error(`sip: no ${opts.transport} socket was created`);
   tcpServer?.on('connection', (s: Socket) => {
+    if (s.destroyed) return;
     accepted.add(s);
     s.on('close', () => accepted.delete(s));
   });
@@ -176,4 +187,71 @@ export async function openEndpoint(opts: EndpointOptions): Promise<LibEndpoint> 
     },
   };
   return endpoint;
+}
+
+type DatagramListener = (data: Buffer | string, rinfo: { address: string; port: number }) => void;
+
+/** `sip`'s UDP listener, behind the rate limit and the datagram checks. */
+function guardDatagrams(door: FrontDoor, onMessage: DatagramListener): DatagramListener {
+  return (data, rinfo) =>
+    door.timed(() => {
+      if (!door.rate.take(rinfo.address)) return door.drop('rate', rinfo.address, 'udp');
+      const text = typeof data === 'string' ? data : data.length > door.limits.maxMessageBytes ? undefined : data.toString('latin1');
+      const checked = text === undefined ? ({ ok: false, reason: 'too-large' } as const) : checkDatagram(text, door.limits);
+      if (!checked.ok) return door.drop(checked.reason, rinfo.address, 'udp');
+      door.accept(() => onMessage(checked.text, rinfo));
+    });
+}
+
+/**
+ * `sip`'s TCP connection listener, behind the connection limits: the 'data' listener `sip`
+ * registers on the socket is replaced by a framer that hands it one checked message at a time.
+ */
+function guardConnections(door: FrontDoor, onConnection: (s: Socket) => void, log: Logger): (s: Socket) => void {
+  return (stream) => {
+    const source = stream.remoteAddress ?? '?';
+    if (!door.openConnection(source)) {
+      door.drop('tcp-connections', source, 'tcp');
+      stream.destroy();
+      return;
+    }
+    stream.once('close', () => door.releaseConnection(source));
+    const framer = new StreamFramer(door.limits);
+    let deadline: NodeJS.Timeout | undefined;
+    const kill = (reason: Parameters<FrontDoor['drop']>[0]): void => {
+      door.drop(reason, source, 'tcp');
+      stream.destroy();
+    };
+    stream.once('close', () => clearTimeout(deadline));
+    const on = stream.on.bind(stream);
+    let wrapped = false;
+    // `sip` registers exactly one 'data' listener, right after setEncoding('binary').
+    stream.on = ((event: string, listener: (...a: unknown[]) => void) => {
+      if (event !== 'data' || wrapped) return on(event, listener);
+      wrapped = true;
+      return on('data', (chunk: string | Buffer) =>
+        door.timed(() => {
+          const messages = framer.push(typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
+          if (framer.failed) return kill(framer.failed);
+          for (const m of messages) {
+            if (!door.rate.take(source)) return kill('rate');
+            door.accept(() => listener(m));
+          }
+          if (!framer.partial) {
+            clearTimeout(deadline);
+            deadline = undefined;
+          } else {
+            deadline ??= setTimeout(() => kill('tcp-timeout'), door.limits.tcpMessageTimeoutMs).unref();
+          }
+        }),
+      );
+    }) as Socket['on'];
+    onConnection(stream);
+    stream.on = on as Socket['on'];
+    // `sip` closes idle connections after 120 s only while it holds no reference; ours is absolute.
+    stream.setTimeout(door.limits.tcpIdleTimeoutMs, () => {
+      log.debug({ source }, 'sip: closing idle TCP connection');
+      stream.destroy();
+    });
+  };
 }

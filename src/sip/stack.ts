@@ -19,7 +19,8 @@ import sip from 'sip';
 import type { Logger } from 'pino';
 import { dialogKey, DEFAULT_TIMERS, guarded, type DialogHandle, type SipCore, type SipTimers } from './core.js';
 import { ALLOW } from './dialog.js';
-import { generateTag, tagOf } from './headers.js';
+import { DEFAULT_SIP_LIMITS, FrontDoor, type FrontDoorStats, type SipLimits } from './front-door.js';
+import { generateTag, printable, tagOf } from './headers.js';
 import { openEndpoint, type HostPort, type LibEndpoint, type TransportName } from './lib.js';
 import { Uac } from './uac.js';
 import { Uas } from './uas.js';
@@ -38,6 +39,13 @@ export interface SipStackOptions {
   logger: Logger;
   /** RFC 3261 T1/T2; tests may shorten them. */
   timers?: SipTimers;
+  /** Front-door limits (./front-door.ts); unset ones take `DEFAULT_SIP_LIMITS`. */
+  limits?: Partial<SipLimits>;
+}
+
+/** The stack as created here: the `SipStack` seam plus the front door's counters. */
+export interface SipStackWithStats extends SipStack {
+  frontDoorStats(): FrontDoorStats;
 }
 
 function advertisedFor(listen: HostPort, contactHost: string | undefined): HostPort {
@@ -47,9 +55,10 @@ function advertisedFor(listen: HostPort, contactHost: string | undefined): HostP
   return { host: m[1], port: m[2] ? Number(m[2]) : listen.port };
 }
 
-export async function createSipStack(opts: SipStackOptions): Promise<SipStack> {
+export async function createSipStack(opts: SipStackOptions): Promise<SipStackWithStats> {
   if (!opts.udp && !opts.tcp) throw new Error('sip: at least one of udp/tcp listen addresses is required');
   const log = opts.logger.child({ component: 'sip' });
+  const frontDoor = new FrontDoor({ ...DEFAULT_SIP_LIMITS, ...opts.limits }, (fields, msg) => log.warn(fields, msg));
   const dialogs = new Map<string, DialogHandle>();
   const pendingUas = new Map<string, Uas>();
   const uacs = new Set<Uac>();
@@ -82,7 +91,7 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStack> {
       });
     },
     reply(ep, rq, status, reason, ext) {
-      const rs = sip.makeResponse(rq, status, reason, ext);
+      const rs = sip.makeResponse(rq, status, printable(reason, 128), ext);
       if (status > 100 && tagOf(rs.headers.to) === undefined && typeof rs.headers.to === 'object') {
         // RFC 3261 section 8.2.6.2: responses carry a To tag (except 100).
         rs.headers.to = { ...rs.headers.to, params: { ...rs.headers.to.params, tag: generateTag() } };
@@ -169,6 +178,7 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStack> {
         listen,
         advertised: advertisedFor(listen, opts.contactHost),
         logger: log,
+        frontDoor,
         onRequest: (rq, remote, e) => guarded(log, 'request dispatch', () => onRequest(rq, remote, e)),
         onAck: (ack) => guarded(log, 'ack dispatch', () => onAck(ack)),
       });
@@ -182,6 +192,7 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStack> {
 
   let closing: Promise<void> | undefined;
   return {
+    frontDoorStats: () => frontDoor.stats(),
     invite(req: OutgoingInvite, invOpts?: InviteOptions): OutgoingCall {
       const ep = core.endpointFor(req.uri, []);
       const uac = new Uac(core, req, { ...invOpts, inviteTimeoutMs: opts.inviteTimeoutMs ?? 120_000 }, ep);

@@ -13,8 +13,9 @@ import {
   formatNameAddrObject,
   generateCallId,
   generateTag,
-  isReservedHeader,
   reasonHeader,
+  safeHeaders,
+  safeUri,
   recordRouteUris,
   sdpBody,
   tagOf,
@@ -72,14 +73,10 @@ export class Uac implements OutgoingCall {
   }
 
   private buildInvite(): sip.Message {
-    const extra: Record<string, string> = {};
-    for (const [name, value] of Object.entries(this.req.headers ?? {})) {
-      if (isReservedHeader(name)) this.log.warn({ header: name }, 'sip: extra header ignored (reserved)');
-      else extra[name] = toWire(value);
-    }
+    const extra = safeHeaders(this.req.headers, (name) => this.log.warn({ header: name }, 'sip: extra header ignored (reserved or not a token)'));
     return {
       method: 'INVITE',
-      uri: this.req.uri,
+      uri: safeUri(this.req.uri),
       headers: {
         via: [], // first, so `sip` puts our Via at the top (RFC 3261 section 7.3.1)
         to: formatNameAddr(this.req.to ?? { uri: this.req.uri.replace(/[;?].*$/, '') }),

@@ -1,9 +1,16 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * Digest authentication of requests we receive (RFC 3261 section 22.4, RFC 2617 with
+ * Digest authentication of requests we receive (RFC 3261 section 22.4; RFC 2617 / 7616 with
  * qop=auth, MD5): the bridge challenges the PBX with 401 and checks the retried request.
- * Nonces are stateless: a timestamp signed with a per-process key, valid for `nonceTtlMs`.
+ *
+ * Replay resistance (what a careful SBC does):
+ * - the nonce is `expiry.hmac(source, expiry)` with a per-process key: it is only valid from the
+ *   address it was issued to, and only until it expires (then `stale=true`, RFC 2617 3.2.1);
+ * - `qop=auth` with `nc` and `cnonce` is required; `nc` must grow for each use of a nonce
+ *   (tracked per nonce until it expires), so a captured Authorization cannot be sent again;
+ * - the digest's `uri` must equal the Request-URI, so an answer for one number cannot dial another;
+ * - a source that fails too often is refused outright for a while (see `FailureLimiter`).
  */
 export interface DigestCredentials {
   username: string;
@@ -11,47 +18,116 @@ export interface DigestCredentials {
   realm: string;
 }
 
+export interface DigestRequest {
+  /** The `Authorization` header's text (see `headerText` in ./headers.ts). */
+  authorization: string | undefined;
+  method: string;
+  requestUri: string;
+  /** Source IP the request came from. */
+  source: string;
+}
+
 export type DigestVerdict = { ok: true } | { ok: false; reason: string; stale?: boolean };
 
-const md5 = (s: string) => createHash('md5').update(s).digest('hex');
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
 export class DigestAuthenticator {
   private readonly key = randomBytes(32);
+  /** Highest `nc` seen per nonce (until the nonce's expiry). */
+  private readonly ncSeen = new Map<string, { nc: number; expires: number }>();
 
   constructor(
     private readonly creds: DigestCredentials,
     private readonly nonceTtlMs = 5 * 60_000,
     private readonly now: () => number = Date.now,
+    private readonly maxTrackedNonces = 10_000,
   ) {}
 
-  /** Value of `WWW-Authenticate` for a 401. */
-  challenge(stale = false): string {
-    const ts = this.now().toString(16);
-    const nonce = `${ts}.${this.sign(ts)}`;
+  /** Value of `WWW-Authenticate` for a 401 to `source`. */
+  challenge(source: string, stale = false): string {
+    const expiry = (this.now() + this.nonceTtlMs).toString(16);
+    const nonce = `${expiry}.${this.sign(source, expiry)}`;
     return `Digest realm="${this.creds.realm}", nonce="${nonce}", algorithm=MD5, qop="auth"${stale ? ', stale=true' : ''}`;
   }
 
-  /** Check an `Authorization` header of a request with `method`. */
-  verify(authorization: string | undefined, method: string): DigestVerdict {
-    if (!authorization) return { ok: false, reason: 'no credentials' };
-    const p = parseDigest(authorization);
+  verify(rq: DigestRequest): DigestVerdict {
+    if (!rq.authorization) return { ok: false, reason: 'no credentials' };
+    const p = parseDigest(rq.authorization);
     if (!p) return { ok: false, reason: 'not a Digest Authorization header' };
-    const { username, realm, nonce, uri, response } = p;
+    const { username, realm, nonce, uri, response, qop, nc, cnonce } = p;
     if (!username || !realm || !nonce || !uri || !response) return { ok: false, reason: 'incomplete Digest credentials' };
-    if (username !== this.creds.username) return { ok: false, reason: `unknown user "${username}"` };
     if (realm !== this.creds.realm) return { ok: false, reason: `wrong realm "${realm}"` };
-    const [ts, sig] = nonce.split('.');
-    if (!ts || !sig || !safeEqual(sig, this.sign(ts))) return { ok: false, reason: 'nonce not issued by us' };
-    if (this.now() - parseInt(ts, 16) > this.nonceTtlMs) return { ok: false, reason: 'nonce expired', stale: true };
+    const [expiryHex, sig] = nonce.split('.');
+    if (!expiryHex || !sig || !/^[0-9a-f]{1,13}$/.test(expiryHex) || !safeEqual(sig, this.sign(rq.source, expiryHex))) {
+      return { ok: false, reason: 'nonce not issued to this source' };
+    }
+    const expires = parseInt(expiryHex, 16);
+    if (this.now() > expires) return { ok: false, reason: 'nonce expired', stale: true };
     if (p.algorithm && p.algorithm.toUpperCase() !== 'MD5') return { ok: false, reason: `unsupported algorithm ${p.algorithm}` };
+    if (qop !== 'auth' || !nc || !/^[0-9a-f]{8}$/i.test(nc) || !cnonce) return { ok: false, reason: 'qop=auth with nc and cnonce is required' };
+    if (uri !== rq.requestUri) return { ok: false, reason: `digest uri "${uri}" is not the Request-URI` };
+    if (username !== this.creds.username) return { ok: false, reason: `unknown user "${username}"` };
     const ha1 = md5(`${username}:${realm}:${this.creds.password}`);
-    const ha2 = md5(`${method}:${uri}`);
-    const expected = p.qop ? md5(`${ha1}:${nonce}:${p.nc ?? ''}:${p.cnonce ?? ''}:${p.qop}:${ha2}`) : md5(`${ha1}:${nonce}:${ha2}`);
-    return safeEqual(expected, response.toLowerCase()) ? { ok: true } : { ok: false, reason: 'wrong password' };
+    const ha2 = md5(`${rq.method}:${uri}`);
+    const expected = md5(`${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`);
+    if (!safeEqual(expected, response.toLowerCase())) return { ok: false, reason: 'wrong password' };
+    // Only a correct answer consumes its nc: a guesser cannot burn the PBX's next count.
+    const count = parseInt(nc, 16);
+    const seen = this.ncSeen.get(nonce);
+    if (seen && count <= seen.nc) return { ok: false, reason: `replayed digest (nc ${nc} already used)` };
+    this.remember(nonce, count, expires);
+    return { ok: true };
   }
 
-  private sign(ts: string): string {
-    return createHmac('sha256', this.key).update(ts).digest('hex').slice(0, 32);
+  private remember(nonce: string, nc: number, expires: number): void {
+    if (this.ncSeen.size >= this.maxTrackedNonces) {
+      const t = this.now();
+      for (const [n, s] of this.ncSeen) if (s.expires < t) this.ncSeen.delete(n);
+      // Still full of live nonces: forget the oldest (its later uses then count as new, never as replays of it).
+      if (this.ncSeen.size >= this.maxTrackedNonces) this.ncSeen.delete(this.ncSeen.keys().next().value!);
+    }
+    this.ncSeen.delete(nonce);
+    this.ncSeen.set(nonce, { nc, expires });
+  }
+
+  private sign(source: string, expiryHex: string): string {
+    return createHmac('sha256', this.key).update(`${source}|${expiryHex}`).digest('hex').slice(0, 32);
+  }
+}
+
+/**
+ * Failed authentication attempts per source: after `maxFailures` within `windowMs`, the source
+ * is refused without a check for `blockMs`. Bounded: at most `maxSources` are tracked.
+ */
+export class FailureLimiter {
+  private readonly bySource = new Map<string, { failures: number; since: number; blockedUntil: number }>();
+
+  constructor(
+    private readonly maxFailures = 5,
+    private readonly windowMs = 60_000,
+    private readonly blockMs = 5 * 60_000,
+    private readonly now: () => number = Date.now,
+    private readonly maxSources = 10_000,
+  ) {}
+
+  blocked(source: string): boolean {
+    const e = this.bySource.get(source);
+    return e !== undefined && e.blockedUntil > this.now();
+  }
+
+  fail(source: string): void {
+    const t = this.now();
+    let e = this.bySource.get(source);
+    if (!e || t - e.since > this.windowMs) {
+      if (!e && this.bySource.size >= this.maxSources) this.bySource.delete(this.bySource.keys().next().value!);
+      e = { failures: 0, since: t, blockedUntil: 0 };
+      this.bySource.set(source, e);
+    }
+    if (++e.failures >= this.maxFailures) e.blockedUntil = t + this.blockMs;
+  }
+
+  succeed(source: string): void {
+    this.bySource.delete(source);
   }
 }
 

@@ -11,9 +11,9 @@ import {
   formatNameAddrObject,
   generateTag,
   headerText,
-  isReservedHeader,
   parseNameAddr,
   recordRouteUris,
+  safeHeaders,
   sdpBody,
   toWire,
 } from './headers.js';
@@ -107,10 +107,7 @@ export class Uas implements IncomingInvite {
   reject(status: number, reason: string, headers?: Record<string, string>): void {
     if (this.phase !== 'proceeding' || status < 300) return;
     this.phase = 'done';
-    const extra: Record<string, string> = {};
-    for (const [name, value] of Object.entries(headers ?? {})) {
-      if (!isReservedHeader(name)) extra[name] = toWire(value);
-    }
+    const extra = safeHeaders(headers, (name) => this.log.warn({ header: name }, 'sip: extra header ignored (reserved or not a token)'));
     this.log.info({ status, reason }, 'sip: rejecting INVITE');
     this.core.reply(this.ep, this.rq, status, reason, { headers: { ...extra, to: this.toHeader() } });
     this.onDone();
