@@ -33,17 +33,18 @@ export interface RunningApp {
  */
 export async function startApp(config: Readonly<Config>, log: Logger): Promise<RunningApp> {
   const wa = config.whatsapp;
+  const whatsappCounters = new WhatsAppCounters();
+  const graphCommon = { timeoutMs: wa.requestTimeoutMs, logger: log, retry: wa.retry, counters: whatsappCounters };
   const whatsapp =
     wa.provider === 'meta'
-      ? createCallsApi({ provider: 'meta', baseUrl: wa.graphBaseUrl, version: wa.graphVersion, accessToken: wa.accessToken, timeoutMs: wa.requestTimeoutMs, logger: log })
-      : createCallsApi({ provider: '360dialog', baseUrl: wa.baseUrl, apiKey: wa.apiKey, timeoutMs: wa.requestTimeoutMs, logger: log });
+      ? createCallsApi({ provider: 'meta', baseUrl: wa.graphBaseUrl, version: wa.graphVersion, accessToken: wa.accessToken, ...graphCommon })
+      : createCallsApi({ provider: '360dialog', baseUrl: wa.baseUrl, apiKey: wa.apiKey, ...graphCommon });
   if (wa.provider === 'meta' && wa.accessToken === '') log.warn('WA_ACCESS_TOKEN is not set: Graph API calls will be refused by Meta');
   if (wa.provider === '360dialog' && wa.apiKey === '') log.warn('WA_360DIALOG_API_KEY is not set: 360dialog will refuse call actions');
   const webhookAuth = webhookAuthOf(wa);
   const authProblems = webhookAuthProblems(webhookAuth);
   if (authProblems.length) throw new ConfigError(authProblems);
   for (const w of webhookAuthWarnings(webhookAuth)) log.warn(w);
-  const whatsappCounters = new WhatsAppCounters();
 
   const listen = config.sip.udp ?? config.sip.tcp!;
   const contactHost = config.sip.contactHost ?? defaultContactHost(listen, log);

@@ -158,4 +158,11 @@ export class GraphApiError extends Error {
   ) {
     super(message);
   }
+
+  /** Transport failures: 'not-sent' (the connection never opened), 'lost' (sent, no answer). */
+  transport?: 'not-sent' | 'lost';
+  /** From a Retry-After header on the answer. */
+  retryAfterMs?: number;
+  /** Set when a non-idempotent action (connect) may have been done at Graph although it failed here. */
+  outcomeUnknown?: boolean;
 }
