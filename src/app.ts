@@ -61,7 +61,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
   });
 
   const fromDomain = config.sip.fromDomain ?? contactHost.replace(/:\d+$/, '');
-  const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain });
+  const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain, whatsappCounters });
 
   const dropStale = createStaleConnectFilter({ api: whatsapp, log, maxAgeSec: wa.maxWebhookAgeSec, counters: whatsappCounters });
   const http = createHttpServer({
