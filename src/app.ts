@@ -9,8 +9,12 @@ import type { MediaEngine } from './media/types.js';
 import { createSipStack } from './sip/stack.js';
 import type { SipStack } from './sip/types.js';
 import { createCallsApi } from './whatsapp/graph-client.js';
-import { verifySignature } from './whatsapp/signature.js';
+import { ConfigError } from './config/load.js';
+import { webhookAuthOf } from './config/webhook.js';
+import { WhatsAppCounters } from './whatsapp/counters.js';
+import { createStaleConnectFilter } from './whatsapp/intake.js';
 import { parseWebhook } from './whatsapp/webhook.js';
+import { WebhookAuth, webhookAuthProblems, webhookAuthWarnings } from './whatsapp/webhook-auth.js';
 
 export interface RunningApp {
   /** Base URL of the HTTP server (webhooks, health). */
@@ -18,6 +22,8 @@ export interface RunningApp {
   bridge: Bridge;
   sip: SipStack;
   media: MediaEngine;
+  /** Webhook intake and Graph retry counters (for metrics). */
+  whatsappCounters: WhatsAppCounters;
   close(): Promise<void>;
 }
 
@@ -27,13 +33,18 @@ export interface RunningApp {
  */
 export async function startApp(config: Readonly<Config>, log: Logger): Promise<RunningApp> {
   const wa = config.whatsapp;
+  const whatsappCounters = new WhatsAppCounters();
+  const graphCommon = { timeoutMs: wa.requestTimeoutMs, logger: log, retry: wa.retry, counters: whatsappCounters };
   const whatsapp =
     wa.provider === 'meta'
-      ? createCallsApi({ provider: 'meta', baseUrl: wa.graphBaseUrl, version: wa.graphVersion, accessToken: wa.accessToken, timeoutMs: wa.requestTimeoutMs, logger: log })
-      : createCallsApi({ provider: '360dialog', baseUrl: wa.baseUrl, apiKey: wa.apiKey, timeoutMs: wa.requestTimeoutMs, logger: log });
+      ? createCallsApi({ provider: 'meta', baseUrl: wa.graphBaseUrl, version: wa.graphVersion, accessToken: wa.accessToken, ...graphCommon })
+      : createCallsApi({ provider: '360dialog', baseUrl: wa.baseUrl, apiKey: wa.apiKey, ...graphCommon });
   if (wa.provider === 'meta' && wa.accessToken === '') log.warn('WA_ACCESS_TOKEN is not set: Graph API calls will be refused by Meta');
   if (wa.provider === '360dialog' && wa.apiKey === '') log.warn('WA_360DIALOG_API_KEY is not set: 360dialog will refuse call actions');
-  if (wa.appSecret === '') log.warn('WA_APP_SECRET is not set: webhook signatures are NOT verified; anyone who finds the URL can place calls');
+  const webhookAuth = webhookAuthOf(wa);
+  const authProblems = webhookAuthProblems(webhookAuth);
+  if (authProblems.length) throw new ConfigError(authProblems);
+  for (const w of webhookAuthWarnings(webhookAuth)) log.warn(w);
 
   const listen = config.sip.udp ?? config.sip.tcp!;
   const contactHost = config.sip.contactHost ?? defaultContactHost(listen, log);
@@ -51,18 +62,15 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
   });
 
   const fromDomain = config.sip.fromDomain ?? contactHost.replace(/:\d+$/, '');
-  const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain });
+  const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain, whatsappCounters });
 
+  const dropStale = createStaleConnectFilter({ api: whatsapp, log, maxAgeSec: wa.maxWebhookAgeSec, counters: whatsappCounters });
   const http = createHttpServer({
     log,
-    security: {
-      appSecret: wa.appSecret,
-      signatureHeader: wa.provider === 'meta' ? 'x-hub-signature-256' : 'x-360dialog-signature',
-      verify: (raw, header, secret) => verifySignature(raw, header, secret, { provider: wa.provider }),
-      verifyToken: wa.verifyToken,
-    },
-    parse: parseWebhook,
-    onEvents: (events) => bridge.handleEvents(events),
+    security: new WebhookAuth(webhookAuth, whatsappCounters),
+    counters: whatsappCounters,
+    parse: (body) => parseWebhook(body, { maxEvents: wa.maxEventsPerPost }),
+    onEvents: (events) => bridge.handleEvents(dropStale(events)),
     health: async () => {
       let mediaOk = true;
       let mediaError: string | undefined;
@@ -84,6 +92,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     bridge,
     sip,
     media,
+    whatsappCounters,
     close: () =>
       (closing ??= (async () => {
         await http.close();

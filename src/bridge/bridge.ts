@@ -11,6 +11,8 @@ import { CallAdmission } from './admission.js';
 import { parseDialedNumber } from './numbers.js';
 import { OutboundCall } from './outbound-call.js';
 import { PermissionCache } from './permissions.js';
+import { ConnectReconciler } from './connect-reconciler.js';
+import type { WhatsAppCounters } from '../whatsapp/counters.js';
 import { route } from './routing.js';
 
 export interface BridgeDeps {
@@ -21,6 +23,9 @@ export interface BridgeDeps {
   log: Logger;
   /** Domain for the caller's From URI (sip:+<wa_id>@domain). */
   fromDomain: string;
+  whatsappCounters?: WhatsAppCounters | undefined;
+  /** After a connect whose answer was lost: how long to wait for its webhook (default 5 s). */
+  lostConnectGraceMs?: number | undefined;
 }
 
 /** How long webhook keys and terminated call ids are remembered (Meta retries for days; calls don't). */
@@ -52,8 +57,11 @@ export class Bridge {
   private readonly terminated = new ExpiringSet(DEDUPE_TTL_MS);
   private readonly listeners = new Set<(rec: EndedCallRecord) => void>();
   private closing = false;
+  /** Connects whose answer was lost: terminated when their webhooks come after we gave up. */
+  private readonly reconciler: ConnectReconciler;
 
   constructor(private readonly deps: BridgeDeps) {
+    this.reconciler = new ConnectReconciler({ whatsapp: deps.whatsapp, log: deps.log, counters: deps.whatsappCounters });
     const o = deps.config.outbound;
     this.permissions = new PermissionCache(deps.whatsapp, o.permissionCacheSec * 1000, deps.log);
     this.admission = new CallAdmission({ allowFrom: o.allowFrom, auth: o.auth, requireTcp: o.requireTcp });
@@ -118,8 +126,8 @@ export class Bridge {
     const log = this.deps.log.child({ waCallId: ev.callId });
     if (ev.direction === 'BUSINESS_INITIATED') {
       const call = this.findOutbound(ev.callId, ev.bizOpaqueCallbackData);
-      if (!call) log.warn('connect for a business-initiated call the bridge does not hold; ignored');
-      else call.onConnect(ev);
+      if (call) call.onConnect(ev);
+      else if (!this.reconciler.onOrphan(ev)) log.warn('connect for a business-initiated call the bridge does not hold; ignored');
       return;
     }
     if (this.terminated.has(ev.callId)) {
@@ -170,6 +178,7 @@ export class Bridge {
   private onStatus(ev: WaStatusEvent): void {
     const call = this.findOutbound(ev.callId, ev.bizOpaqueCallbackData);
     if (!call) {
+      if (this.reconciler.onOrphan(ev)) return;
       this.deps.log.info({ waCallId: ev.callId, status: ev.status }, 'status for a call the bridge does not hold');
       return;
     }
@@ -221,9 +230,12 @@ export class Bridge {
       ringTimeoutMs: o.ringTimeoutSec * 1000,
       requestPermission: o.requestPermission,
       onWhatsAppCallId: (c, id) => this.outboundByWaId.set(id, c),
+      counters: this.deps.whatsappCounters,
+      lostConnectGraceMs: this.deps.lostConnectGraceMs,
       onEnded: (c, plan) => {
         this.outbound.delete(c.opaque);
         if (c.waCallId) this.outboundByWaId.delete(c.waCallId);
+        else if (c.timings.connectSent !== undefined) this.reconciler.abandoned(c.phoneNumberId, c.opaque);
         this.emitEnded({
           direction: 'outbound',
           waCallId: c.waCallId,

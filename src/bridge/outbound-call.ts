@@ -10,10 +10,12 @@ import {
   type WaTerminateEvent,
   type WhatsAppCallingApi,
 } from '../whatsapp/types.js';
+import type { WhatsAppCounters } from '../whatsapp/counters.js';
 import { BridgedCall, roundMs as round } from './call-base.js';
 import { OUTBOUND_TRANSITIONS, type OutboundState } from './call-state.js';
 import { planOutboundTeardown, type OutboundEndCause, type OutboundTeardownPlan } from './failure-map.js';
 import type { PermissionCache } from './permissions.js';
+import { carryOnAfterLostConnect } from './connect-reconciler.js';
 
 export interface OutboundCallDeps {
   media: MediaEngine;
@@ -26,6 +28,9 @@ export interface OutboundCallDeps {
   onWhatsAppCallId: (call: OutboundCall, waCallId: string) => void;
   onEnded: (call: OutboundCall, plan: OutboundTeardownPlan) => void;
   now?: () => number;
+  counters?: WhatsAppCounters | undefined;
+  /** How long to wait for a webhook naming the call after a connect whose answer was lost. */
+  lostConnectGraceMs?: number | undefined;
 }
 
 export interface OutboundTimings {
@@ -107,7 +112,9 @@ export class OutboundCall extends BridgedCall<OutboundState> {
     try {
       ({ callId: waCallId } = await this.deps.whatsapp.connect(this.phoneNumberId, this.to, offer, this.opaque));
     } catch (err) {
-      throw new ConnectFailed(err as Error);
+      // A lost answer: WhatsApp's webhook (matched by our opaque data) may name the call anyway.
+      if (!(await carryOnAfterLostConnect(this, err, this.log, this.deps.counters, this.deps.lostConnectGraceMs))) throw new ConnectFailed(err as Error);
+      waCallId = this.waCallId!;
     }
     this.setWhatsAppCallId(waCallId);
     if (this.ending) {
@@ -123,9 +130,15 @@ export class OutboundCall extends BridgedCall<OutboundState> {
     this.deps.onWhatsAppCallId(this, id);
   }
 
+  /** For the connect reconciler: teardown has begun. */
+  get isEnding(): boolean {
+    return this.ending !== undefined;
+  }
+
   onStatus(ev: WaStatusEvent): void {
     this.log.info({ status: ev.status }, 'WhatsApp call status');
     if (this.ending) return;
+    this.setWhatsAppCallId(ev.callId);
     if (ev.status === 'RINGING' && this.state === 'connecting') {
       this.transition('ringing');
       this.invite.progress(180, 'Ringing');

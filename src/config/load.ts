@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type Config } from './schema.js';
+import { webhookAuthProblems } from '../whatsapp/webhook-auth.js';
+import { webhookAuthOf } from './webhook.js';
 
 /** Thrown at start-up with every problem found, one per line. */
 export class ConfigError extends Error {
@@ -21,6 +23,7 @@ export const ENV = {
   appSecret: 'WA_APP_SECRET',
   verifyToken: 'WA_VERIFY_TOKEN',
   dialog360ApiKey: 'WA_360DIALOG_API_KEY',
+  webhookHeaderSecret: 'WA_WEBHOOK_HEADER_SECRET',
   sipAuthPassword: 'SIP_AUTH_PASSWORD',
   sipInboundPassword: 'SIP_INBOUND_PASSWORD',
   logLevel: 'LOG_LEVEL',
@@ -28,11 +31,19 @@ export const ENV = {
 
 type Env = Record<string, string | undefined>;
 
-/** Read the file named by WA_SIP_BRIDGE_CONFIG (if any), apply env overrides, validate. */
+/**
+ * Read the file named by WA_SIP_BRIDGE_CONFIG (if any), apply env overrides, validate, and refuse
+ * a configuration that would take webhooks from anyone (docs/security.md "Webhooks").
+ * With no config file at all and no WA_APP_SECRET, the bridge runs the README's local trial:
+ * unsigned webhooks are accepted from this machine only, and it says so loudly at start.
+ */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const file = env[ENV.configFile];
-  const raw = file ? readConfigFile(file) : {};
-  return buildConfig(raw, env);
+  const raw = file ? readConfigFile(file) : env[ENV.appSecret] ? {} : { whatsapp: { provider: 'meta', allowUnsignedWebhooks: 'loopback' } };
+  const cfg = buildConfig(raw, env);
+  const problems = webhookAuthProblems(webhookAuthOf(cfg.whatsapp));
+  if (problems.length) throw new ConfigError(problems);
+  return cfg;
 }
 
 export function readConfigFile(path: string): unknown {
@@ -77,6 +88,7 @@ function applyEnv(input: Record<string, any>, env: Env): void {
   set(['whatsapp', 'appSecret'], env[ENV.appSecret]);
   set(['whatsapp', 'verifyToken'], env[ENV.verifyToken]);
   set(['whatsapp', 'apiKey'], env[ENV.dialog360ApiKey]);
+  if (wa.webhookAuthHeader) set(['whatsapp', 'webhookAuthHeader', 'value'], env[ENV.webhookHeaderSecret]);
   if (input.sip?.auth) set(['sip', 'auth', 'password'], env[ENV.sipAuthPassword]);
   if (input.outbound?.auth) set(['outbound', 'auth', 'password'], env[ENV.sipInboundPassword]);
   set(['log', 'level'], env[ENV.logLevel]);

@@ -64,6 +64,30 @@ const sipLimits = z
   .partial()
   .default({});
 
+/**
+ * Webhook intake and Graph resilience (WEBHOOK area; docs/security.md "Webhooks"). Shared by
+ * both providers. `allowUnsignedWebhooks`: false (default) refuses to start without a webhook
+ * secret; true accepts unsigned webhooks from anywhere (logged loudly, counted);
+ * 'loopback' accepts them only from 127.0.0.0/8 and ::1 (the local-trial mode `npm start` runs
+ * in when there is no config file at all).
+ */
+const webhookKeys = {
+  allowUnsignedWebhooks: z.union([z.boolean(), z.literal('loopback')]).default(false),
+  /** A connect webhook older than this (by its `timestamp`) is not rung; the call is ended on WhatsApp. */
+  maxWebhookAgeSec: z.number().int().positive().max(86_400).default(60),
+  /** Events (calls[], statuses[], messages[] items) taken from one POST; the rest are dropped and counted. */
+  maxEventsPerPost: z.number().int().positive().max(10_000).default(100),
+  /** Graph call actions: attempts (first try included) on 5xx, 429, rate limits, timeouts, connection errors. */
+  retry: z
+    .object({
+      attempts: z.number().int().min(1).max(10).default(3),
+      baseDelayMs: z.number().int().min(1).default(200),
+      maxDelayMs: z.number().int().min(1).default(3000),
+    })
+    .default({ attempts: 3, baseDelayMs: 200, maxDelayMs: 3000 }),
+};
+const webhookDefaults = { allowUnsignedWebhooks: false, maxWebhookAgeSec: 60, maxEventsPerPost: 100, retry: { attempts: 3, baseDelayMs: 200, maxDelayMs: 3000 } } as const;
+
 export const configSchema = z.object({
   http: hostPort('0.0.0.0', 8080).default({ host: '0.0.0.0', port: 8080 }),
   log: z
@@ -83,6 +107,7 @@ export const configSchema = z.object({
       /** Secret: env WA_VERIFY_TOKEN. The `hub.verify_token` of the subscription handshake. */
       verifyToken: z.string().default(''),
       requestTimeoutMs: z.number().int().positive().default(5000),
+      ...webhookKeys,
     }),
     z.object({
       provider: z.literal('360dialog'),
@@ -93,7 +118,15 @@ export const configSchema = z.object({
       /** Secret: env WA_APP_SECRET: 360dialog's partner webhook secret (x-360dialog-signature). */
       appSecret: z.string().default(''),
       verifyToken: z.string().default(''),
+      /**
+       * 360dialog's custom webhook header (set in 360dialog's webhook configuration), accepted as
+       * its authentication; value from env WA_WEBHOOK_HEADER_SECRET, compared in constant time.
+       */
+      webhookAuthHeader: z
+        .object({ name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'an HTTP header name'), value: z.string().default('') })
+        .optional(),
       requestTimeoutMs: z.number().int().positive().default(5000),
+      ...webhookKeys,
     }),
   ]).default({
     provider: 'meta',
@@ -104,6 +137,7 @@ export const configSchema = z.object({
     appSecret: '',
     verifyToken: '',
     requestTimeoutMs: 5000,
+    ...webhookDefaults,
   }),
   sip: z
     .object({

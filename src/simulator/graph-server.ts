@@ -29,11 +29,21 @@
  * - connect creates a business-initiated call `wacid.<random>` and emits `connect` once its
  *   HTTP answer has been written out (so webhooks sent from the hook never overtake it).
  * Every request (even refused ones) is recorded with its body, time and answer.
+ *
+ * Fault injection (typed API in ./graph-faults.ts, where its use is documented):
+ *   injectFault(action, { kind: 'http-500' | 'rate-limit' (429 + Retry-After) | 'hang' |
+ *   'lost-response' (performed, answer never sent) }, times?) and clearFaults().
+ *
+ * (Over 400 lines: one fake service whose routes share the call table; the fault book and its
+ * error shapes live in ./graph-faults.ts.)
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { FaultBook, faultError, type GraphFault } from './graph-faults.js';
+
+export type { GraphFault } from './graph-faults.js';
 
 export type SimProvider = 'meta' | '360dialog';
 
@@ -141,6 +151,9 @@ export interface GraphSimulator {
   waitForAction(match: SimAction | string | ((a: RecordedAction) => boolean), timeoutMs?: number): Promise<RecordedAction>;
   /** The next request for `action` (after auth) answers this error instead. Stackable. */
   failNext(action: SimAction, error: SimulatedGraphError): void;
+  /** The next `times` (default 1) requests for `action` meet `fault` (see ./graph-faults.ts). */
+  injectFault(action: SimAction, fault: GraphFault, times?: number): void;
+  clearFaults(): void;
   setHandler(action: SimAction, handler: ActionHandler | undefined): void;
   registerCall(callId: string, phoneNumberId: string): void;
   /** The user hung up (terminate webhook): later actions on the call are refused. */
@@ -216,6 +229,7 @@ class GraphSimulatorImpl extends EventEmitter implements GraphSimulator {
   private readonly calls = new Map<string, SimCall>();
   private readonly permissions = new Map<string, { status: string; canStartCall: boolean }>();
   private readonly failures = new Map<SimAction, SimulatedGraphError[]>();
+  private readonly faults = new FaultBook<SimAction>();
   private readonly handlers = new Map<SimAction, ActionHandler>();
   private readonly waiters = new Set<{ reject(err: Error): void }>();
   private readonly hung = new Set<() => void>();
@@ -292,6 +306,19 @@ class GraphSimulatorImpl extends EventEmitter implements GraphSimulator {
     const list = this.failures.get(action) ?? [];
     list.push(error);
     this.failures.set(action, list);
+  }
+
+  injectFault(action: SimAction, fault: GraphFault, times = 1): void {
+    this.faults.inject(action, fault, times);
+  }
+
+  clearFaults(): void {
+    this.faults.clear();
+  }
+
+  /** Keep a request open until the simulator closes (the client times out first). */
+  private hang(reply: FastifyReply): Promise<FastifyReply> {
+    return new Promise<void>((resolve) => this.hung.add(resolve)).then(() => reply.code(503).send({ error: { message: 'simulator closed', code: 0 } }));
   }
 
   setHandler(action: SimAction, handler: ActionHandler | undefined): void {
@@ -397,24 +424,36 @@ class GraphSimulatorImpl extends EventEmitter implements GraphSimulator {
       action = interactive?.['type'] === 'call_permission_request' ? 'call_permission_request' : 'message';
     }
 
+    const record = (status: number, resBody: unknown): void => {
+      const recorded: RecordedAction = { provider, action, method: req.method, path: req.url.split('?')[0] ?? req.url, body, at, response: { status, body: resBody } };
+      if (phoneNumberId !== undefined) recorded.phoneNumberId = phoneNumberId;
+      if (callId !== undefined) recorded.callId = callId;
+      this.actions.push(recorded);
+      this.opts.logger?.debug({ provider, action, callId, status }, 'graph simulator action');
+      this.safeEmit('action', recorded);
+    };
+
+    const fault = this.authError(provider, req) ? undefined : this.faults.take(action as SimAction);
+    if (fault && fault.kind === 'hang') {
+      record(0, '(fault: hang, no answer)');
+      return this.hang(reply);
+    }
+    if (fault && fault.kind !== 'lost-response') {
+      const f = faultError(fault);
+      const e = new SimError(f.httpStatus, f.code, f.message, undefined, undefined, 'OAuthException', f.isTransient);
+      record(f.httpStatus, this.errorBody(provider, e));
+      return reply.code(f.httpStatus).headers(f.headers).send(this.errorBody(provider, e));
+    }
+
     const result = await this.answer({ provider, route, action, callId, phoneNumberId, body, query, params, req });
     if (result.callId !== undefined) callId = result.callId;
-
-    const recorded: RecordedAction = {
-      provider,
-      action,
-      method: req.method,
-      path: req.url.split('?')[0] ?? req.url,
-      body,
-      at,
-      response: { status: result.status, body: result.body },
-    };
-    if (phoneNumberId !== undefined) recorded.phoneNumberId = phoneNumberId;
-    if (callId !== undefined) recorded.callId = callId;
-    this.actions.push(recorded);
-    this.opts.logger?.debug({ provider, action, callId, status: result.status }, 'graph simulator action');
-    this.safeEmit('action', recorded);
+    record(result.status, result.body);
     const hook = result.connect;
+    if (fault?.kind === 'lost-response') {
+      // Done at "Meta" (the user's phone rings), but the answer never reaches the client.
+      if (hook) this.safeEmit('connect', hook);
+      return this.hang(reply);
+    }
     if (hook) {
       // Only once the answer (with the wacid) is on its way: a webhook sent from the hook must
       // never reach the bridge before the connect response does.

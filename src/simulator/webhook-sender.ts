@@ -216,7 +216,13 @@ export function buildPermissionReplyWebhook(s: PermissionReplySpec): WebhookPayl
 // ---- sending -------------------------------------------------------------------------------
 
 export interface SendWebhookOptions {
+  /** HMAC secret; '' sends no signature header (a 360dialog direct client). */
   appSecret: string;
+  /**
+   * 360dialog's custom webhook header (its authentication for direct clients), sent on every
+   * POST; with `signature: 'wrong'` its value is wrong too, with 'none' it is left out.
+   */
+  authHeader?: { name: string; value: string } | undefined;
   /** `valid` (default), `wrong` (signed with another secret) or `none` (no header). */
   signature?: 'valid' | 'wrong' | 'none';
   /** Header format: Meta's `X-Hub-Signature-256` (default) or 360dialog's. */
@@ -233,7 +239,8 @@ export async function sendWebhook(url: string, payload: unknown, opts: SendWebho
   const raw = Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
   const headers: Record<string, string> = { 'content-type': 'application/json', ...opts.headers };
   const mode = opts.signature ?? 'valid';
-  if (mode !== 'none') {
+  if (opts.authHeader && mode !== 'none') headers[opts.authHeader.name.toLowerCase()] = mode === 'wrong' ? `${opts.authHeader.value}-wrong` : opts.authHeader.value;
+  if (mode !== 'none' && opts.appSecret !== '') {
     const secret = mode === 'wrong' ? `${opts.appSecret}-wrong` : opts.appSecret;
     if ((opts.provider ?? 'meta') === 'meta') headers['x-hub-signature-256'] = sign(raw, secret);
     else headers['x-360dialog-signature'] = sign360dialog(raw, secret);
@@ -258,6 +265,7 @@ export interface WebhookSenderOptions extends WebhookTarget {
   url: string;
   appSecret: string;
   provider?: 'meta' | '360dialog';
+  authHeader?: { name: string; value: string } | undefined;
   /** When given, user-initiated connects register the call and terminates end it. */
   simulator?: CallRegistry;
 }
@@ -281,6 +289,7 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
   const send = (payload: unknown, s?: Sign) =>
     sendWebhook(opts.url, payload, {
       appSecret: opts.appSecret,
+      authHeader: opts.authHeader,
       ...(opts.provider ? { provider: opts.provider } : {}),
       ...(s?.signature ? { signature: s.signature } : {}),
     });

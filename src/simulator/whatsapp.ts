@@ -22,7 +22,12 @@ export interface WhatsAppSimulatorOptions {
   phoneNumberId: string;
   businessNumber: string;
   accessToken: string;
+  /** Webhook HMAC secret; '' sends unsigned webhooks (a 360dialog direct client). */
   appSecret: string;
+  /** Sign like 360dialog (`x-360dialog-signature`) instead of Meta. */
+  provider?: 'meta' | '360dialog';
+  /** 360dialog's custom webhook header, sent on every webhook. */
+  webhookAuthHeader?: { name: string; value: string };
   /** Where webhooks go; may be set later with `setWebhookUrl` (the bridge starts after the Graph API). */
   webhookUrl?: string;
   logger?: Logger;
@@ -80,6 +85,8 @@ export class WhatsAppSimulator {
     this.sender = createWebhookSender({
       url,
       appSecret: this.opts.appSecret,
+      authHeader: this.opts.webhookAuthHeader,
+      ...(this.opts.provider ? { provider: this.opts.provider } : {}),
       phoneNumberId: this.opts.phoneNumberId,
       businessNumber: this.opts.businessNumber,
       simulator: this.graph,

@@ -17,15 +17,15 @@
  * become a GraphApiError. A network failure or timeout (AbortSignal.timeout) is GraphApiError
  * with code 0 and httpStatus 0.
  *
- * No automatic retries, deliberately: a call action is not idempotent from the caller's point of
- * view (a duplicate accept, a connect that was received but whose answer was lost and is sent
- * again places a second call), and WhatsApp's accept window is short. The caller decides,
- * using `GraphApiError.isTransient`.
+ * Retries: every action goes through ./graph-retry.ts (bounded, backoff with jitter, Retry-After,
+ * "already done" = success; a connect whose answer was lost is never sent again).
  *
  * Logging: every request at debug, on a pino child carrying the call id; never headers, token,
  * key or SDP text (only its length).
  */
 import type { Logger } from 'pino';
+import type { WhatsAppCounters } from './counters.js';
+import { DEFAULT_RETRY_POLICY, parseRetryAfter, withRetries, type GraphAction, type RetryPolicy } from './graph-retry.js';
 import {
   GraphApiError,
   type CallPermissionAction,
@@ -36,7 +36,15 @@ import {
 
 export const DEFAULT_GRAPH_TIMEOUT_MS = 10_000;
 
-export interface MetaCallsApiOptions {
+interface CommonOptions {
+  /** Default DEFAULT_RETRY_POLICY (3 tries); `{ attempts: 1, … }` disables retries. */
+  retry?: RetryPolicy | undefined;
+  counters?: WhatsAppCounters | undefined;
+  /** For tests: replaces the delay between retries. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface MetaCallsApiOptions extends CommonOptions {
   provider: 'meta';
   /** e.g. `https://graph.facebook.com` */
   baseUrl: string;
@@ -47,7 +55,7 @@ export interface MetaCallsApiOptions {
   logger: Logger;
 }
 
-export interface D360CallsApiOptions {
+export interface D360CallsApiOptions extends CommonOptions {
   provider: '360dialog';
   /** e.g. `https://waba-v2.360dialog.io` */
   baseUrl: string;
@@ -140,7 +148,7 @@ interface RequestSpec {
   body?: Json;
   /** For the log line: the call id, or another id naming the request. */
   logIds: Record<string, string>;
-  what: string;
+  what: GraphAction;
 }
 
 class HttpCallsApi implements WhatsAppCallingApi {
@@ -193,7 +201,9 @@ class HttpCallsApi implements WhatsAppCallingApi {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       const reason = timedOut ? `timeout after ${this.timeoutMs} ms` : `network error: ${errorText(err)}`;
       log.warn({ path, what: spec.what, ms: Date.now() - started, reason }, 'whatsapp api request failed');
-      throw new GraphApiError(reason, 0, 0, undefined, undefined, undefined, true);
+      const e = new GraphApiError(reason, 0, 0, undefined, undefined, undefined, true);
+      e.transport = !timedOut && NOT_SENT_CODES.has(causeCode(err)) ? 'not-sent' : 'lost';
+      throw e;
     }
 
     let text = '';
@@ -201,7 +211,9 @@ class HttpCallsApi implements WhatsAppCallingApi {
       text = await res.text();
     } catch (err) {
       log.warn({ path, what: spec.what, status: res.status, reason: errorText(err) }, 'whatsapp api body read failed');
-      throw new GraphApiError(`network error reading body: ${errorText(err)}`, res.status, 0, undefined, undefined, undefined, true);
+      const e = new GraphApiError(`network error reading body: ${errorText(err)}`, res.status, 0, undefined, undefined, undefined, true);
+      e.transport = 'lost';
+      throw e;
     }
     let body: unknown;
     try {
@@ -213,6 +225,8 @@ class HttpCallsApi implements WhatsAppCallingApi {
 
     if (!res.ok) {
       const err = graphErrorFromResponse(res.status, body, text);
+      const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+      if (retryAfterMs !== undefined) err.retryAfterMs = retryAfterMs;
       log.warn(
         { path, what: spec.what, status: res.status, code: err.code, subcode: err.subcode, fbtraceId: err.fbtraceId, details: err.details, ms },
         'whatsapp api error',
@@ -223,18 +237,18 @@ class HttpCallsApi implements WhatsAppCallingApi {
     return body;
   }
 
-  private async callAction(phoneNumberId: string, callId: string, body: Json): Promise<unknown> {
-    const res = await this.request({
-      method: 'POST',
-      url: this.callsUrl(phoneNumberId),
-      body,
-      logIds: { callId, phoneNumberId },
-      what: String(body['action']),
+  /** `request` with the retry policy; the log names the call. */
+  private retried<T>(what: GraphAction, logIds: Record<string, string>, fn: () => Promise<T>): Promise<T | undefined> {
+    const log = this.opts.logger.child({ provider: this.opts.provider, ...logIds });
+    return withRetries(what, { policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, log, counters: this.opts.counters, ...(this.opts.sleep ? { sleep: this.opts.sleep } : {}) }, fn);
+  }
+
+  private async callAction(phoneNumberId: string, callId: string, body: Json): Promise<void> {
+    const what = body['action'] as GraphAction;
+    await this.retried(what, { waCallId: callId, phoneNumberId }, async () => {
+      const res = await this.request({ method: 'POST', url: this.callsUrl(phoneNumberId), body, logIds: { callId, phoneNumberId }, what });
+      if (isObject(res) && res['success'] === false) throw new GraphApiError(`${what} answered success:false`, 200, 0);
     });
-    if (isObject(res) && res['success'] === false) {
-      throw new GraphApiError(`${String(body['action'])} answered success:false`, 200, 0);
-    }
-    return res;
   }
 
   // ---- /calls actions (UIC, BIC) ---------------------------------------------------------
@@ -275,13 +289,10 @@ class HttpCallsApi implements WhatsAppCallingApi {
       session: { sdp_type: 'offer', sdp },
     };
     if (bizOpaqueCallbackData !== undefined) body['biz_opaque_callback_data'] = bizOpaqueCallbackData;
-    const res = await this.request({
-      method: 'POST',
-      url: this.callsUrl(phoneNumberId),
-      body,
-      logIds: { callId: '(new)', phoneNumberId },
-      what: 'connect',
-    });
+    const logIds = { callId: '(new)', phoneNumberId, ...(bizOpaqueCallbackData !== undefined ? { bizOpaque: bizOpaqueCallbackData } : {}) };
+    const res = await this.retried('connect', logIds, () =>
+      this.request({ method: 'POST', url: this.callsUrl(phoneNumberId), body, logIds, what: 'connect' }),
+    );
     const calls = isObject(res) && Array.isArray(res['calls']) ? res['calls'] : [];
     const first: unknown = calls[0];
     const id = isObject(first) && typeof first['id'] === 'string' ? first['id'] : undefined;
@@ -297,7 +308,9 @@ class HttpCallsApi implements WhatsAppCallingApi {
       this.opts.provider === 'meta'
         ? `${this.metaUrl(phoneNumberId, 'call_permissions')}?user_wa_id=${encodeURIComponent(waId)}`
         : `${this.base}/calling/permissions/${encodeURIComponent(waId)}`;
-    const res = await this.request({ method: 'GET', url, logIds: { phoneNumberId }, what: 'call_permissions' });
+    const res = await this.retried('call_permissions', { phoneNumberId }, () =>
+      this.request({ method: 'GET', url, logIds: { phoneNumberId }, what: 'call_permissions' }),
+    );
     return parsePermissions(res);
   }
 
@@ -305,19 +318,29 @@ class HttpCallsApi implements WhatsAppCallingApi {
     const interactive: Json = { type: 'call_permission_request', action: { name: 'call_permission_request' } };
     if (bodyText !== undefined) interactive['body'] = { text: bodyText };
     const url = this.opts.provider === 'meta' ? this.metaUrl(phoneNumberId, 'messages') : `${this.base}/messages`;
-    const res = await this.request({
-      method: 'POST',
-      url,
-      body: { messaging_product: 'whatsapp', to, type: 'interactive', interactive },
-      logIds: { phoneNumberId },
-      what: 'call_permission_request',
-    });
+    const res = await this.retried('call_permission_request', { phoneNumberId }, () =>
+      this.request({
+        method: 'POST',
+        url,
+        body: { messaging_product: 'whatsapp', to, type: 'interactive', interactive },
+        logIds: { phoneNumberId },
+        what: 'call_permission_request',
+      }),
+    );
     const messages = isObject(res) && Array.isArray(res['messages']) ? res['messages'] : [];
     const first: unknown = messages[0];
     const id = isObject(first) && typeof first['id'] === 'string' ? first['id'] : undefined;
     if (!id) throw new GraphApiError('call_permission_request answered without messages[0].id', 200, 0);
     return { messageId: id };
   }
+}
+
+/** Connection errors where nothing reached the server. */
+const NOT_SENT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function causeCode(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown } } | null)?.cause;
+  return typeof cause?.code === 'string' ? cause.code : '';
 }
 
 function errorText(err: unknown): string {

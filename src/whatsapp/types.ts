@@ -71,11 +71,26 @@ export type WaEvent = WaConnectEvent | WaTerminateEvent | WaStatusEvent | WaPerm
 export interface WaIgnored {
   reason: string;
   field?: string;
+  /** Set when the part failed strict validation (hostile or broken input): which check. */
+  invalid?: 'call-id' | 'number' | 'phone-number-id' | 'sdp' | 'opaque' | 'status' | 'schema';
+  /** The event's call id, when it had a valid one. */
+  callId?: string;
+  /** Set on the one entry that stands for the items beyond the per-POST cap: how many. */
+  overCap?: number;
+}
+
+/** A field left out of an otherwise valid event (e.g. a profile name with control characters). */
+export interface WaNote {
+  kind: 'name-dropped';
+  callId?: string;
+  reason: string;
 }
 
 export interface ParsedWebhook {
   events: WaEvent[];
   ignored: WaIgnored[];
+  /** Present only when something was left out. */
+  notes?: WaNote[];
 }
 
 /** Graph `/calls` actions the bridge performs. Implemented for Meta and 360dialog. */
@@ -143,4 +158,11 @@ export class GraphApiError extends Error {
   ) {
     super(message);
   }
+
+  /** Transport failures: 'not-sent' (the connection never opened), 'lost' (sent, no answer). */
+  transport?: 'not-sent' | 'lost';
+  /** From a Retry-After header on the answer. */
+  retryAfterMs?: number;
+  /** Set when a non-idempotent action (connect) may have been done at Graph although it failed here. */
+  outcomeUnknown?: boolean;
 }

@@ -49,16 +49,36 @@ describe('config', () => {
   it('reads YAML and JSON files named by WA_SIP_BRIDGE_CONFIG, and says which file is broken', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     writeFileSync(join(dir, 'a.yaml'), 'http:\n  port: 9090\nrouting:\n  default: sip:q@pbx\n');
-    expect(loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'a.yaml') }).http.port).toBe(9090);
+    expect(loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'a.yaml'), WA_APP_SECRET: 's' }).http.port).toBe(9090);
     writeFileSync(join(dir, 'b.json'), '{"http": {"port": 9191}}');
-    expect(loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'b.json') }).http.port).toBe(9191);
+    expect(loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'b.json'), WA_APP_SECRET: 's' }).http.port).toBe(9191);
     writeFileSync(join(dir, 'c.json'), '{"http": ');
     expect(() => loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'c.json') })).toThrow(/cannot parse config file .*c.json/);
     expect(() => loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'missing.yaml') })).toThrow(/cannot read config file/);
   });
 
   it('the shipped example config is valid', () => {
-    const cfg = loadConfig({ WA_SIP_BRIDGE_CONFIG: 'config/example.yaml' });
+    const cfg = loadConfig({ WA_SIP_BRIDGE_CONFIG: 'config/example.yaml', WA_APP_SECRET: 's' });
     expect(cfg.routing.rules.map((r) => r.name)).toEqual(['portuguese-speakers', 'sales-office-hours', 'sales-after-hours']);
+  });
+
+  it('refuses to start without webhook authentication unless the config says so explicitly', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'plain.yaml'), 'whatsapp:\n  provider: meta\n');
+    expect(() => loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'plain.yaml') })).toThrow(/no webhook authentication: set WA_APP_SECRET/);
+    writeFileSync(join(dir, 'open.yaml'), 'whatsapp:\n  provider: meta\n  allowUnsignedWebhooks: true\n');
+    expect(loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'open.yaml') }).whatsapp.allowUnsignedWebhooks).toBe(true);
+    // 360dialog: the shared header authenticates; its value comes from the environment
+    writeFileSync(join(dir, 'd360.yaml'), 'whatsapp:\n  provider: 360dialog\n  webhookAuthHeader: { name: X-Bridge-Key }\n');
+    expect(() => loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'd360.yaml') })).toThrow(/WA_WEBHOOK_HEADER_SECRET/);
+    const d = loadConfig({ WA_SIP_BRIDGE_CONFIG: join(dir, 'd360.yaml'), WA_WEBHOOK_HEADER_SECRET: 'v' });
+    expect(d.whatsapp).toMatchObject({ provider: '360dialog', webhookAuthHeader: { name: 'X-Bridge-Key', value: 'v' } });
+    expect(() => buildConfig({ whatsapp: { provider: 'meta', allowUnsignedWebhooks: 'yes' } })).toThrow(ConfigError);
+  });
+
+  it('with no config file at all, runs the local trial: unsigned webhooks from loopback only', () => {
+    expect(loadConfig({}).whatsapp.allowUnsignedWebhooks).toBe('loopback');
+    expect(loadConfig({ WA_APP_SECRET: 's' }).whatsapp.allowUnsignedWebhooks).toBe(false);
+    expect(loadConfig({}).whatsapp).toMatchObject({ maxWebhookAgeSec: 60, maxEventsPerPost: 100, retry: { attempts: 3 } });
   });
 });

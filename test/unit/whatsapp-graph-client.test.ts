@@ -6,6 +6,7 @@ import { GraphApiError } from '../../src/whatsapp/types.js';
 import { createGraphSimulator, type ConnectHookEvent, type GraphSimulator } from '../../src/simulator/graph-server.js';
 import { createLogger, silentLogger } from '../../src/util/log.js';
 
+const NO_RETRY = { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 };
 const TOKEN = 'EAAG-test-token';
 const KEY = 'd360-test-key';
 const PN = '436666719526789';
@@ -25,8 +26,8 @@ afterEach(() => {
 
 function clients(logger = silentLogger()): [string, WhatsAppCallingApi][] {
   return [
-    ['meta', createCallsApi({ provider: 'meta', baseUrl: url, version: 'v23.0', accessToken: TOKEN, logger })],
-    ['360dialog', createCallsApi({ provider: '360dialog', baseUrl: url, apiKey: KEY, logger })],
+    ['meta', createCallsApi({ provider: 'meta', baseUrl: url, version: 'v23.0', accessToken: TOKEN, logger, retry: NO_RETRY })],
+    ['360dialog', createCallsApi({ provider: '360dialog', baseUrl: url, apiKey: KEY, logger, retry: NO_RETRY })],
   ];
 }
 
@@ -165,14 +166,14 @@ describe('errors', () => {
   });
 
   it('401 on a bad Meta token: OAuth code 190', async () => {
-    const bad = createCallsApi({ provider: 'meta', baseUrl: url, version: 'v23.0', accessToken: 'nope', logger: silentLogger() });
+    const bad = createCallsApi({ provider: 'meta', baseUrl: url, version: 'v23.0', accessToken: 'nope', logger: silentLogger(), retry: NO_RETRY });
     const err = await catchErr(bad.terminate(PN, 'wacid.x'));
     expect(err).toMatchObject({ httpStatus: 401, code: 190, isTransient: false });
     expect(sim.actions[0]!.response.status).toBe(401);
   });
 
   it('401 on a bad 360dialog key', async () => {
-    const bad = createCallsApi({ provider: '360dialog', baseUrl: url, apiKey: 'nope', logger: silentLogger() });
+    const bad = createCallsApi({ provider: '360dialog', baseUrl: url, apiKey: 'nope', logger: silentLogger(), retry: NO_RETRY });
     const err = await catchErr(bad.terminate(PN, 'wacid.x'));
     expect(err.httpStatus).toBe(401);
     expect(err.message).toMatch(/Invalid api key/);
@@ -187,7 +188,7 @@ describe('errors', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as import('node:net').AddressInfo).port;
     try {
-      const api = createCallsApi({ provider: 'meta', baseUrl: `http://127.0.0.1:${port}`, version: 'v23.0', accessToken: TOKEN, timeoutMs: 200, logger: silentLogger() });
+      const api = createCallsApi({ provider: 'meta', baseUrl: `http://127.0.0.1:${port}`, version: 'v23.0', accessToken: TOKEN, timeoutMs: 200, logger: silentLogger(), retry: NO_RETRY });
       const t0 = Date.now();
       const err = await catchErr(api.accept(PN, 'wacid.t', ANSWER));
       expect(Date.now() - t0).toBeLessThan(2_000);
@@ -202,7 +203,7 @@ describe('errors', () => {
   it('a simulator handler that hangs also times out', async () => {
     sim.setHandler('terminate', () => new Promise(() => undefined));
     try {
-      const api = createCallsApi({ provider: 'meta', baseUrl: url, version: 'v23.0', accessToken: TOKEN, timeoutMs: 150, logger: silentLogger() });
+      const api = createCallsApi({ provider: 'meta', baseUrl: url, version: 'v23.0', accessToken: TOKEN, timeoutMs: 150, logger: silentLogger(), retry: NO_RETRY });
       const err = await catchErr(api.terminate(PN, 'wacid.h'));
       expect(err.code).toBe(0);
     } finally {
@@ -215,7 +216,7 @@ describe('errors', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as import('node:net').AddressInfo).port;
     await new Promise((r) => srv.close(r));
-    const api = createCallsApi({ provider: '360dialog', baseUrl: `http://127.0.0.1:${port}`, apiKey: KEY, logger: silentLogger() });
+    const api = createCallsApi({ provider: '360dialog', baseUrl: `http://127.0.0.1:${port}`, apiKey: KEY, logger: silentLogger(), retry: NO_RETRY });
     const err = await catchErr(api.reject(PN, 'wacid.r'));
     expect(err).toMatchObject({ code: 0, httpStatus: 0 });
     expect(err.message).toMatch(/network error/);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { eventKey, parseWebhook, verifyChallenge } from '../../src/whatsapp/webhook.js';
+import { eventKey, parseWebhook } from '../../src/whatsapp/webhook.js';
+import { verifyChallenge } from '../../src/whatsapp/webhook-auth.js';
 import type { WaConnectEvent, WaPermissionReplyEvent, WaStatusEvent, WaTerminateEvent } from '../../src/whatsapp/types.js';
 import {
   buildBusinessConnectWebhook,
