@@ -6,7 +6,7 @@ import type { WaConnectEvent, WaEvent, WaStatusEvent, WaTerminateEvent, WhatsApp
 import { eventKey } from '../whatsapp/webhook.js';
 import { ExpiringSet } from './dedupe.js';
 import { InboundCall } from './inbound-call.js';
-import type { OutboundTeardownPlan, TeardownPlan } from './failure-map.js';
+import { sipFinalHeaders, sipRefusal, type OutboundTeardownPlan, type SipFinal, type TeardownPlan } from './failure-map.js';
 import { CallAdmission } from './admission.js';
 import { parseDialedNumber } from './numbers.js';
 import { OutboundCall } from './outbound-call.js';
@@ -181,36 +181,37 @@ export class Bridge {
     const o = this.deps.config.outbound;
     const log = this.deps.log.child({ sipCallId: inv.callId, direction: 'outbound' });
     const src = `${inv.source.address}:${inv.source.port}/${inv.source.transport}`;
+    const refuse = (f: SipFinal) => inv.reject(f.status, f.reason, sipFinalHeaders(f));
     if (!o.enabled) {
       log.warn({ source: src, uri: inv.requestUri }, 'INVITE refused: outbound calls are disabled (outbound.enabled)');
-      inv.reject(403, 'Forbidden', { Warning: '399 wa-sip-bridge "outbound calls are disabled"' });
+      refuse(sipRefusal('outbound-disabled'));
       return;
     }
     const admitted = this.admission.check(inv);
     if (!admitted.ok) {
       if (admitted.status === 401) {
         log.info({ source: src, reason: admitted.reason }, 'INVITE challenged (digest authentication)');
-        inv.reject(401, 'Unauthorized', { 'WWW-Authenticate': admitted.challenge });
+        inv.reject(401, 'Unauthorized', { 'WWW-Authenticate': admitted.challenge }); // a challenge, not a refusal
       } else {
         log.warn({ source: src, uri: inv.requestUri, from: inv.from.uri, reason: admitted.reason }, 'INVITE refused (possible toll-fraud attempt)');
-        inv.reject(403, 'Forbidden', { Warning: '399 wa-sip-bridge "not allowed to place calls"' });
+        refuse(sipRefusal('not-allowed'));
       }
       return;
     }
     const dialed = parseDialedNumber(inv.requestUri, o.dialPrefix);
     if (!dialed.ok) {
       log.info({ uri: inv.requestUri, reason: dialed.reason }, 'INVITE refused: not a WhatsApp number');
-      inv.reject(484, 'Address Incomplete', { Warning: `399 wa-sip-bridge "${dialed.reason.replace(/["\\]/g, '')}"` });
+      refuse(sipRefusal('bad-number', dialed.reason));
       return;
     }
     if (this.closing) {
-      inv.reject(503, 'Service Unavailable', { Warning: '399 wa-sip-bridge "bridge shutting down"' });
+      refuse(sipRefusal('draining'));
       return;
     }
     const phoneNumberId = this.pickPhoneNumberId(inv);
     if (!phoneNumberId) {
       log.error('no business phone number id configured for outbound calls');
-      inv.reject(503, 'Service Unavailable', { Warning: '399 wa-sip-bridge "no business number configured"' });
+      refuse(sipRefusal('no-business-number'));
       return;
     }
     const call = new OutboundCall(inv, dialed.e164, phoneNumberId, {
