@@ -32,6 +32,8 @@ export abstract class BridgedCall<S extends string, C extends { kind: string }> 
   /** The media operation in flight, awaited (at most mediaOpTimeoutMs) before the session is closed. */
   protected mediaOp: Promise<unknown> = Promise.resolve();
   protected readonly now: () => number;
+  /** Settles when the PBX answered the BYE that ended the call (or at once when none was sent). */
+  sipLegEnded: Promise<void> = Promise.resolve();
   private maxDurationTimer: NodeJS.Timeout | undefined;
 
   constructor(

@@ -204,7 +204,7 @@ export class InboundCall extends BridgedCall<CallState, EndCause> {
     try {
       // Sent now; the dialog layer retransmits and logs the PBX's answer. Not awaited.
       if (plan.sip === 'cancel') this.outgoing?.cancel(sipReasonHeader(plan.label));
-      else if (plan.sip === 'bye') void this.dialog?.bye(sipReasonHeader(plan.label));
+      else if (plan.sip === 'bye') this.sipLegEnded = this.dialog?.bye(sipReasonHeader(plan.label)) ?? Promise.resolve();
     } catch (err) {
       log.warn({ err }, 'ending the SIP leg failed');
     }

@@ -185,7 +185,7 @@ export class OutboundCall extends BridgedCall<OutboundState, OutboundEndCause> {
     try {
       // Sent now; the PBX's answer to a BYE is not waited for (the dialog layer logs it).
       if (plan.sip.kind === 'final') this.invite.reject(plan.sip.final.status, plan.sip.final.reason, sipFinalHeaders(plan.sip.final));
-      else if (plan.sip.kind === 'bye') void this.dialog?.bye(sipReasonHeader(plan.label));
+      else if (plan.sip.kind === 'bye') this.sipLegEnded = this.dialog?.bye(sipReasonHeader(plan.label)) ?? Promise.resolve();
     } catch (err) {
       log.warn({ err }, 'ending the SIP leg failed');
     }
