@@ -101,6 +101,30 @@ function logLines(b: Bridge, msg: string): any[] {
     .filter((l) => l.msg === msg);
 }
 
+/** The simulator, SIPp as the PBX running `scenario`, and the bridge with `extra` config; resolves once /readyz is 200. */
+async function setup(scenario: string, extra: string): Promise<{ pbx: SippHandle; bridge: Bridge; sim: WhatsAppSimulator }> {
+  sim = await WhatsAppSimulator.start({ phoneNumberId: PNID, businessNumber: '13175551399', accessToken: 'tok', appSecret: SECRET });
+  const pbxPort = await freePort(PBX, 'udp');
+  const pbx = startSipp({ scenario, ip: PBX, port: pbxPort, timeoutSec: 120 });
+  sipps.push(pbx);
+  bridge = await startBridge(pbxPort, extra);
+  return { pbx, bridge, sim };
+}
+
+/** Kill what a test left running, by PID: the bridge, SIPp; close the simulator. */
+async function cleanup(): Promise<void> {
+  if (bridge && bridge.proc.exitCode === null) {
+    bridge.proc.kill('SIGKILL');
+    await bridge.exited;
+  }
+  bridge = undefined;
+  for (const s of sipps.splice(0)) s.stop();
+  stopAllSipp();
+  await sim?.close();
+  sim = undefined;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
 /** Wait (bounded) until the bridge has logged `msg`. */
 async function waitLog(b: Bridge, msg: string, timeoutMs = 5000): Promise<any[]> {
   const end = performance.now() + timeoutMs;
@@ -112,26 +136,11 @@ async function waitLog(b: Bridge, msg: string, timeoutMs = 5000): Promise<any[]>
 }
 
 describeWithPeers('stopping the real process: drain, and a PBX that never answers BYE', ['sipp'], () => {
-  afterEach(async () => {
-    if (bridge && bridge.proc.exitCode === null) {
-      bridge.proc.kill('SIGKILL');
-      await bridge.exited;
-    }
-    bridge = undefined;
-    for (const s of sipps.splice(0)) s.stop();
-    stopAllSipp();
-    await sim?.close();
-    sim = undefined;
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(cleanup);
 
   it('SIGTERM drains: the call in progress carries on, new calls are refused both ways, at drainSec both legs end', async () => {
-    sim = await WhatsAppSimulator.start({ phoneNumberId: PNID, businessNumber: '13175551399', accessToken: 'tok', appSecret: SECRET });
-    const pbxPort = await freePort(PBX, 'udp');
-    const pbx = startSipp({ scenario: 'sip-uas-answer-wait-bye.xml', ip: PBX, port: pbxPort, timeoutSec: 120 });
-    sipps.push(pbx);
     const DRAIN_SEC = 8;
-    bridge = await startBridge(pbxPort, `shutdown: { drainSec: ${DRAIN_SEC} }`);
+    const { pbx, bridge, sim } = await setup('sip-uas-answer-wait-bye.xml', `shutdown: { drainSec: ${DRAIN_SEC} }`);
 
     const call = await sim.userCalls({ userWaId: '5511987654321' });
     expect(call.webhookStatus).toBe(200);
@@ -180,12 +189,8 @@ describeWithPeers('stopping the real process: drain, and a PBX that never answer
   }, 150_000);
 
   it('a PBX that never answers BYE: at calls.maxDurationSec WhatsApp gets terminate at once, not after Timer F', async () => {
-    sim = await WhatsAppSimulator.start({ phoneNumberId: PNID, businessNumber: '13175551399', accessToken: 'tok', appSecret: SECRET });
-    const pbxPort = await freePort(PBX, 'udp');
-    const pbx = startSipp({ scenario: 'sip-uas-answer-ignore-bye.xml', ip: PBX, port: pbxPort, timeoutSec: 120 });
-    sipps.push(pbx);
     const MAX_SEC = 3;
-    bridge = await startBridge(pbxPort, `calls: { maxDurationSec: ${MAX_SEC} }\nshutdown: { drainSec: 5 }`);
+    const { pbx, bridge, sim } = await setup('sip-uas-answer-ignore-bye.xml', `calls: { maxDurationSec: ${MAX_SEC} }\nshutdown: { drainSec: 5 }`);
 
     const call = await sim.userCalls({ userWaId: '5511987654321' });
     const t0 = performance.now();
@@ -204,5 +209,24 @@ describeWithPeers('stopping the real process: drain, and a PBX that never answer
 
     bridge.proc.kill('SIGTERM');
     expect(await bridge.exited).toBe(0);
+  }, 120_000);
+});
+
+describeWithPeers('stopping the real process: a second signal', ['sipp'], () => {
+  afterEach(cleanup);
+
+  it('a second SIGTERM while draining ends every call at once: terminate, BYE, exit 0', async () => {
+    const { pbx, bridge, sim } = await setup('sip-uas-answer-wait-bye.xml', 'shutdown: { drainSec: 600 }');
+    const call = await sim.userCalls({ userWaId: '5511987654321' });
+    await logged(call.waitFor('accept', 20_000));
+    bridge.proc.kill('SIGTERM');
+    await waitLog(bridge, 'draining: new calls are refused; calls in progress carry on');
+    const t0 = performance.now();
+    bridge.proc.kill('SIGTERM');
+    await logged(call.waitFor('terminate', 10_000));
+    expect(performance.now() - t0).toBeLessThan(10_000); // drainSec is 600
+    expect(await bridge.exited).toBe(0);
+    const bye = sippMessages((await pbx.exited).messages).received.find((m) => m.startsWith('BYE'))!;
+    expect(headerOf(bye, 'Reason')).toBe('Q.850;cause=41;text="shutdown"');
   }, 120_000);
 });
