@@ -5,7 +5,7 @@ import { Bridge } from './bridge/bridge.js';
 import { createHttpServer } from './http/server.js';
 import { createEmbeddedEngine } from './media/embedded/index.js';
 import { createRtpengineEngine } from './media/rtpengine/index.js';
-import type { MediaEngine } from './media/types.js';
+import type { EngineReadiness, MediaEngine } from './media/types.js';
 import { createSipStack } from './sip/stack.js';
 import type { SipStack } from './sip/types.js';
 import { createCallsApi } from './whatsapp/graph-client.js';
@@ -24,6 +24,13 @@ export interface RunningApp {
   media: MediaEngine;
   /** Webhook intake and Graph retry counters (for metrics). */
   whatsappCounters: WhatsAppCounters;
+  /**
+   * Drain, then stop: new calls are refused at once (readiness 503 "draining", WhatsApp reject,
+   * SIP 503), calls in progress carry on until they end or shutdown.drainSec passes, then every
+   * call still up is ended and the app closes.
+   */
+  drain(): Promise<void>;
+  /** Stop now: every call ended (WhatsApp first, BYE not waited for), listeners closed. */
   close(): Promise<void>;
 }
 
@@ -61,6 +68,9 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     logger: log,
   });
 
+  let sipListening = true;
+  const mediaReadiness = new ReadinessCache(() => media.readiness());
+
   const fromDomain = config.sip.fromDomain ?? contactHost.replace(/:\d+$/, '');
   const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain, whatsappCounters });
 
@@ -71,37 +81,76 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     counters: whatsappCounters,
     parse: (body) => parseWebhook(body, { maxEvents: wa.maxEventsPerPost }),
     onEvents: (events) => bridge.handleEvents(dropStale(events)),
-    health: async () => {
-      let mediaOk = true;
-      let mediaError: string | undefined;
-      try {
-        await media.listSessions();
-      } catch (err) {
-        mediaOk = false;
-        mediaError = (err as Error).message;
-      }
-      return { ok: mediaOk, activeCalls: bridge.activeCalls, media: { engine: media.name, ok: mediaOk, ...(mediaError ? { error: mediaError } : {}) } };
+    health: async () => ({
+      ok: true,
+      state: bridge.state,
+      activeCalls: bridge.activeCalls,
+      // The last readiness probe, never a session listing: liveness must stay cheap.
+      media: { engine: media.name, ok: (await mediaReadiness.get())?.ready ?? null },
+    }),
+    ready: async () => {
+      const m = await mediaReadiness.get();
+      const b = bridge.status();
+      const reasons: string[] = [];
+      if (!m) reasons.push('media: readiness probe did not answer in time');
+      else if (!m.ready) reasons.push(`media: ${m.reason ?? 'not ready'}`);
+      if (!sipListening) reasons.push('sip: listeners closed');
+      if (b.state !== 'running') reasons.push(`bridge: ${b.state}`);
+      else if (b.activeCalls >= b.maxConcurrent) reasons.push(`bridge: at calls.maxConcurrent (${b.maxConcurrent})`);
+      return {
+        ready: reasons.length === 0,
+        state: b.state,
+        reasons,
+        media: { engine: media.name, ok: m?.ready ?? false, ...(m?.reason ? { reason: m.reason } : {}), ...(m?.detail ? { detail: m.detail } : {}) },
+        sip: { ok: sipListening, udp: config.sip.udp, tcp: config.sip.tcp },
+        bridge: { state: b.state, activeCalls: b.activeCalls, maxConcurrent: b.maxConcurrent, maxSetupsPerSec: b.maxSetupsPerSec },
+      };
     },
   });
   const address = await http.listen({ host: config.http.host, port: config.http.port });
   log.info({ http: address, sip: { udp: config.sip.udp, tcp: config.sip.tcp }, media: media.name }, 'wa-sip-bridge started');
 
   let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await bridge.close();
+      await http.close();
+      sipListening = false;
+      await sip.close();
+      await media.close();
+      log.info('wa-sip-bridge stopped');
+    })());
+  let draining: Promise<void> | undefined;
   return {
     url: address.replace('0.0.0.0', '127.0.0.1'),
     bridge,
     sip,
     media,
     whatsappCounters,
-    close: () =>
-      (closing ??= (async () => {
-        await http.close();
-        await bridge.close();
-        await sip.close();
-        await media.close();
-        log.info('wa-sip-bridge stopped');
-      })()),
+    // The HTTP server keeps serving while draining: terminate webhooks of calls in progress.
+    drain: () => (draining ??= bridge.drain(config.shutdown.drainSec * 1000).then(close)),
+    close,
   };
+}
+
+/**
+ * The media engine's readiness, probed at most once a second however often /healthz and
+ * /readyz are asked, and never waited on for more than a second (undefined: no answer yet).
+ */
+class ReadinessCache {
+  private last: Promise<EngineReadiness> | undefined;
+  private at = 0;
+  constructor(private readonly probe: () => Promise<EngineReadiness>) {}
+
+  get(): Promise<EngineReadiness | undefined> {
+    if (!this.last || performance.now() - this.at > 1000) {
+      this.at = performance.now();
+      this.last = this.probe().catch((err: Error) => ({ ready: false, reason: err.message }));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 1000)));
+    return Promise.race([this.last, late]).finally(() => clearTimeout(timer));
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { loadConfig, ConfigError } from './config/load.js';
 import { createLogger } from './util/log.js';
 import { startApp } from './app.js';
 
-/** `wa-sip-bridge`: load and validate the config, start, and stop cleanly on SIGINT/SIGTERM. */
+/** `wa-sip-bridge`: load and validate the config, start, and drain then stop on SIGINT/SIGTERM. */
 async function main(): Promise<void> {
   let config;
   try {
@@ -20,20 +20,30 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (contained; the bridge keeps running)'));
 
   const app = await startApp(config, log);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: ending every call');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    app.close().then(
+  const exit = (p: Promise<void>) =>
+    p.then(
       () => process.exit(0),
       (err) => {
         log.error({ err }, 'stop failed');
         process.exit(1);
       },
     );
+  // First signal: drain (no new calls; calls in progress carry on up to shutdown.drainSec).
+  // Second signal: end every call now. Either way WhatsApp legs get their terminate first.
+  let signals = 0;
+  const stop = (signal: string) => {
+    signals++;
+    if (signals === 1) {
+      log.info({ signal, activeCalls: app.bridge.activeCalls, drainSec: config.shutdown.drainSec }, 'stopping: draining (send the signal again to end every call now)');
+      void exit(app.drain());
+      return;
+    }
+    if (signals > 2) return;
+    log.warn({ signal, activeCalls: app.bridge.activeCalls }, 'stopping now: ending every call');
+    // Calls end without waiting for the PBX; this only guards against a stuck library.
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    void exit(app.close());
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

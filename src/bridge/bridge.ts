@@ -4,9 +4,11 @@ import type { MediaEngine } from '../media/types.js';
 import type { IncomingInvite, SipStack } from '../sip/types.js';
 import type { WaConnectEvent, WaEvent, WaStatusEvent, WaTerminateEvent, WhatsAppCallingApi } from '../whatsapp/types.js';
 import { eventKey } from '../whatsapp/webhook.js';
+import { CapacityGuard, capacityLimits } from './capacity.js';
+import { withTimeout, type CallLimits } from './call-base.js';
 import { ExpiringSet } from './dedupe.js';
 import { InboundCall } from './inbound-call.js';
-import type { OutboundTeardownPlan, TeardownPlan } from './failure-map.js';
+import { sipFinalHeaders, sipRefusal, type OutboundTeardownPlan, type SipFinal, type TeardownPlan } from './failure-map.js';
 import { CallAdmission } from './admission.js';
 import { parseDialedNumber } from './numbers.js';
 import { OutboundCall } from './outbound-call.js';
@@ -30,6 +32,17 @@ export interface BridgeDeps {
 
 /** How long webhook keys and terminated call ids are remembered (Meta retries for days; calls don't). */
 const DEDUPE_TTL_MS = 30 * 60_000;
+/** Most keys remembered at once (a webhook flood cannot grow memory without bound); the oldest go first. */
+const DEDUPE_MAX_KEYS = 100_000;
+
+/** How long a stop waits for the PBX to answer BYEs (after every WhatsApp leg was ended). */
+const BYE_GRACE_MS = 2000;
+
+/** running: taking calls. draining: no new calls, calls in progress carry on. stopped: every call ended. */
+export type BridgeState = 'running' | 'draining' | 'stopped';
+
+/** Why a new call was refused before it started (a WhatsApp reject or a SIP 503). */
+export type CallRefusal = 'draining' | 'over-capacity' | 'setup-rate';
 
 export interface EndedCallRecord {
   direction: 'inbound' | 'outbound';
@@ -52,24 +65,56 @@ export class Bridge {
   private readonly outboundByWaId = new Map<string, OutboundCall>();
   private readonly permissions: PermissionCache;
   private readonly admission: CallAdmission;
-  private readonly seenEvents = new ExpiringSet(DEDUPE_TTL_MS);
+  private readonly seenEvents = new ExpiringSet(DEDUPE_TTL_MS, undefined, DEDUPE_MAX_KEYS);
   /** Calls WhatsApp already terminated: a connect arriving late for one of them is dropped. */
-  private readonly terminated = new ExpiringSet(DEDUPE_TTL_MS);
+  private readonly terminated = new ExpiringSet(DEDUPE_TTL_MS, undefined, DEDUPE_MAX_KEYS);
   private readonly listeners = new Set<(rec: EndedCallRecord) => void>();
-  private closing = false;
   /** Connects whose answer was lost: terminated when their webhooks come after we gave up. */
   private readonly reconciler: ConnectReconciler;
+  private readonly capacity: CapacityGuard;
+  private readonly limits: CallLimits;
+  private stateNow: BridgeState = 'running';
 
   constructor(private readonly deps: BridgeDeps) {
     this.reconciler = new ConnectReconciler({ whatsapp: deps.whatsapp, log: deps.log, counters: deps.whatsappCounters });
     const o = deps.config.outbound;
+    const c = deps.config.calls;
     this.permissions = new PermissionCache(deps.whatsapp, o.permissionCacheSec * 1000, deps.log);
     this.admission = new CallAdmission({ allowFrom: o.allowFrom, auth: o.auth, requireTcp: o.requireTcp });
+    this.capacity = new CapacityGuard(capacityLimits(deps.config));
+    this.limits = { maxDurationMs: c.maxDurationSec * 1000, mediaOpTimeoutMs: c.mediaOpTimeoutSec * 1000 };
     deps.sip.onInvite((inv) => this.onInvite(inv));
   }
 
   get activeCalls(): number {
     return this.calls.size + this.outbound.size;
+  }
+
+  get state(): BridgeState {
+    return this.stateNow;
+  }
+
+  /** For /readyz and the soak bench: the state, the load against its limits, every per-call map's size. */
+  status(): { state: BridgeState; activeCalls: number; maxConcurrent: number; maxSetupsPerSec: number; maps: Record<string, number> } {
+    return {
+      state: this.stateNow,
+      activeCalls: this.activeCalls,
+      ...this.capacity.limits,
+      maps: {
+        inbound: this.calls.size,
+        outbound: this.outbound.size,
+        outboundByWaId: this.outboundByWaId.size,
+        seenEvents: this.seenEvents.size,
+        terminated: this.terminated.size,
+        permissions: this.permissions.size,
+      },
+    };
+  }
+
+  /** Whether a new call may start now; logs and counts nothing (the caller does). */
+  private admitNewCall(): { ok: true } | { ok: false; reason: CallRefusal } {
+    if (this.stateNow !== 'running') return { ok: false, reason: 'draining' };
+    return this.capacity.admit(this.activeCalls);
   }
 
   outboundCall(sipCallId: string): OutboundCall | undefined {
@@ -134,9 +179,11 @@ export class Bridge {
       log.info('connect arrived after WhatsApp already terminated the call; nothing to do');
       return;
     }
-    if (this.closing) {
-      log.warn('bridge is shutting down; rejecting call');
+    const admitted = this.admitNewCall();
+    if (!admitted.ok) {
+      log.warn({ refusal: admitted.reason, activeCalls: this.activeCalls }, `call refused (${admitted.reason}); rejecting on WhatsApp`);
       void this.deps.whatsapp.reject(ev.phoneNumberId, ev.callId).catch((err) => log.warn({ err }, 'reject failed'));
+      this.emitEnded({ direction: 'inbound', waCallId: ev.callId, sipCallId: undefined, label: `refused-${admitted.reason}`, whatsapp: 'reject', sip: 'none' });
       return;
     }
     const decision = route(this.deps.config.routing, {
@@ -152,6 +199,7 @@ export class Bridge {
       log: this.deps.log,
       fromDomain: this.deps.fromDomain,
       ringTimeoutMs: this.deps.config.calls.ringTimeoutSec * 1000,
+      limits: this.limits,
       onEnded: (c, plan) => {
         this.calls.delete(c.waCallId);
         this.emitEnded({ direction: 'inbound', waCallId: c.waCallId, sipCallId: c.sipCallId, label: plan.label, whatsapp: plan.whatsapp, sip: plan.sip });
@@ -190,36 +238,41 @@ export class Bridge {
     const o = this.deps.config.outbound;
     const log = this.deps.log.child({ sipCallId: inv.callId, direction: 'outbound' });
     const src = `${inv.source.address}:${inv.source.port}/${inv.source.transport}`;
+    const refuse = (f: SipFinal) => inv.reject(f.status, f.reason, sipFinalHeaders(f));
     if (!o.enabled) {
       log.warn({ source: src, uri: inv.requestUri }, 'INVITE refused: outbound calls are disabled (outbound.enabled)');
-      inv.reject(403, 'Forbidden', { Warning: '399 wa-sip-bridge "outbound calls are disabled"' });
+      refuse(sipRefusal('outbound-disabled'));
       return;
     }
     const admitted = this.admission.check(inv);
     if (!admitted.ok) {
       if (admitted.status === 401) {
         log.info({ source: src, reason: admitted.reason }, 'INVITE challenged (digest authentication)');
-        inv.reject(401, 'Unauthorized', { 'WWW-Authenticate': admitted.challenge });
+        inv.reject(401, 'Unauthorized', { 'WWW-Authenticate': admitted.challenge }); // a challenge, not a refusal
       } else {
         log.warn({ source: src, uri: inv.requestUri, from: inv.from.uri, reason: admitted.reason }, 'INVITE refused (possible toll-fraud attempt)');
-        inv.reject(403, 'Forbidden', { Warning: `399 wa-sip-bridge "${admitted.warning}"` });
+        refuse(sipRefusal('not-allowed', admitted.warning));
       }
       return;
     }
     const dialed = parseDialedNumber(inv.requestUri, o.dialPrefix);
     if (!dialed.ok) {
       log.info({ uri: inv.requestUri, reason: dialed.reason }, 'INVITE refused: not a WhatsApp number');
-      inv.reject(484, 'Address Incomplete', { Warning: `399 wa-sip-bridge "${dialed.reason.replace(/["\\]/g, '')}"` });
+      refuse(sipRefusal('bad-number', dialed.reason));
       return;
     }
-    if (this.closing) {
-      inv.reject(503, 'Service Unavailable', { Warning: '399 wa-sip-bridge "bridge shutting down"' });
+    const capacity = this.admitNewCall();
+    if (!capacity.ok) {
+      log.warn({ refusal: capacity.reason, activeCalls: this.activeCalls }, `INVITE refused (${capacity.reason})`);
+      const f = sipRefusal(capacity.reason);
+      refuse(f);
+      this.emitEnded({ direction: 'outbound', waCallId: undefined, sipCallId: inv.callId, label: `refused-${capacity.reason}`, whatsapp: 'none', sip: f.status });
       return;
     }
     const phoneNumberId = this.pickPhoneNumberId(inv);
     if (!phoneNumberId) {
       log.error('no business phone number id configured for outbound calls');
-      inv.reject(503, 'Service Unavailable', { Warning: '399 wa-sip-bridge "no business number configured"' });
+      refuse(sipRefusal('no-business-number'));
       return;
     }
     const call = new OutboundCall(inv, dialed.e164, phoneNumberId, {
@@ -228,8 +281,12 @@ export class Bridge {
       permissions: this.permissions,
       log: this.deps.log,
       ringTimeoutMs: o.ringTimeoutSec * 1000,
+      limits: this.limits,
       requestPermission: o.requestPermission,
-      onWhatsAppCallId: (c, id) => this.outboundByWaId.set(id, c),
+      // A call id that arrives after the call ended (connect returned late) is not kept.
+      onWhatsAppCallId: (c, id) => {
+        if (this.outbound.get(c.opaque) === c) this.outboundByWaId.set(id, c);
+      },
       counters: this.deps.whatsappCounters,
       lostConnectGraceMs: this.deps.lostConnectGraceMs,
       onEnded: (c, plan) => {
@@ -276,12 +333,45 @@ export class Bridge {
     call.onWhatsAppTerminate(ev);
   }
 
-  /** End every call (reject/terminate on WhatsApp, CANCEL/BYE on SIP) and wait for them. */
+  /**
+   * Stop taking calls: every new call is refused (WhatsApp reject, SIP 503 with Retry-After);
+   * calls in progress carry on. Resolves when the last call ended, or after `deadlineMs`, when
+   * the calls still up are ended (`close()`).
+   */
+  async drain(deadlineMs: number): Promise<'drained' | 'deadline'> {
+    if (this.stateNow === 'running') {
+      this.stateNow = 'draining';
+      this.deps.log.info({ activeCalls: this.activeCalls, drainSec: deadlineMs / 1000 }, 'draining: new calls are refused; calls in progress carry on');
+    }
+    let off: () => void = () => undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await new Promise<'drained' | 'deadline'>((resolve) => {
+      const check = () => {
+        if (this.activeCalls === 0) resolve('drained');
+      };
+      off = this.onCallEnded(check);
+      timer = setTimeout(() => resolve('deadline'), deadlineMs);
+      check();
+    });
+    off();
+    clearTimeout(timer);
+    if (outcome === 'deadline') this.deps.log.warn({ activeCalls: this.activeCalls }, 'drain time is up: ending the calls still up');
+    await this.close();
+    return outcome;
+  }
+
+  /**
+   * End every call now (WhatsApp reject/terminate first, CANCEL/BYE on SIP without waiting for
+   * the PBX's answer) and wait for them to be released.
+   */
   async close(): Promise<void> {
-    this.closing = true;
-    await Promise.all([
-      ...[...this.calls.values()].map((c) => c.end({ kind: 'shutdown' })),
-      ...[...this.outbound.values()].map((c) => c.end({ kind: 'shutdown' })),
-    ]);
+    this.stateNow = 'stopped';
+    const calls = [...this.calls.values(), ...this.outbound.values()];
+    await Promise.all(calls.map((c) => c.end({ kind: 'shutdown' })));
+    // Every WhatsApp leg is ended. Give the PBX a moment to answer the BYEs before the SIP stack
+    // closes (a BYE is retransmitted until answered); a silent PBX does not hold the stop up.
+    await withTimeout(Promise.all(calls.map((c) => c.sipLegEnded)), BYE_GRACE_MS, () => new Error('BYE unanswered')).catch(() =>
+      this.deps.log.warn({ calls: calls.length }, 'stopping without every BYE answered'),
+    );
   }
 }

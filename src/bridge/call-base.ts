@@ -1,13 +1,27 @@
 import type { Logger } from '../util/log.js';
-import type { MediaSession } from '../media/types.js';
+import { MediaError, type MediaSession } from '../media/types.js';
+import type { WaTerminateEvent } from '../whatsapp/types.js';
 import { IllegalTransition, isLegalMove } from './call-state.js';
+import type { CommonEndCause } from './failure-map.js';
+
+/** Limits every call runs under (calls.* in the config). */
+export interface CallLimits {
+  /** End the call (both legs) this long after it started; 0 disables. */
+  maxDurationMs: number;
+  /** Abandon a media operation (offer, answer, close) that has not settled after this long. */
+  mediaOpTimeoutMs: number;
+}
+
+export const DEFAULT_CALL_LIMITS: CallLimits = { maxDurationMs: 4 * 3600_000, mediaOpTimeoutMs: 10_000 };
 
 /**
  * What an inbound and an outbound call share: one `transition()` over the call's own table,
- * the media operation in flight, and the fixed tail of every teardown (after both signalling
- * legs: the media released, the end recorded, listeners told, `ended` resolved).
+ * the media operation in flight (bounded in time), the watchdogs (the media engine's failure
+ * report, the maximum duration), WhatsApp's terminate webhook, and the fixed tail of every
+ * teardown (after both signalling legs: the media released, the end recorded, listeners told,
+ * `ended` resolved).
  */
-export abstract class BridgedCall<S extends string> {
+export abstract class BridgedCall<S extends string, C extends { kind: string }> {
   state: S;
   /** Milestone timestamps (ms, from `now`); the teardown sets `ended`. */
   abstract readonly timings: { ended?: number };
@@ -15,9 +29,12 @@ export abstract class BridgedCall<S extends string> {
   readonly ended: Promise<void>;
   private markEnded!: () => void;
   protected mediaSession: MediaSession | undefined;
-  /** The media operation in flight, awaited before the session is closed. */
+  /** The media operation in flight, awaited (at most mediaOpTimeoutMs) before the session is closed. */
   protected mediaOp: Promise<unknown> = Promise.resolve();
   protected readonly now: () => number;
+  /** Settles when the PBX answered the BYE that ended the call (or at once when none was sent). */
+  sipLegEnded: Promise<void> = Promise.resolve();
+  private maxDurationTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly transitions: Readonly<Record<S, readonly S[]>>,
@@ -25,10 +42,41 @@ export abstract class BridgedCall<S extends string> {
     private readonly final: S,
     protected log: Logger,
     now: (() => number) | undefined,
+    protected readonly limits: CallLimits = DEFAULT_CALL_LIMITS,
   ) {
     this.state = initial;
     this.now = now ?? (() => performance.now());
     this.ended = new Promise<void>((resolve) => (this.markEnded = resolve));
+    if (limits.maxDurationMs > 0) {
+      this.maxDurationTimer = setTimeout(() => {
+        this.log.warn({ maxDurationSec: limits.maxDurationMs / 1000 }, 'maximum call duration reached; ending both legs');
+        void this.end({ kind: 'max-duration' });
+      }, limits.maxDurationMs);
+      this.maxDurationTimer.unref();
+    }
+  }
+
+  /** End the call with `cause`. Idempotent: the first cause wins. */
+  abstract end(cause: C | CommonEndCause): Promise<void>;
+
+  /** WhatsApp's terminate webhook for this call. */
+  onWhatsAppTerminate(ev: WaTerminateEvent): void {
+    const errorCode = ev.errors[0]?.code;
+    this.log.info({ status: ev.status, errorCode, durationSec: ev.durationSec }, 'WhatsApp ended the call');
+    void this.end({ kind: 'wa-terminate', status: ev.status, ...(errorCode !== undefined ? { errorCode } : {}) });
+  }
+
+  /**
+   * Take the call's media session, and watch it: a failure the engine reports on its own
+   * (WebRTC failed, no media from WhatsApp, engine dead) ends both legs.
+   */
+  protected adoptSession(session: MediaSession): MediaSession {
+    this.mediaSession = session;
+    session.onFailure((failure) => {
+      this.log.warn({ failure: failure.kind, detail: failure.detail }, 'media failed; ending both legs');
+      void this.end({ kind: 'media-failure', failure });
+    });
+    return session;
   }
 
   protected transition(next: S): void {
@@ -42,19 +90,30 @@ export abstract class BridgedCall<S extends string> {
     this.state = next;
   }
 
-  /** Remember a media operation, so that teardown waits for it before closing the session. */
-  protected track<T>(p: Promise<T>): Promise<T> {
-    this.mediaOp = p;
-    return p;
+  /**
+   * Remember a media operation, so that teardown waits for it before closing the session. One
+   * that has not settled after mediaOpTimeoutMs is abandoned: it rejects with a MediaError, and
+   * a teardown waiting for it goes on.
+   */
+  protected track<T>(p: Promise<T>, what = 'media operation'): Promise<T> {
+    const bounded = withTimeout(p, this.limits.mediaOpTimeoutMs, () => new MediaError(`${what} did not settle within ${this.limits.mediaOpTimeoutMs} ms; abandoned`, this.mediaSession?.callId ?? 'media', 'timeout'));
+    this.mediaOp = bounded;
+    return bounded;
   }
 
   /**
-   * The end of every teardown: release the media, record when the call ended (duration from
-   * `startedAt`), tell the listener (guarded: it cannot break the teardown), resolve `ended`.
+   * The end of every teardown: release the media (each step bounded in time), record when the
+   * call ended (duration from `startedAt`), tell the listener (guarded: it cannot break the
+   * teardown), resolve `ended`.
    */
   protected async finishTeardown(log: Logger, startedAt: number, notify: () => void): Promise<void> {
+    clearTimeout(this.maxDurationTimer);
     await this.mediaOp.catch(() => undefined);
-    await this.mediaSession?.close();
+    if (this.mediaSession) {
+      await withTimeout(this.mediaSession.close(), this.limits.mediaOpTimeoutMs, () => new Error('media session close timed out')).catch((err) =>
+        log.warn({ err: (err as Error).message }, 'media session did not close in time; abandoned'),
+      );
+    }
     this.timings.ended = this.now();
     this.transition(this.final);
     log.info({ durationMs: roundMs(this.timings.ended - startedAt) }, 'call ended');
@@ -65,6 +124,16 @@ export abstract class BridgedCall<S extends string> {
     }
     this.markEnded();
   }
+}
+
+/** `p`, or a rejection with `onTimeout()` once `ms` passed first. The timer never holds the process. */
+export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+    timer.unref();
+  });
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
 /** Milliseconds to one decimal, for log lines. */

@@ -65,8 +65,7 @@ export class IllegalTransition extends Error {
  * - answering:  WhatsApp's SDP answer arrived (connect webhook); 200 OK sent, waiting for ACK.
  * - active:     both legs up.
  */
-export const OUTBOUND_STATES = ['new', 'checking', 'connecting', 'ringing', 'answering', 'active', 'ending', 'ended'] as const;
-export type OutboundState = (typeof OUTBOUND_STATES)[number];
+export type OutboundState = 'new' | 'checking' | 'connecting' | 'ringing' | 'answering' | 'active' | 'ending' | 'ended';
 
 export const OUTBOUND_TRANSITIONS: Readonly<Record<OutboundState, readonly OutboundState[]>> = {
   new: ['checking', 'ending'],

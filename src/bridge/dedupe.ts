@@ -7,6 +7,8 @@ export class ExpiringSet {
   constructor(
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
+    /** Most keys held; past it the oldest key is forgotten first (bounded memory under a flood). */
+    private readonly maxKeys = Infinity,
   ) {}
 
   /** Adds `key`; returns false when it was already there (a duplicate). */
@@ -14,6 +16,7 @@ export class ExpiringSet {
     this.purge();
     if (this.seen.has(key)) return false;
     this.seen.set(key, this.now() + this.ttlMs);
+    if (this.seen.size > this.maxKeys) this.seen.delete(this.seen.keys().next().value!);
     return true;
   }
 

@@ -1,4 +1,22 @@
+import type { MediaFailure, MediaFailureKind } from '../media/types.js';
 import type { GraphApiError } from '../whatsapp/types.js';
+import { describeWaError, SDP_VALIDATION_SUBCODE, WA_ERROR, WA_UNREACHABLE_SIP } from '../whatsapp/errors.js';
+
+/** WhatsApp's terminate webhook: the user hung up, gave up, or the call failed. */
+export type WaTerminateCause = { kind: 'wa-terminate'; status: string; errorCode?: number };
+/** The media engine reported, on its own, that the call's media failed (MediaSession.onFailure). */
+export type MediaFailureCause = { kind: 'media-failure'; failure: MediaFailure };
+/** The call reached calls.maxDurationSec. */
+export type MaxDurationCause = { kind: 'max-duration' };
+/** Causes both call directions share; `BridgedCall` raises them. */
+export type CommonEndCause = WaTerminateCause | MediaFailureCause | MaxDurationCause;
+
+/** A media failure's label: what the logs, the call record and the Reason header name. */
+const MEDIA_FAILURE_LABEL: Readonly<Record<MediaFailureKind, string>> = {
+  'webrtc-failed': 'whatsapp-webrtc-failed',
+  'whatsapp-media-timeout': 'whatsapp-media-timeout',
+  'engine-dead': 'media-engine-dead',
+};
 
 /**
  * Why a call ends. Every path that ends a call names one of these; `planTeardown` turns it,
@@ -10,8 +28,7 @@ export type EndCause =
   | { kind: 'pbx-final'; status: number; reason: string }
   /** The PBX hung up an answered call. */
   | { kind: 'pbx-bye' }
-  /** WhatsApp's terminate webhook: the user hung up, gave up, or the call failed. */
-  | { kind: 'wa-terminate'; status: string; errorCode?: number }
+  | CommonEndCause
   /** A Graph API call failed (pre_accept, accept). */
   | { kind: 'wa-api-error'; action: string; error: GraphApiError | Error }
   /** The media engine failed (rtpengine down, SDP refused). */
@@ -69,6 +86,8 @@ const ORIGIN: { [K in EndCause['kind']]: { gone: 'whatsapp' | 'sip' | 'neither';
   'wa-terminate': { gone: 'whatsapp', label: (c) => (c.status === 'FAILED' ? 'whatsapp-failed' : 'caller-hung-up') },
   'wa-api-error': { gone: 'neither', label: (c) => `whatsapp-${c.action}-failed` },
   'media-error': { gone: 'neither', label: () => 'media-failed' },
+  'media-failure': { gone: 'neither', label: (c) => MEDIA_FAILURE_LABEL[c.failure.kind] },
+  'max-duration': { gone: 'neither', label: () => 'max-duration' },
   'ring-timeout': { gone: 'neither', label: () => 'ring-timeout' },
   shutdown: { gone: 'neither', label: () => 'shutdown' },
   'internal-error': { gone: 'neither', label: () => 'internal-error' },
@@ -97,8 +116,8 @@ export type OutboundEndCause =
   | { kind: 'pbx-bye' }
   /** WhatsApp's RINGING → REJECTED: the user declined. */
   | { kind: 'wa-rejected' }
-  /** WhatsApp's terminate webhook (with the first error code, on FAILED). */
-  | { kind: 'wa-terminate'; status: string; errorCode?: number }
+  /** WhatsApp's terminate webhook (with the first error code, on FAILED), media failure, max duration. */
+  | CommonEndCause
   /** Graph refused `connect` (or another action) with a Graph error code (0: no answer at all). */
   | { kind: 'wa-api-error'; action: string; code: number; subcode?: number; message: string }
   /** The permission check said the business may not call this user. */
@@ -114,6 +133,8 @@ export interface SipFinal {
   reason: string;
   /** `Warning: 399 <agent> "<text>"` (RFC 3261 section 20.43): what a desk phone can show. */
   warning: string;
+  /** Seconds for a Retry-After header (503 refusals). */
+  retryAfterSec?: number;
 }
 
 export interface OutboundTeardownPlan {
@@ -123,33 +144,19 @@ export interface OutboundTeardownPlan {
 }
 
 /**
- * WhatsApp calling error codes → the SIP final response the agent's phone gets. A PBX shows
- * 403/404/480/486/503 sensibly; the Warning text names the WhatsApp cause.
+ * A WhatsApp error code → the SIP final response the agent's phone gets, from the one table of
+ * WhatsApp codes (whatsapp/errors.ts). Code 100 is split by its subcode: an SDP Meta refused
+ * is 488, any other invalid parameter 500. Code 0 means Graph gave no answer at all.
  */
-const WA_ERROR_TO_SIP: ReadonlyArray<{ codes: readonly number[]; status: number; reason: string; text: string; label: string }> = [
-  { codes: [138006], status: 403, reason: 'Forbidden', text: 'no WhatsApp call permission from this user', label: 'wa-no-permission' },
-  { codes: [138001], status: 404, reason: 'Not Found', text: 'this number cannot receive WhatsApp calls', label: 'wa-uncallable' },
-  { codes: [138012], status: 403, reason: 'Forbidden', text: 'daily limit of calls to this user reached', label: 'wa-user-daily-limit' },
-  { codes: [138013], status: 403, reason: 'Forbidden', text: 'business-initiated calls unavailable in this country', label: 'wa-country' },
-  { codes: [138000, 138014, 138015, 138018, 131055], status: 403, reason: 'Forbidden', text: 'calling not enabled for this business number', label: 'wa-calling-disabled' },
-  { codes: [138002], status: 503, reason: 'Service Unavailable', text: 'too many concurrent WhatsApp calls', label: 'wa-concurrency-limit' },
-  { codes: [138005, 613], status: 503, reason: 'Service Unavailable', text: 'WhatsApp call rate limit reached', label: 'wa-rate-limit' },
-  { codes: [138003], status: 486, reason: 'Busy Here', text: 'a call to this user is already in progress', label: 'wa-duplicate-call' },
-  { codes: [138007], status: 408, reason: 'Request Timeout', text: 'WhatsApp connect timeout', label: 'wa-connect-timeout' },
-  { codes: [138021, 138022, 138023], status: 480, reason: 'Temporarily Unavailable', text: 'WhatsApp media failed', label: 'wa-media-timeout' },
-  { codes: [190], status: 503, reason: 'Service Unavailable', text: 'bridge cannot authenticate to WhatsApp', label: 'wa-auth' },
-  { codes: [0], status: 503, reason: 'Service Unavailable', text: 'WhatsApp API unreachable', label: 'wa-unreachable' },
-];
-
 export function waErrorToSip(code: number | undefined, subcode?: number): { final: SipFinal; label: string } {
-  if (code === 100) {
-    const sdp = subcode === 2494010;
+  if (code === WA_ERROR.invalidParameter) {
+    const sdp = subcode === SDP_VALIDATION_SUBCODE;
     return {
-      final: { status: sdp ? 488 : 500, reason: sdp ? 'Not Acceptable Here' : 'Server Internal Error', warning: `WhatsApp 100: ${sdp ? 'SDP refused' : 'invalid parameter'}` },
+      final: { status: sdp ? 488 : 500, reason: sdp ? 'Not Acceptable Here' : 'Server Internal Error', warning: `WhatsApp ${code}: ${sdp ? 'SDP refused' : 'invalid parameter'}` },
       label: sdp ? 'wa-sdp-refused' : 'wa-invalid-parameter',
     };
   }
-  const row = code === undefined ? undefined : WA_ERROR_TO_SIP.find((r) => r.codes.includes(code));
+  const row = code === undefined ? undefined : code === 0 ? WA_UNREACHABLE_SIP : describeWaError(code)?.sip;
   if (!row) {
     return { final: { status: 480, reason: 'Temporarily Unavailable', warning: code === undefined ? 'WhatsApp call failed' : `WhatsApp ${code}: call failed` }, label: 'wa-failed' };
   }
@@ -198,10 +205,14 @@ export function planOutboundTeardown(cause: OutboundEndCause, legs: { whatsappCa
     case 'no-permission':
       return bridgeEnds(
         'wa-no-permission',
-        final(403, 'Forbidden', `WhatsApp 138006: no call permission from this user${cause.permissionRequested ? '; a permission request was sent' : ''}`),
+        final(403, 'Forbidden', `WhatsApp ${WA_ERROR.noPermission}: no call permission from this user${cause.permissionRequested ? '; a permission request was sent' : ''}`),
       );
     case 'media-error':
       return bridgeEnds('media-failed', cause.beforeConnect ? final(488, 'Not Acceptable Here', `media: ${cause.message}`) : final(500, 'Server Internal Error', `media: ${cause.message}`));
+    case 'media-failure':
+      return bridgeEnds(MEDIA_FAILURE_LABEL[cause.failure.kind], final(480, 'Temporarily Unavailable', `media: ${cause.failure.detail}`));
+    case 'max-duration':
+      return bridgeEnds('max-duration', final(480, 'Temporarily Unavailable', 'maximum call duration reached'));
     case 'ring-timeout':
       return bridgeEnds('no-answer', final(480, 'Temporarily Unavailable', 'WhatsApp: no answer'));
     case 'shutdown':
@@ -209,4 +220,56 @@ export function planOutboundTeardown(cause: OutboundEndCause, legs: { whatsappCa
     case 'internal-error':
       return bridgeEnds('internal-error', final(500, 'Server Internal Error', 'bridge error'));
   }
+}
+
+// ---- what the SIP leg is told -----------------------------------------------------------------
+
+/**
+ * The Q.850 cause (RFC 3326 `Reason: Q.850;cause=N`) a BYE or CANCEL carries for a teardown
+ * label: a PBX records it as the hang-up cause (Asterisk's HANGUPCAUSE). 16 normal clearing,
+ * 19 no answer, 41 temporary failure, 102 recovery on timer expiry; the text names the label.
+ */
+const Q850: ReadonlyArray<{ labels: readonly string[]; cause: number }> = [
+  { labels: ['caller-hung-up', 'user-hung-up', 'agent-hung-up', 'agent-cancelled'], cause: 16 },
+  { labels: ['ring-timeout', 'no-answer'], cause: 19 },
+  { labels: ['max-duration'], cause: 102 },
+];
+
+/** The `Reason` header value for a BYE or CANCEL that ends a call with `label`. */
+export function sipReasonHeader(label: string): string {
+  const cause = Q850.find((r) => r.labels.includes(label))?.cause ?? 41;
+  return `Q.850;cause=${cause};text="${label.replace(/["\\]/g, '')}"`;
+}
+
+/**
+ * Why the bridge refuses a new INVITE from the PBX before any call exists. Every refusal names
+ * its cause in a Warning (RFC 3261 section 20.43); the 503s carry Retry-After (section 21.5.4)
+ * so the PBX tries another route or comes back later.
+ */
+export type RefusalKind = 'outbound-disabled' | 'not-allowed' | 'bad-number' | 'draining' | 'no-business-number' | 'over-capacity' | 'setup-rate';
+
+const REFUSALS: Readonly<Record<RefusalKind, { status: number; reason: string; text: string; retryAfterSec?: number }>> = {
+  'outbound-disabled': { status: 403, reason: 'Forbidden', text: 'outbound calls are disabled' },
+  'not-allowed': { status: 403, reason: 'Forbidden', text: 'not allowed to place calls' },
+  'bad-number': { status: 484, reason: 'Address Incomplete', text: 'not a WhatsApp number' },
+  draining: { status: 503, reason: 'Service Unavailable', text: 'bridge shutting down', retryAfterSec: 30 },
+  'no-business-number': { status: 503, reason: 'Service Unavailable', text: 'no business number configured' },
+  'over-capacity': { status: 503, reason: 'Service Unavailable', text: 'bridge at its concurrent call limit', retryAfterSec: 5 },
+  'setup-rate': { status: 503, reason: 'Service Unavailable', text: 'bridge at its call set-up rate limit', retryAfterSec: 1 },
+};
+
+/** The final response refusing an INVITE; `detail` (e.g. why a number is invalid) replaces the stock text. */
+export function sipRefusal(kind: RefusalKind, detail?: string): SipFinal {
+  const r = REFUSALS[kind];
+  return { status: r.status, reason: r.reason, warning: detail ?? r.text, ...(r.retryAfterSec !== undefined ? { retryAfterSec: r.retryAfterSec } : {}) };
+}
+
+/** The headers of a final response: Warning (what a desk phone shows), Reason, Retry-After. */
+export function sipFinalHeaders(f: SipFinal): Record<string, string> {
+  const text = f.warning.replace(/["\\]/g, '');
+  return {
+    Warning: `399 wa-sip-bridge "${text}"`,
+    Reason: `SIP;cause=${f.status};text="${text}"`,
+    ...(f.retryAfterSec !== undefined ? { 'Retry-After': String(f.retryAfterSec) } : {}),
+  };
 }

@@ -3,10 +3,10 @@ import { MediaError, type MediaEngine } from '../media/types.js';
 import { followPbxHold } from './hold.js';
 import type { OutgoingCall, SipDialog, SipStack, InviteProgress } from '../sip/types.js';
 import { SipFailure } from '../sip/types.js';
-import type { WaConnectEvent, WaTerminateEvent, WhatsAppCallsApi } from '../whatsapp/types.js';
-import { BridgedCall, roundMs as round } from './call-base.js';
+import type { WaConnectEvent, WhatsAppCallsApi } from '../whatsapp/types.js';
+import { BridgedCall, roundMs as round, type CallLimits } from './call-base.js';
 import { TRANSITIONS, type CallState } from './call-state.js';
-import { planTeardown, type EndCause, type TeardownPlan } from './failure-map.js';
+import { planTeardown, sipReasonHeader, type EndCause, type TeardownPlan } from './failure-map.js';
 import type { RouteDecision } from './routing.js';
 
 export interface InboundCallDeps {
@@ -21,6 +21,8 @@ export interface InboundCallDeps {
   onEnded: (call: InboundCall, plan: TeardownPlan) => void;
   /** Timing marks for measurements (webhook → INVITE, 200 OK → accept). */
   now?: () => number;
+  /** Maximum duration and media operation timeout (defaults: 4 h, 10 s). */
+  limits?: CallLimits;
 }
 
 /** Timestamps (ms, from deps.now) of the call's milestones, for logs and measurements. */
@@ -40,7 +42,7 @@ export interface CallTimings {
  * → `accept` with the same SDP. Deviation: the ACK is not held back until `accept` returns,
  * so the PBX never retransmits its 200; if `accept` fails the PBX gets a BYE instead.
  */
-export class InboundCall extends BridgedCall<CallState> {
+export class InboundCall extends BridgedCall<CallState, EndCause> {
   readonly waCallId: string;
   readonly phoneNumberId: string;
   sipCallId: string | undefined;
@@ -60,7 +62,7 @@ export class InboundCall extends BridgedCall<CallState> {
     private readonly routeDecision: RouteDecision,
     private readonly deps: InboundCallDeps,
   ) {
-    super(TRANSITIONS, 'new', 'ended', deps.log.child({ waCallId: event.callId, direction: 'inbound' }), deps.now);
+    super(TRANSITIONS, 'new', 'ended', deps.log.child({ waCallId: event.callId, direction: 'inbound' }), deps.now, deps.limits);
     this.waCallId = event.callId;
     this.phoneNumberId = event.phoneNumberId;
     this.timings = { connectReceived: this.now() };
@@ -85,9 +87,8 @@ export class InboundCall extends BridgedCall<CallState> {
     );
     this.ringTimer = setTimeout(() => void this.end({ kind: 'ring-timeout' }), this.deps.ringTimeoutMs);
 
-    const session = this.deps.media.createSession(ev.callId);
-    this.mediaSession = session;
-    const plainOffer = await this.track(session.offerFromWhatsApp(ev.sdp));
+    const session = this.adoptSession(this.deps.media.createSession(ev.callId));
+    const plainOffer = await this.track(session.offerFromWhatsApp(ev.sdp), 'media offer');
     if (this.ending) return;
 
     this.transition('inviting');
@@ -133,7 +134,7 @@ export class InboundCall extends BridgedCall<CallState> {
     if (this.earlySdp !== undefined && this.earlySdp !== pbxSdp) {
       // The 200's SDP differs from the 183's: tell the media engine where the PBX really is.
       // WhatsApp gets the pre_accept SDP again (accept must repeat it).
-      const again = await this.track(session.answerFromPbx(pbxSdp));
+      const again = await this.track(session.answerFromPbx(pbxSdp), 'media answer');
       if (again !== waSdp) this.log.warn('media answer changed after 200 OK; WhatsApp keeps the pre_accept SDP');
     }
     this.acceptSent = true;
@@ -164,7 +165,7 @@ export class InboundCall extends BridgedCall<CallState> {
   private ensurePreAccepted(pbxSdp: string): Promise<string> {
     this.preAccept ??= (async () => {
       if (this.earlySdp === undefined) this.earlySdp = pbxSdp;
-      const waSdp = await this.track(this.mediaSession!.answerFromPbx(pbxSdp));
+      const waSdp = await this.track(this.mediaSession!.answerFromPbx(pbxSdp), 'media answer');
       if (this.ending) return waSdp;
       await this.waCall('pre_accept', () => this.deps.whatsapp.preAccept(this.phoneNumberId, this.waCallId, waSdp));
       if (!this.ending && (this.state === 'inviting' || this.state === 'ringing')) this.transition('early');
@@ -173,16 +174,10 @@ export class InboundCall extends BridgedCall<CallState> {
     return this.preAccept;
   }
 
-  /** WhatsApp's terminate webhook for this call. */
-  onWhatsAppTerminate(ev: WaTerminateEvent): void {
-    const errorCode = ev.errors[0]?.code;
-    this.log.info({ status: ev.status, errorCode, durationSec: ev.durationSec }, 'WhatsApp ended the call');
-    void this.end({ kind: 'wa-terminate', status: ev.status, ...(errorCode !== undefined ? { errorCode } : {}) });
-  }
-
   /**
    * End the call. Idempotent: the first cause wins; later calls wait for the same teardown.
-   * Fixed order: timers, the SIP leg, the WhatsApp leg, the media session.
+   * Fixed order: timers, the WhatsApp leg and the SIP leg together (the WhatsApp action is not
+   * held back by the PBX's answer to BYE, which can take 32 s), the media session.
    */
   end(cause: EndCause): Promise<void> {
     if (this.ending) return this.ending;
@@ -199,20 +194,21 @@ export class InboundCall extends BridgedCall<CallState> {
 
   private async teardown(plan: TeardownPlan): Promise<void> {
     const log = this.log.child({ cause: plan.label });
-    log.info({ whatsapp: plan.whatsapp, sip: plan.sip }, 'ending call');
+    const c = this.endCause;
+    log.info({ whatsapp: plan.whatsapp, sip: plan.sip, ...(c?.kind === 'media-failure' ? { detail: c.failure.detail } : {}) }, 'ending call');
     clearTimeout(this.ringTimer);
+    const whatsapp = (async () => {
+      if (plan.whatsapp === 'reject') await this.deps.whatsapp.reject(this.phoneNumberId, this.waCallId);
+      else if (plan.whatsapp === 'terminate') await this.deps.whatsapp.terminate(this.phoneNumberId, this.waCallId);
+    })().catch((err) => log.warn({ err }, `WhatsApp ${plan.whatsapp} failed`));
     try {
-      if (plan.sip === 'cancel') this.outgoing?.cancel(plan.label);
-      else if (plan.sip === 'bye') await this.dialog?.bye();
+      // Sent now; the dialog layer retransmits and logs the PBX's answer. Not awaited.
+      if (plan.sip === 'cancel') this.outgoing?.cancel(sipReasonHeader(plan.label));
+      else if (plan.sip === 'bye') this.sipLegEnded = this.dialog?.bye(sipReasonHeader(plan.label)) ?? Promise.resolve();
     } catch (err) {
       log.warn({ err }, 'ending the SIP leg failed');
     }
-    try {
-      if (plan.whatsapp === 'reject') await this.deps.whatsapp.reject(this.phoneNumberId, this.waCallId);
-      else if (plan.whatsapp === 'terminate') await this.deps.whatsapp.terminate(this.phoneNumberId, this.waCallId);
-    } catch (err) {
-      log.warn({ err }, `WhatsApp ${plan.whatsapp} failed`);
-    }
+    await whatsapp;
     await this.finishTeardown(log, this.timings.connectReceived, () => this.deps.onEnded(this, plan));
   }
 

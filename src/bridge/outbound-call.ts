@@ -7,13 +7,13 @@ import {
   GraphApiError,
   type WaConnectEvent,
   type WaStatusEvent,
-  type WaTerminateEvent,
   type WhatsAppCallingApi,
 } from '../whatsapp/types.js';
 import type { WhatsAppCounters } from '../whatsapp/counters.js';
-import { BridgedCall, roundMs as round } from './call-base.js';
+import { WA_ERROR } from '../whatsapp/errors.js';
+import { BridgedCall, roundMs as round, type CallLimits } from './call-base.js';
 import { OUTBOUND_TRANSITIONS, type OutboundState } from './call-state.js';
-import { planOutboundTeardown, type OutboundEndCause, type OutboundTeardownPlan } from './failure-map.js';
+import { planOutboundTeardown, sipFinalHeaders, sipReasonHeader, type OutboundEndCause, type OutboundTeardownPlan } from './failure-map.js';
 import type { PermissionCache } from './permissions.js';
 import { carryOnAfterLostConnect } from './connect-reconciler.js';
 
@@ -31,6 +31,8 @@ export interface OutboundCallDeps {
   counters?: WhatsAppCounters | undefined;
   /** How long to wait for a webhook naming the call after a connect whose answer was lost. */
   lostConnectGraceMs?: number | undefined;
+  /** Maximum duration and media operation timeout (defaults: 4 h, 10 s). */
+  limits?: CallLimits;
 }
 
 export interface OutboundTimings {
@@ -49,7 +51,7 @@ export interface OutboundTimings {
  * status → 180 → connect webhook with WhatsApp's SDP answer → media answer → 200 OK → ACK.
  * No `accept` is sent for business-initiated calls.
  */
-export class OutboundCall extends BridgedCall<OutboundState> {
+export class OutboundCall extends BridgedCall<OutboundState, OutboundEndCause> {
   /** Echoed by WhatsApp in every webhook of the call: finds it before `connect` returns. */
   readonly opaque = `wa-sip-bridge:${randomUUID()}`;
   waCallId: string | undefined;
@@ -67,7 +69,7 @@ export class OutboundCall extends BridgedCall<OutboundState> {
     readonly phoneNumberId: string,
     private readonly deps: OutboundCallDeps,
   ) {
-    super(OUTBOUND_TRANSITIONS, 'new', 'ended', deps.log.child({ sipCallId: invite.callId, direction: 'outbound', to }), deps.now);
+    super(OUTBOUND_TRANSITIONS, 'new', 'ended', deps.log.child({ sipCallId: invite.callId, direction: 'outbound', to }), deps.now, deps.limits);
     this.timings = { inviteReceived: this.now() };
     invite.onCancel(() => void this.end({ kind: 'pbx-cancel' }));
   }
@@ -101,8 +103,8 @@ export class OutboundCall extends BridgedCall<OutboundState> {
     this.transition('connecting');
     const plainOffer = this.invite.sdp;
     if (!plainOffer) throw new MediaError('INVITE without SDP (late offer) is not supported', this.deps.media.name, 'no-offer');
-    this.mediaSession = this.deps.media.createSession(`out-${this.invite.callId}`);
-    const offer = await this.track(this.mediaSession.offerFromPbx(plainOffer));
+    const session = this.adoptSession(this.deps.media.createSession(`out-${this.invite.callId}`));
+    const offer = await this.track(session.offerFromPbx(plainOffer), 'media offer');
     if (this.ending) return;
 
     this.ringTimer = setTimeout(() => void this.end({ kind: 'ring-timeout' }), this.deps.ringTimeoutMs);
@@ -157,7 +159,7 @@ export class OutboundCall extends BridgedCall<OutboundState> {
   private async answer(waSdp: string): Promise<void> {
     this.timings.answerReceived = this.now();
     if (this.state === 'connecting' || this.state === 'ringing') this.transition('answering');
-    const plainAnswer = await this.track(this.mediaSession!.answerFromWhatsApp(waSdp));
+    const plainAnswer = await this.track(this.mediaSession!.answerFromWhatsApp(waSdp), 'media answer');
     if (this.ending) return;
     this.timings.okSent = this.now();
     this.log.info({ answerTo200Ms: round(this.timings.okSent - this.timings.answerReceived) }, '200 OK sent to the PBX');
@@ -175,12 +177,6 @@ export class OutboundCall extends BridgedCall<OutboundState> {
     this.log.info('call answered; both legs up');
   }
 
-  onWhatsAppTerminate(ev: WaTerminateEvent): void {
-    const errorCode = ev.errors[0]?.code;
-    this.log.info({ status: ev.status, errorCode, durationSec: ev.durationSec }, 'WhatsApp ended the call');
-    void this.end({ kind: 'wa-terminate', status: ev.status, ...(errorCode !== undefined ? { errorCode } : {}) });
-  }
-
   end(cause: OutboundEndCause): Promise<void> {
     if (this.ending) return this.ending;
     const plan = planOutboundTeardown(cause, { whatsappCallStarted: this.waCallId !== undefined, sip: this.dialog ? 'confirmed' : 'proceeding' });
@@ -194,20 +190,19 @@ export class OutboundCall extends BridgedCall<OutboundState> {
     const log = this.log.child({ cause: plan.label });
     log.info({ whatsapp: plan.whatsapp, sip: plan.sip.kind === 'final' ? plan.sip.final.status : plan.sip.kind }, 'ending call');
     clearTimeout(this.ringTimer);
+    const waCallId = this.waCallId;
+    const whatsapp =
+      plan.whatsapp === 'terminate' && waCallId
+        ? this.deps.whatsapp.terminate(this.phoneNumberId, waCallId).catch((err) => log.warn({ err }, 'WhatsApp terminate failed'))
+        : Promise.resolve();
     try {
-      if (plan.sip.kind === 'final') {
-        const f = plan.sip.final;
-        this.invite.reject(f.status, f.reason, {
-          Warning: `399 wa-sip-bridge "${f.warning.replace(/["\\]/g, '')}"`,
-          Reason: `SIP;cause=${f.status};text="${f.warning.replace(/["\\]/g, '')}"`,
-        });
-      } else if (plan.sip.kind === 'bye') await this.dialog?.bye();
+      // Sent now; the PBX's answer to a BYE is not waited for (the dialog layer logs it).
+      if (plan.sip.kind === 'final') this.invite.reject(plan.sip.final.status, plan.sip.final.reason, sipFinalHeaders(plan.sip.final));
+      else if (plan.sip.kind === 'bye') this.sipLegEnded = this.dialog?.bye(sipReasonHeader(plan.label)) ?? Promise.resolve();
     } catch (err) {
       log.warn({ err }, 'ending the SIP leg failed');
     }
-    if (plan.whatsapp === 'terminate' && this.waCallId) {
-      await this.deps.whatsapp.terminate(this.phoneNumberId, this.waCallId).catch((err) => log.warn({ err }, 'WhatsApp terminate failed'));
-    }
+    await whatsapp;
     await this.finishTeardown(log, this.timings.inviteReceived, () => this.deps.onEnded(this, plan));
   }
 
@@ -227,7 +222,7 @@ export class OutboundCall extends BridgedCall<OutboundState> {
     if (err instanceof ConnectFailed) {
       const e = err.error;
       if (e instanceof GraphApiError) {
-        if (e.code === 138006) this.deps.permissions.invalidate(this.phoneNumberId, this.to);
+        if (e.code === WA_ERROR.noPermission) this.deps.permissions.invalidate(this.phoneNumberId, this.to);
         return { kind: 'wa-api-error', action: 'connect', code: e.code, ...(e.subcode !== undefined ? { subcode: e.subcode } : {}), message: e.message };
       }
       return { kind: 'wa-api-error', action: 'connect', code: 0, message: e.message };

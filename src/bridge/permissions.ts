@@ -23,7 +23,22 @@ export class PermissionCache {
     private readonly ttlMs: number,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** Most users remembered; past it the oldest entry goes first. Expired entries go on every write. */
+    private readonly maxEntries = 10_000,
   ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Store an answer: expired entries are dropped, and the oldest when the cache is full. */
+  private put(key: string, value: { answer: PermissionAnswer; expires: number }): void {
+    const t = this.now();
+    for (const [k, e] of this.entries) if (e.expires <= t) this.entries.delete(k);
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
 
   async check(phoneNumberId: string, waId: string): Promise<PermissionAnswer> {
     const key = `${phoneNumberId}:${waId}`;
@@ -32,7 +47,7 @@ export class PermissionCache {
     try {
       const p = await this.api.getCallPermissions(phoneNumberId, waId);
       const answer: PermissionAnswer = { canStartCall: p.canStartCall, canRequestPermission: p.canRequestPermission, status: p.status, source: 'graph' };
-      if (this.ttlMs > 0) this.entries.set(key, { answer, expires: this.now() + this.ttlMs });
+      if (this.ttlMs > 0) this.put(key, { answer, expires: this.now() + this.ttlMs });
       return answer;
     } catch (err) {
       this.log.warn({ err, waId }, 'call permission look-up failed; trying the call anyway');
@@ -50,7 +65,7 @@ export class PermissionCache {
       source: 'reply-webhook',
     };
     const until = accepted && ev.expiresAt ? Math.min(ev.expiresAt * 1000, this.now() + this.ttlMs) : this.now() + this.ttlMs;
-    this.entries.set(`${ev.phoneNumberId}:${ev.userWaId}`, { answer, expires: until });
+    this.put(`${ev.phoneNumberId}:${ev.userWaId}`, { answer, expires: until });
   }
 
   /** Forget what we know (after `connect` said 138006 despite a positive answer). */

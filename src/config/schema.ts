@@ -193,8 +193,27 @@ export const configSchema = z.object({
        * for a caller who is gone, even if WhatsApp's terminate webhook is lost.
        */
       ringTimeoutSec: z.number().positive().max(120).default(45),
+      /** End both legs of any call this long after it started (a leg orphaned by a crash ends too); 0: no limit. */
+      maxDurationSec: z.number().min(0).default(4 * 3600),
+      /** Abandon a media operation (offer, answer, close) that has not settled after this long, so teardown always finishes. */
+      mediaOpTimeoutSec: z.number().positive().max(120).default(10),
+      /**
+       * Most calls at once, both directions; beyond it new calls are refused (WhatsApp reject,
+       * SIP 503). Default: the media engine's measured ceiling (embedded: 15 per CPU core, about
+       * 30 on 2 cores; rtpengine: 1000).
+       */
+      maxConcurrent: z.number().int().positive().optional(),
+      /** Most new calls (both directions) set up per second; beyond it new calls are refused the same way. */
+      maxSetupsPerSec: z.number().positive().default(10),
     })
-    .default({ ringTimeoutSec: 45 }),
+    .default({ ringTimeoutSec: 45, maxDurationSec: 4 * 3600, mediaOpTimeoutSec: 10, maxSetupsPerSec: 10 }),
+  /** Stopping: the first SIGTERM/SIGINT drains (no new calls, calls in progress carry on), a second one ends every call at once. */
+  shutdown: z
+    .object({
+      /** How long calls in progress may carry on after the first signal before both legs are ended. */
+      drainSec: z.number().min(0).default(300),
+    })
+    .default({ drainSec: 300 }),
   /** Agents dialling WhatsApp users: the PBX sends INVITEs to the bridge. */
   outbound: z
     .object({

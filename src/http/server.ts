@@ -3,13 +3,19 @@ import type { Logger } from '../util/log.js';
 import { registerWebhookRoutes, type WebhookRouteDeps } from './webhook-route.js';
 
 export interface HttpDeps extends WebhookRouteDeps {
-  /** Health details; `ok: false` answers 503. */
+  /** Liveness (`/healthz`): the process serves. `ok: false` answers 503. */
   health: () => Promise<{ ok: boolean; [k: string]: unknown }>;
+  /**
+   * Readiness (`/readyz`): whether a new call would be taken now (media engine, SIP listeners,
+   * not draining), each reason named. `ready: false` answers 503. Without it, `/readyz` answers
+   * as `/healthz` does.
+   */
+  ready?: () => Promise<{ ready: boolean; [k: string]: unknown }>;
 }
 
 /**
  * The HTTP face of the bridge: WhatsApp's webhook (Meta's subscription handshake, signed POSTs)
- * and a health check. Webhooks are verified over the raw bytes, acknowledged at once, and
+ * and liveness/readiness checks. Webhooks are verified over the raw bytes, acknowledged at once, and
  * processed after the response (Meta retries anything slow or non-2xx).
  */
 export function createHttpServer(deps: HttpDeps) {
@@ -21,6 +27,15 @@ export function createHttpServer(deps: HttpDeps) {
   app.get('/healthz', async (_req, reply) => {
     const h = await deps.health();
     return reply.code(h.ok ? 200 : 503).send(h);
+  });
+
+  app.get('/readyz', async (_req, reply) => {
+    if (!deps.ready) {
+      const h = await deps.health();
+      return reply.code(h.ok ? 200 : 503).send(h);
+    }
+    const r = await deps.ready();
+    return reply.code(r.ready ? 200 : 503).send(r);
   });
 
   registerWebhookRoutes(app, deps);

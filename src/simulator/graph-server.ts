@@ -44,6 +44,7 @@ import type { Logger } from 'pino';
 import { FaultBook, faultError, type GraphFault } from './graph-faults.js';
 
 export type { GraphFault } from './graph-faults.js';
+import { SDP_VALIDATION_SUBCODE, WA_ERROR } from '../whatsapp/errors.js';
 
 export type SimProvider = 'meta' | '360dialog';
 
@@ -216,7 +217,7 @@ class SimError {
 }
 
 /** The Graph answer of an SDP that failed validation (see the module comment). */
-export const SDP_INVALID_SUBCODE = 2494010;
+export const SDP_INVALID_SUBCODE = SDP_VALIDATION_SUBCODE;
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -604,7 +605,7 @@ class GraphSimulatorImpl extends EventEmitter implements GraphSimulator {
     }
     const permission = this.permissions.get(to);
     if (permission && !permission.canStartCall) {
-      throw new SimError(400, 138006, '(#138006) No approved call permission', `User ${to} has not approved calls from this business`);
+      throw new SimError(400, WA_ERROR.noPermission, `(#${WA_ERROR.noPermission}) No approved call permission`, `User ${to} has not approved calls from this business`);
     }
     const violations = this.opts.validateOfferSdp?.(session['sdp']) ?? [];
     if (violations.length > 0) throw SimError.invalidParameter(violations[0] ?? 'SDP Validation error', SDP_INVALID_SUBCODE);

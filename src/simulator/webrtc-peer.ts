@@ -26,6 +26,7 @@ import {
   type RTCRtpTransceiver,
 } from 'werift';
 import { checkWhatsAppAnswer, checkWhatsAppOffer } from '../media/sdp-rules.js';
+import { SDP_VALIDATION_SUBCODE } from '../whatsapp/errors.js';
 import { ToneSource, hasTone as pcmHasTone, toneWindows as pcmToneWindows } from '../media/audio/tone.js';
 
 /** Meta's Opus fmtp in user-initiated offers. */
@@ -38,7 +39,7 @@ export const WHATSAPP_TELEPHONE_EVENT_PT = 126;
 export class WhatsAppSdpError extends Error {
   override readonly name = 'WhatsAppSdpError';
   readonly code = 100;
-  readonly error_subcode = 2494010;
+  readonly error_subcode = SDP_VALIDATION_SUBCODE;
   readonly type = 'OAuthException';
   constructor(
     message: string,

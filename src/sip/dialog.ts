@@ -112,7 +112,7 @@ export class Dialog implements SipDialog, DialogHandle {
   }
 
   /** RFC 3261 section 15.1.1: the session ends as soon as BYE is sent. */
-  bye(): Promise<void> {
+  bye(reason?: string): Promise<void> {
     this.byePromise ??= new Promise<void>((resolve) => {
       this.terminate('local bye');
       const endpoint = this.core.endpointFor(this.remoteTarget, this.init.routeSet, this.init.endpoint);
@@ -120,7 +120,7 @@ export class Dialog implements SipDialog, DialogHandle {
         this.log.info({ status: rs.status }, 'sip: BYE answered');
         this.core.dialogs.remove(this.key);
         resolve();
-      });
+      }, reason ? { headers: { reason } } : {});
     });
     return this.byePromise;
   }

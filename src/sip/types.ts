@@ -45,7 +45,8 @@ export interface OutgoingCall {
   readonly established: Promise<SipDialog>;
   /**
    * CANCEL the INVITE (RFC 3261 section 9). Safe to call at any time and more than once;
-   * if a 2xx races the CANCEL, the dialog is ACKed and then ended with BYE.
+   * if a 2xx races the CANCEL, the dialog is ACKed and then ended with BYE. `reason`: the
+   * value of a Reason header (RFC 3326) sent with the CANCEL (and that BYE).
    */
   cancel(reason?: string): void;
 }
@@ -73,8 +74,11 @@ export interface SipDialog {
   /** SDP the peer sent in the 2xx (UAC) or the INVITE (UAS). */
   readonly remoteSdp: string | undefined;
   readonly state: 'confirmed' | 'terminated';
-  /** Send BYE and resolve when answered (or timed out). Idempotent; never rejects. */
-  bye(): Promise<void>;
+  /**
+   * Send BYE and resolve when answered (or timed out). Idempotent; never rejects. `reason`: the
+   * value of a Reason header (RFC 3326) naming why the call ends, e.g. `Q.850;cause=16`.
+   */
+  bye(reason?: string): Promise<void>;
   setReinviteHandler(handler: ReinviteHandler): void;
   on<E extends keyof SipDialogEvents>(event: E, listener: SipDialogEvents[E]): this;
   off<E extends keyof SipDialogEvents>(event: E, listener: SipDialogEvents[E]): this;

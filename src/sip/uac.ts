@@ -38,6 +38,8 @@ export class Uac implements OutgoingCall {
   private settled = false;
   private phase: Phase = 'calling';
   private cancelReason: 'cancel' | 'timeout' | undefined;
+  /** Reason header value given to cancel(), sent with the CANCEL. */
+  private cancelReasonHeader: string | undefined;
   private cancelSent = false;
   private invite: sip.Message;
   private seq = 1;
@@ -108,6 +110,7 @@ export class Uac implements OutgoingCall {
   private startCancel(why: 'cancel' | 'timeout', reason?: string): void {
     if (this.settled || this.cancelReason) return;
     this.cancelReason = why;
+    this.cancelReasonHeader = reason;
     clearTimeout(this.timer);
     this.fail(why === 'timeout' ? new SipFailure(408, 'Request Timeout') : new SipFailure(487, 'Request Terminated'));
     this.log.info({ why, reason }, 'sip: cancelling INVITE');
@@ -130,7 +133,7 @@ export class Uac implements OutgoingCall {
         cseq: { seq: inv.headers.cseq!.seq, method: 'CANCEL' },
         'max-forwards': '70',
         'user-agent': this.core.userAgent,
-        ...(this.cancelReason === 'timeout' ? { reason: 'SIP;cause=408;text="Timeout"' } : {}),
+        ...(this.cancelReason === 'timeout' ? { reason: 'SIP;cause=408;text="Timeout"' } : this.cancelReasonHeader ? { reason: this.cancelReasonHeader } : {}),
       },
       content: '',
     };
@@ -211,7 +214,7 @@ export class Uac implements OutgoingCall {
         this.resolve(dialog);
       } else {
         this.log.info({ remoteTag }, 'sip: 2xx after cancel or from another fork: ACK then BYE');
-        void dialog.bye();
+        void dialog.bye(this.cancelReasonHeader);
       }
       return;
     }

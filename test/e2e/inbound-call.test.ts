@@ -341,7 +341,7 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
   if (e === 'rtpengine') it('(k) a dead rtpengine: the bridge still answers webhooks, rejects the call at once, rings nothing', async () => {
     phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'manual' });
     await startBridge(phone.sipUri, { deadRtpengine: true });
-    const health = await fetch(`${app!.url}/healthz`);
+    const health = await fetch(`${app!.url}/readyz`);
     expect(health.status).toBe(503);
     expect(((await health.json()) as any).media.ok).toBe(false);
     const call = await sim.userCalls({ userWaId: CALLER });

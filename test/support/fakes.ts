@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { MediaEngine, MediaSession } from '../../src/media/types.js';
+import type { MediaEngine, MediaFailure, MediaSession } from '../../src/media/types.js';
 import { MediaError } from '../../src/media/types.js';
 import type {
   InviteOptions,
@@ -22,8 +22,12 @@ export function plainSdp(tag: string): string {
 /** In-process stand-ins for scenario tests of the call logic. Real peers are in test/e2e. */
 
 export class FakeDialog extends EventEmitter implements SipDialog {
+  /** Every FakeDialog's BYE stays unanswered (a PBX that never answers BYE) while set. */
+  static byeNeverAnswered = false;
   state: 'confirmed' | 'terminated' = 'confirmed';
   byes = 0;
+  /** The Reason header of each BYE sent. */
+  byeReasons: Array<string | undefined> = [];
   reinvite: ReinviteHandler | undefined;
   constructor(
     readonly callId: string,
@@ -33,10 +37,12 @@ export class FakeDialog extends EventEmitter implements SipDialog {
   }
   readonly localTag = 'l';
   readonly remoteTag = 'r';
-  async bye(): Promise<void> {
+  async bye(reason?: string): Promise<void> {
     if (this.state === 'terminated') return;
     this.state = 'terminated';
     this.byes++;
+    this.byeReasons.push(reason);
+    if (FakeDialog.byeNeverAnswered) await new Promise(() => undefined);
   }
   setReinviteHandler(h: ReinviteHandler): void {
     this.reinvite = h;
@@ -56,6 +62,7 @@ export class FakeDialog extends EventEmitter implements SipDialog {
 export class FakeOutgoing implements OutgoingCall {
   readonly established: Promise<SipDialog>;
   cancelled = false;
+  cancelReason: string | undefined;
   private resolve!: (d: SipDialog) => void;
   private reject!: (e: Error) => void;
   dialog: FakeDialog | undefined;
@@ -70,9 +77,10 @@ export class FakeOutgoing implements OutgoingCall {
     });
     this.established.catch(() => undefined);
   }
-  cancel(): void {
+  cancel(reason?: string): void {
     if (this.cancelled) return;
     this.cancelled = true;
+    this.cancelReason = reason;
     this.reject(new SipFailure(487, 'Request Terminated'));
   }
   progress(status: number, sdp?: string): void {
@@ -108,40 +116,59 @@ export class FakeSip implements SipStack {
   }
 }
 
+type FakeSessionOp = 'offerFromWhatsApp' | 'answerFromPbx' | 'offerFromPbx' | 'answerFromWhatsApp' | 'close';
+
 export class FakeMedia implements MediaEngine {
   readonly name = 'fake';
-  readonly sessions = new Map<string, { closed: boolean; answers: string[]; pbxSending: boolean[] }>();
+  readonly sessions = new Map<string, { closed: boolean; answers: string[]; pbxSending: boolean[]; failureListeners: Array<(f: MediaFailure) => void> }>();
   failOffer = false;
+  /** Operations that never settle (an engine that stopped answering), for sessions created from now on. */
+  hang = new Set<FakeSessionOp>();
   createSession(callId: string): MediaSession {
-    const rec = { closed: false, answers: [] as string[], pbxSending: [] as boolean[] };
+    const rec = { closed: false, answers: [] as string[], pbxSending: [] as boolean[], failureListeners: [] as Array<(f: MediaFailure) => void> };
     this.sessions.set(callId, rec);
     const fail = this.failOffer;
+    const hang = new Set(this.hang);
+    const op = <T>(name: FakeSessionOp, fn: () => T): Promise<T> => (hang.has(name) ? new Promise<T>(() => undefined) : Promise.resolve().then(fn));
     return {
       callId,
-      offerFromWhatsApp: async (sdp) => {
-        if (fail) throw new MediaError('rtpengine did not answer', 'fake', 'timeout');
-        return plainSdp(sdp);
-      },
-      answerFromPbx: async (sdp) => {
-        rec.answers.push(sdp);
-        return `webrtc-answer`;
-      },
-      offerFromPbx: async (sdp) => {
-        if (fail) throw new MediaError('rtpengine did not answer', 'fake', 'timeout');
-        return `webrtc-offer(${sdp.length})`;
-      },
-      answerFromWhatsApp: async (sdp) => {
-        rec.answers.push(sdp);
-        return plainSdp('answer-for-pbx');
-      },
+      offerFromWhatsApp: (sdp) =>
+        op('offerFromWhatsApp', () => {
+          if (fail) throw new MediaError('rtpengine did not answer', 'fake', 'timeout');
+          return plainSdp(sdp);
+        }),
+      answerFromPbx: (sdp) =>
+        op('answerFromPbx', () => {
+          rec.answers.push(sdp);
+          return `webrtc-answer`;
+        }),
+      offerFromPbx: (sdp) =>
+        op('offerFromPbx', () => {
+          if (fail) throw new MediaError('rtpengine did not answer', 'fake', 'timeout');
+          return `webrtc-offer(${sdp.length})`;
+        }),
+      answerFromWhatsApp: (sdp) =>
+        op('answerFromWhatsApp', () => {
+          rec.answers.push(sdp);
+          return plainSdp('answer-for-pbx');
+        }),
       pbxSending: async (sending) => {
         rec.pbxSending.push(sending);
       },
-      onFailure: () => undefined,
-      close: async () => {
-        rec.closed = true;
+      onFailure: (l) => {
+        rec.failureListeners.push(l);
       },
+      close: () =>
+        op('close', () => {
+          rec.closed = true;
+        }),
     };
+  }
+  /** The engine reports, on its own, that a session's media failed (as MediaSession.onFailure). */
+  fail(callId: string, failure: MediaFailure): void {
+    const rec = this.sessions.get(callId);
+    if (!rec) throw new Error(`no fake media session ${callId}`);
+    for (const l of rec.failureListeners) l(failure);
   }
   async listSessions(): Promise<string[]> {
     return [...this.sessions].filter(([, r]) => !r.closed).map(([k]) => k);
