@@ -32,6 +32,7 @@ import { WhatsAppMediaPeer } from '../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../src/util/log.js';
 import { RtpEndpoint } from '../test/harness/rtp-endpoint.js';
 import { startRtpengine, rtpengineSkipReason } from '../test/harness/rtpengine.js';
+import { sleep } from '../test/support/wait.js';
 import { checkEngine, enginesToMeasure, median } from './harness.js';
 
 type Codec = 'PCMU' | 'G722';
@@ -39,7 +40,6 @@ const CALLS = (process.env.BENCH_CALLS ?? '10,50').split(',').map(Number);
 const CODECS = (process.env.BENCH_CODECS ?? 'PCMU,G722').split(',') as Codec[];
 const ENGINES = enginesToMeasure(['embedded', 'rtpengine']);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 8);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const CLK_TCK = 100;
 
 // ------------------------------------------------------------------ opusscript cost
@@ -356,7 +356,7 @@ async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: 
     if (k < due) k = due;
   }, 10);
 
-  await sleep(1500); // settle
+  await sleep(1500); // settle: every call's codecs and jitter past their start before counting
   for (const l of legs) {
     l.wa.received = 0;
     l.pbx.audioIn = 0;
@@ -364,7 +364,7 @@ async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: 
   counting = true;
   const cpu0 = await eut.cpu();
   const w0 = performance.now();
-  await sleep(WINDOW_S * 1000);
+  await sleep(WINDOW_S * 1000); // the measurement window (CPU and loss over it, against the clock)
   const cpu1 = await eut.cpu();
   const w1 = performance.now();
   counting = false;

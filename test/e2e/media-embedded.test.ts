@@ -3,7 +3,6 @@
  * WhatsAppMediaPeer (werift, ICE-lite, DTLS server, Opus) <-> embedded engine <-> a plain RTP
  * endpoint (PCMU or G.722). Nothing external is needed.
  */
-import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'sdp-transform';
 import { RtpHeader } from 'werift';
@@ -13,6 +12,7 @@ import type { MediaEngine, MediaSession } from '../../src/media/types.js';
 import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
 import { describeWithPeers } from '../support/peers.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
+import { portFree } from '../harness/sipp.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
 import { RtpEndpoint, type EndpointCodec } from '../harness/rtp-endpoint.js';
@@ -29,26 +29,6 @@ interface Call {
   plainOffer: string;
   waAnswer: string;
   ports: number[];
-}
-
-/** Bindable right now on 127.0.0.1 (i.e. released). */
-async function portFree(port: number): Promise<boolean> {
-  const s = dgram.createSocket('udp4');
-  try {
-    await new Promise<void>((res, rej) => {
-      s.once('error', rej);
-      s.bind(port, '127.0.0.1', () => res());
-    });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    try {
-      s.close();
-    } catch {
-      /* never bound */
-    }
-  }
 }
 
 /** Send one RFC 4733 event from the WhatsApp peer (PT 126, 8 kHz clock) on its own SSRC. */
@@ -155,7 +135,7 @@ describe('media through the embedded engine', () => {
         await teardown(c);
       }
       expect(await engine.listSessions()).toEqual([]);
-      for (const p of c.ports) expect(await portFree(p), `port ${p} released`).toBe(true);
+      for (const p of c.ports) expect(await portFree('127.0.0.1', p), `port ${p} released`).toBe(true);
     });
   }
 

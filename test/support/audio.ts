@@ -3,16 +3,38 @@
  * their tone; each must hear the other's, over a measured window, and not its own.
  */
 import { expect } from 'vitest';
-import type { toneWindows } from '../../src/media/audio/tone.js';
+import { toneWindows } from '../../src/media/audio/tone.js';
 import { sleep, waitFor } from './wait.js';
 
 type Windows = ReturnType<typeof toneWindows>;
 
-/** What both a PlainRtpEndpoint/RtpEndpoint and the simulator's WhatsAppMediaPeer offer. */
+/**
+ * One side of a call that sends a tone and analyses what it hears: an RtpEndpoint and the
+ * simulator's WhatsAppMediaPeer as they are, a baresip phone through `recordingParty`.
+ */
 export interface ToneParty {
-  startMedia(): void;
-  clearReceived(): void;
-  toneWindows(freqHz: number, opts?: Parameters<typeof toneWindows>[3]): Windows;
+  /** Start sending (absent: the party sends on its own, like a phone). */
+  startMedia?(): void;
+  /** Forget what was heard so far. */
+  clearReceived(): void | Promise<void>;
+  toneWindows(freqHz: number, opts?: Parameters<typeof toneWindows>[3]): Windows | Promise<Windows>;
+}
+
+/**
+ * A party whose received audio is a growing recording (a baresip phone's `recordedPcm`):
+ * `clearReceived` marks how far it got, and later analysis covers only what came after.
+ */
+export function recordingParty(read: () => Promise<{ samples: Int16Array; sampleRate: number }>): ToneParty {
+  let from = 0;
+  return {
+    clearReceived: async () => {
+      from = (await read()).samples.length;
+    },
+    toneWindows: async (freqHz, opts) => {
+      const rec = await read();
+      return toneWindows(rec.samples.subarray(Math.min(from, rec.samples.length)), freqHz, rec.sampleRate, opts);
+    },
+  };
 }
 
 /** 100 ms windows of the other side's tone that mark a path as flowing (codecs settled). */
@@ -23,22 +45,26 @@ const MIN_WINDOWS = 14;
 
 /** Wait until `party` has heard `freqHz` in a few 100 ms windows (its path carries audio). */
 export async function waitForTone(party: Pick<ToneParty, 'toneWindows'>, freqHz: number, what: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(() => party.toneWindows(freqHz).matching >= SETTLED_WINDOWS, { what: `${what} to hear ${freqHz} Hz`, timeoutMs, intervalMs: 50 });
+  await waitFor(async () => (await party.toneWindows(freqHz)).matching >= SETTLED_WINDOWS, { what: `${what} to hear ${freqHz} Hz`, timeoutMs, intervalMs: 50 });
 }
 
 /**
- * Both sides start their tone; once each hears the other (transcoders settled), both drop what
- * they heard and listen for WINDOW_MS of wall time. Returns what each heard of the other's tone.
+ * Both sides start their tone; once each hears the other (codecs settled), both drop what they
+ * heard and listen for `windowMs` (default 1600) of wall time. Returns what each heard of the
+ * other's tone over that window.
  */
-export async function exchangeTones(pbx: ToneParty, peer: ToneParty, tones: { pbxHears: number; peerHears: number }): Promise<{ atPbx: Windows; atPeer: Windows }> {
-  pbx.startMedia();
-  peer.startMedia();
-  await Promise.all([waitForTone(pbx, tones.pbxHears, 'the PBX'), waitForTone(peer, tones.peerHears, 'the WhatsApp peer')]);
-  pbx.clearReceived();
-  peer.clearReceived();
+export async function exchangeTones(
+  pbx: ToneParty,
+  peer: ToneParty,
+  tones: { pbxHears: number; peerHears: number; windowMs?: number },
+): Promise<{ atPbx: Windows; atPeer: Windows }> {
+  pbx.startMedia?.();
+  peer.startMedia?.();
+  await Promise.all([waitForTone(pbx, tones.pbxHears, 'the PBX side'), waitForTone(peer, tones.peerHears, 'the WhatsApp side')]);
+  await Promise.all([pbx.clearReceived(), peer.clearReceived()]);
   // A measurement window against the clock: how much audio arrives in it is the loss check.
-  await sleep(WINDOW_MS);
-  return { atPbx: pbx.toneWindows(tones.pbxHears), atPeer: peer.toneWindows(tones.peerHears) };
+  await sleep(tones.windowMs ?? WINDOW_MS);
+  return { atPbx: await pbx.toneWindows(tones.pbxHears), atPeer: await peer.toneWindows(tones.peerHears) };
 }
 
 /**
@@ -57,8 +83,8 @@ export async function expectTwoWayAudio(
   expect(atPbx.share, `PBX hears ${tones.pbxHears} Hz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(minShare);
   expect(atPeer.share, `peer hears ${tones.peerHears} Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(minShare);
   if (tones.pbxHears !== tones.peerHears) {
-    expect(pbx.toneWindows(tones.peerHears).share, 'the PBX does not hear its own tone').toBeLessThan(0.2);
-    expect(peer.toneWindows(tones.pbxHears).share, 'the peer does not hear its own tone').toBeLessThan(0.2);
+    expect((await pbx.toneWindows(tones.peerHears)).share, 'the PBX does not hear its own tone').toBeLessThan(0.2);
+    expect((await peer.toneWindows(tones.pbxHears)).share, 'the peer does not hear its own tone').toBeLessThan(0.2);
   }
   return { atPbx, atPeer };
 }
