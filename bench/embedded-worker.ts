@@ -88,4 +88,4 @@ process.on('message', (m: Req) => {
     }
   })();
 });
-process.send!({ id: 0, result: 'ready' });
+process.send!({ id: 0, result: engine.name }); // ready, and which engine runs (the bench checks it)

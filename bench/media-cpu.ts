@@ -19,27 +19,27 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { parse, write, type SessionDescription } from 'sdp-transform';
 import { RtpHeader } from 'werift';
 import { ToneSource, rms } from '../src/media/audio/tone.js';
-import { G722Decoder, G722Encoder } from '../src/media/codecs/g722.js';
-import { decodePcmu, encodePcmu } from '../src/media/codecs/g711.js';
+import { G722Encoder } from '../src/media/codecs/g722.js';
+import { encodePcmu } from '../src/media/codecs/g711.js';
 import { OpusCodec } from '../src/media/codecs/opus.js';
 import { createRtpengineEngine } from '../src/media/rtpengine/index.js';
 import type { MediaEngine } from '../src/media/types.js';
 import { WhatsAppMediaPeer } from '../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../src/util/log.js';
+import { RtpEndpoint } from '../test/harness/rtp-endpoint.js';
 import { startRtpengine, rtpengineSkipReason } from '../test/harness/rtpengine.js';
+import { sleep } from '../test/support/wait.js';
+import { checkEngine, enginesToMeasure, median } from './harness.js';
 
 type Codec = 'PCMU' | 'G722';
 const CALLS = (process.env.BENCH_CALLS ?? '10,50').split(',').map(Number);
 const CODECS = (process.env.BENCH_CODECS ?? 'PCMU,G722').split(',') as Codec[];
-const ENGINES = (process.env.BENCH_ENGINES ?? 'embedded,rtpengine').split(',');
+const ENGINES = enginesToMeasure(['embedded', 'rtpengine']);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 8);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const CLK_TCK = 100;
 
 // ------------------------------------------------------------------ opusscript cost
@@ -106,89 +106,25 @@ function plainCycle(codec: Codec): Buffer[] {
   return cyclePcm(16000, 440).map((p) => Buffer.from(enc.encode(p)));
 }
 
-class BenchPbx {
-  remote: { host: string; port: number } | undefined;
-  pt = 0;
-  readonly ssrc = randomInt(1, 0xffffffff);
-  seq = randomInt(0, 0xffff);
-  ts = randomInt(0, 0xffffffff);
-  received = 0;
-  probe = false;
-  onsets: number[] = [];
+/** Loud-burst onsets in a decoded stream (latency probe): the times a frame turned loud. */
+class Onsets {
+  readonly at: number[] = [];
   private wasLoud = false;
-  private dec = new G722Decoder();
-
-  private constructor(
-    readonly sock: dgram.Socket,
-    readonly port: number,
-    readonly codec: Codec,
-  ) {
-    sock.on('message', (m) => this.onMessage(m));
-  }
-
-  static async create(codec: Codec): Promise<BenchPbx> {
-    const sock = dgram.createSocket('udp4');
-    await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
-    return new BenchPbx(sock, sock.address().port, codec);
-  }
-
-  answer(offer: string): string {
-    const o = parse(offer);
-    const m = o.media[0]!;
-    const c = m.rtp.find((r) => r.codec.toUpperCase() === this.codec && r.rate === 8000);
-    if (!c) throw new Error(`offer lacks ${this.codec}`);
-    this.pt = c.payload;
-    this.remote = { host: m.connection?.ip ?? o.connection!.ip, port: m.port };
-    const sdp: SessionDescription = {
-      version: 0,
-      origin: { username: '-', sessionId: randomInt(1, 2 ** 31), sessionVersion: 1, netType: 'IN', ipVer: 4, address: '127.0.0.1' },
-      name: 'pbx',
-      timing: { start: 0, stop: 0 },
-      connection: { version: 4, ip: '127.0.0.1' },
-      media: [
-        {
-          type: 'audio',
-          port: this.port,
-          protocol: 'RTP/AVP',
-          payloads: String(c.payload),
-          rtp: [{ payload: c.payload, codec: this.codec, rate: 8000 }],
-          fmtp: [],
-          ptime: 20,
-          direction: 'sendrecv',
-        } as SessionDescription['media'][number],
-      ],
-    };
-    return write(sdp);
-  }
-
-  send(payload: Buffer): void {
-    if (!this.remote) return;
-    const pkt = Buffer.allocUnsafe(12 + payload.length);
-    pkt[0] = 0x80;
-    pkt[1] = this.pt;
-    pkt.writeUInt16BE(this.seq, 2);
-    pkt.writeUInt32BE(this.ts >>> 0, 4);
-    pkt.writeUInt32BE(this.ssrc, 8);
-    payload.copy(pkt, 12);
-    this.seq = (this.seq + 1) & 0xffff;
-    this.ts = (this.ts + 160) >>> 0;
-    this.sock.send(pkt, this.remote.port, this.remote.host);
-  }
-
-  private onMessage(m: Buffer): void {
-    if (m.length < 12 || (m[1]! & 0x7f) !== this.pt) return;
-    this.received++;
-    if (!this.probe) return;
-    const payload = m.subarray(12);
-    const pcm = this.codec === 'G722' ? this.dec.decode(payload) : decodePcmu(payload);
+  frame(pcm: Int16Array, at: number): void {
     const isLoud = rms(pcm) > 0.05;
-    if (isLoud && !this.wasLoud) this.onsets.push(performance.now());
+    if (isLoud && !this.wasLoud) this.at.push(at);
     this.wasLoud = isLoud;
   }
+}
 
-  close(): Promise<void> {
-    return new Promise((r) => this.sock.close(() => r()));
-  }
+/** The PBX side of one call: the shared endpoint, sending pre-encoded frames, not recording. */
+const benchPbx = (codec: Codec): Promise<RtpEndpoint> => RtpEndpoint.create({ codec, record: false });
+
+/** Probe a PBX endpoint's received audio for onsets. */
+function probePbx(pbx: RtpEndpoint): Onsets {
+  const o = new Onsets();
+  pbx.onAudio = (pcm, at) => o.frame(pcm, at);
+  return o;
 }
 
 /** The WhatsApp side of one call: the simulator's peer for signalling, our own sender/counter. */
@@ -204,8 +140,7 @@ class BenchWa {
   ts = randomInt(0, 0xffffffff);
   received = 0;
   probe = false;
-  onsets: number[] = [];
-  private wasLoud = false;
+  readonly onsets = new Onsets();
   private dec: OpusCodec | undefined;
   private closed = false;
   private unsub: (() => void) | undefined;
@@ -217,10 +152,7 @@ class BenchWa {
       this.received++;
       if (!this.probe) return;
       this.dec ??= new OpusCodec(16000, 1);
-      const pcm = this.dec.decode(rtp.payload);
-      const isLoud = rms(pcm) > 0.05;
-      if (isLoud && !this.wasLoud) this.onsets.push(performance.now());
-      this.wasLoud = isLoud;
+      this.onsets.frame(this.dec.decode(rtp.payload), performance.now());
     }).unSubscribe;
   }
 
@@ -249,6 +181,8 @@ class BenchWa {
 
 interface EngineUnderTest {
   name: string;
+  /** The name the engine itself reports (checked against `name`). */
+  engineName: string;
   offer(callId: string, sdp: string): Promise<string>;
   answer(callId: string, sdp: string): Promise<string>;
   close(callId: string): Promise<void>;
@@ -266,9 +200,9 @@ async function embeddedUnderTest(): Promise<EngineUnderTest> {
   });
   let next = 1;
   const pending = new Map<number, { res: (v: unknown) => void; rej: (e: Error) => void }>();
-  const ready = new Promise<void>((res) => {
+  const ready = new Promise<string>((res) => {
     child.on('message', (m: { id: number; result?: unknown; error?: string }) => {
-      if (m.id === 0) return res();
+      if (m.id === 0) return res(String(m.result));
       const p = pending.get(m.id);
       pending.delete(m.id);
       if (!p) return;
@@ -276,7 +210,7 @@ async function embeddedUnderTest(): Promise<EngineUnderTest> {
       else p.res(m.result);
     });
   });
-  await ready;
+  const engineName = await ready;
   const call = <T>(op: string, callId?: string, sdp?: string): Promise<T> =>
     new Promise<T>((res, rej) => {
       const id = next++;
@@ -285,6 +219,7 @@ async function embeddedUnderTest(): Promise<EngineUnderTest> {
     });
   return {
     name: 'embedded',
+    engineName,
     offer: (c, s) => call<string>('offer', c, s),
     answer: (c, s) => call<string>('answer', c, s),
     close: (c) => call<void>('close', c),
@@ -312,6 +247,7 @@ async function rtpengineUnderTest(): Promise<EngineUnderTest> {
   const sessions = new Map<string, ReturnType<MediaEngine['createSession']>>();
   return {
     name: 'rtpengine',
+    engineName: engine.name,
     offer: async (c, s) => {
       const sess = engine.createSession(c);
       sessions.set(c, sess);
@@ -347,10 +283,6 @@ interface RunResult {
   setupFailed: number;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
-};
 
 /** Median of (first onset at the receiver after each loud send) - (that send). */
 function latencies(sendTimes: number[], onsets: number[]): number {
@@ -363,7 +295,7 @@ function latencies(sendTimes: number[], onsets: number[]): number {
 }
 
 async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: Buffer[], pbxFrames: Buffer[]): Promise<RunResult> {
-  const legs: Array<{ id: string; wa: BenchWa; pbx: BenchPbx }> = [];
+  const legs: Array<{ id: string; wa: BenchWa; pbx: RtpEndpoint }> = [];
   let setupFailed = 0;
   // Set up in batches of 10 (each needs ICE + DTLS).
   for (let b = 0; b < calls; b += 10) {
@@ -371,7 +303,7 @@ async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: 
       Array.from({ length: Math.min(10, calls - b) }, async (_, i) => {
         const id = `bench-${eut.name}-${codec}-${calls}-${b + i}-${Date.now()}`;
         const wa = new BenchWa();
-        const pbx = await BenchPbx.create(codec);
+        const pbx = await benchPbx(codec);
         try {
           const plain = await eut.offer(id, await wa.peer.createOffer());
           const answer = await eut.answer(id, pbx.answer(plain));
@@ -392,10 +324,8 @@ async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: 
     for (const l of batch) if (l) legs.push(l);
   }
   const probe = legs[0];
-  if (probe) {
-    probe.wa.probe = true;
-    probe.pbx.probe = true;
-  }
+  if (probe) probe.wa.probe = true;
+  const pbxOnsets = probe ? probePbx(probe.pbx) : undefined;
 
   // Media: one clock for every call, 20 ms frames, drift-corrected.
   let k = 0;
@@ -416,7 +346,7 @@ async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: 
       }
       for (const l of legs) {
         l.wa.send(waFrames[f]!);
-        l.pbx.send(pbxFrames[f]!);
+        l.pbx.sendPayload(pbxFrames[f]!);
       }
       if (counting) {
         sentToPbx += legs.length;
@@ -426,22 +356,22 @@ async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: 
     if (k < due) k = due;
   }, 10);
 
-  await sleep(1500); // settle
+  await sleep(1500); // settle: every call's codecs and jitter past their start before counting
   for (const l of legs) {
     l.wa.received = 0;
-    l.pbx.received = 0;
+    l.pbx.audioIn = 0;
   }
   counting = true;
   const cpu0 = await eut.cpu();
   const w0 = performance.now();
-  await sleep(WINDOW_S * 1000);
+  await sleep(WINDOW_S * 1000); // the measurement window (CPU and loss over it, against the clock)
   const cpu1 = await eut.cpu();
   const w1 = performance.now();
   counting = false;
   await sleep(300); // in-flight packets
   clearInterval(timer);
 
-  const recvPbx = legs.reduce((n, l) => n + l.pbx.received, 0);
+  const recvPbx = legs.reduce((n, l) => n + l.pbx.audioIn, 0);
   const recvWa = legs.reduce((n, l) => n + l.wa.received, 0);
   const result: RunResult = {
     engine: eut.name,
@@ -450,8 +380,8 @@ async function run(eut: EngineUnderTest, calls: number, codec: Codec, waFrames: 
     cpuPerCallPct: legs.length ? (((cpu1 - cpu0) / ((w1 - w0) / 1000)) * 100) / legs.length : NaN,
     lossToPbx: sentToPbx ? Math.max(0, 1 - recvPbx / sentToPbx) : NaN,
     lossToWa: sentToWa ? Math.max(0, 1 - recvWa / sentToWa) : NaN,
-    latToPbxMs: probe ? latencies(loudSentToPbx, probe.pbx.onsets) : NaN,
-    latToWaMs: probe ? latencies(loudSentToWa, probe.wa.onsets) : NaN,
+    latToPbxMs: pbxOnsets ? latencies(loudSentToPbx, pbxOnsets.at) : NaN,
+    latToWaMs: probe ? latencies(loudSentToWa, probe.wa.onsets.at) : NaN,
     setupFailed,
   };
   for (const l of legs) {
@@ -484,6 +414,7 @@ async function main(): Promise<void> {
         // A fresh engine per run, so one run's leftovers cannot load the next.
         const eut = name === 'embedded' ? await embeddedUnderTest() : await rtpengineUnderTest();
         try {
+          checkEngine(`media-cpu ${codec} ${calls} calls`, name, eut.engineName);
           const r = await run(eut, calls, codec, waFrames, pbxFrames[codec]);
           results.push(r);
           console.log(

@@ -6,10 +6,10 @@ import { afterEach, expect, it } from 'vitest';
 import { hasTone, toneWindows } from '../../src/media/audio/tone.js';
 import { describeWithPeers } from '../support/peers.js';
 import { baresipSkipReason, startBaresip, type BaresipHandle } from '../harness/baresip.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const skipReason = baresipSkipReason();
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describeWithPeers('baresip harness', ['baresip'], () => {
   const started: BaresipHandle[] = [];
@@ -32,7 +32,13 @@ describeWithPeers('baresip harness', ['baresip'], () => {
 
     await b.dial(a.sipUri);
     await Promise.all([a.events.waitFor('CALL_ESTABLISHED', 10_000), b.events.waitFor('CALL_ESTABLISHED', 10_000)]);
-    await sleep(2200);
+    // Both recordings hold 2.2 s (the 200 ms skipped below, and 2 s to analyse).
+    for (const side of [a, b]) {
+      await waitFor(async () => {
+        const rec = await side.recordedPcm();
+        return rec.samples.length >= rec.sampleRate * 2.2;
+      }, { what: `2.2 s of audio recorded by ${side.sipUri}`, intervalMs: 100 });
+    }
 
     for (const [side, heard, own] of [
       [a, 1000, 440],
@@ -66,7 +72,8 @@ describeWithPeers('baresip harness', ['baresip'], () => {
     const incoming = await a.events.waitFor('CALL_INCOMING', 10_000);
     expect(incoming.peeruri).toContain('1002@127.0.0.3');
     await b.events.waitFor('CALL_RINGING', 5_000);
-    // Still ringing: nobody answered.
+    // Still ringing: nobody answered. An answer would come within milliseconds on loopback (the
+    // auto-answer test shows it); 700 ms bounds "it did not".
     await sleep(700);
     expect(a.events.all.some((e) => e.type === 'CALL_ESTABLISHED')).toBe(false);
     expect(b.events.all.some((e) => e.type === 'CALL_ESTABLISHED')).toBe(false);

@@ -2,13 +2,15 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { startApp, type RunningApp } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
-import { toneWindows } from '../../src/media/audio/tone.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { freeDualPort, sippMessages, headerOf, startSipp, type SippHandle } from '../harness/sipp.js';
+import { exchangeTones, recordingParty, waitForTone } from '../support/audio.js';
 import { describeWithPeers } from '../support/peers.js';
+import { expectNoSessionLeft } from '../support/sessions.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /**
  * The whole inbound path against real peers on loopback: the WhatsApp simulator (Graph API,
@@ -30,6 +32,7 @@ let app: RunningApp | undefined;
 let phone: BaresipHandle | undefined;
 let sipp: SippHandle | undefined;
 let ended: EndedCallRecord[] = [];
+let pbxSendingCalls: boolean[] = [];
 const logLines: string[] = [];
 const log: Logger = createLogger({
   level: process.env.E2E_LOG_LEVEL ?? 'info',
@@ -57,21 +60,19 @@ async function startBridge(target: string, over: { ringTimeoutSec?: number; invi
   });
   const a = await startApp(config, log);
   a.bridge.onCallEnded((r) => ended.push(r));
+  // What the bridge tells the media engine about the PBX's direction (hold and resume).
+  const createSession = a.media.createSession.bind(a.media);
+  a.media.createSession = (id) => {
+    const session = createSession(id);
+    const pbxSending = session.pbxSending.bind(session);
+    session.pbxSending = (sending) => (pbxSendingCalls.push(sending), pbxSending(sending));
+    return session;
+  };
   sim.setWebhookUrl(`${a.url}/webhook`);
   app = a;
   return a;
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound WhatsApp call end to end, ${e} media (baresip/SIPp + simulator)`, ['rtpengine', 'baresip', 'sipp'], () => {
   beforeAll(async () => {
@@ -82,21 +83,21 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
 
   afterEach(async (ctx) => {
     // No call may leave a media session behind (for rtpengine: what the daemon itself lists).
-    if (app) {
-      const a = app;
-      await until(async () => (await a.media.listSessions()).length === 0, 3000, 'the media engine to hold no session').catch(async (e) => {
-        throw new Error(`${(e as Error).message}: ${(await a.media.listSessions()).join(', ')}`);
-      });
+    try {
+      if (app) await expectNoSessionLeft(app.media);
+    } finally {
+      // Whatever the leak check found, the next test starts clean (a failure stays this test's).
+      await app?.close();
+      app = undefined;
+      await phone?.stop();
+      phone = undefined;
+      sipp?.stop();
+      sipp = undefined;
+      if (ctx.task.result?.state === 'fail') process.stderr.write(logLines.slice(-60).join(''));
+      logLines.length = 0;
+      ended = [];
+      pbxSendingCalls = [];
     }
-    await app?.close();
-    app = undefined;
-    await phone?.stop();
-    phone = undefined;
-    sipp?.stop();
-    sipp = undefined;
-    if (ctx.task.result?.state === 'fail') process.stderr.write(logLines.slice(-60).join(''));
-    logLines.length = 0;
-    ended = [];
   });
 
   afterAll(async () => {
@@ -117,20 +118,18 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     await call.peer.waitConnected(5000);
     expect(call.errors).toEqual([]);
 
-    await sleep(2500);
-    const heardByPhone = await phone.recordedPcm();
-    const atPhone = toneWindows(heardByPhone.samples, 1000, heardByPhone.sampleRate);
-    const atWhatsApp = call.peer.toneWindows(440);
+    const desk = recordingParty(() => phone!.recordedPcm());
+    const { atPbx: atPhone, atPeer: atWhatsApp } = await exchangeTones(desk, call.peer, { pbxHears: 1000, peerHears: 440, windowMs: 2000 });
     expect(atPhone.windows).toBeGreaterThan(10);
     expect(atPhone.share, 'the desk phone hears the WhatsApp user (1 kHz)').toBeGreaterThan(0.7);
-    expect(toneWindows(heardByPhone.samples, 440, heardByPhone.sampleRate).share, 'no echo of its own tone').toBeLessThan(0.1);
+    expect((await desk.toneWindows(440)).share, 'no echo of its own tone').toBeLessThan(0.1);
     expect(atWhatsApp.windows).toBeGreaterThan(10);
     expect(atWhatsApp.share, 'the WhatsApp user hears the agent (440 Hz)').toBeGreaterThan(0.7);
     expect(call.peer.toneWindows(1000).share).toBeLessThan(0.1);
 
     await phone.hangup();
     await call.waitFor('terminate');
-    await until(() => ended.length === 1, 5000, 'the call to end');
+    await waitFor(() => ended.length === 1, { timeoutMs: 5000, what: 'the call to end' });
     expect(ended[0]).toMatchObject({ waCallId: call.callId, label: 'agent-hung-up', whatsapp: 'terminate', sip: 'none' });
     expect(call.actions()).toEqual(['pre_accept', 'accept', 'terminate']);
     // Logs name the call on both sides.
@@ -145,11 +144,11 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     const call = await sim.userCalls({ userWaId: CALLER, userName: 'Ana Souza' });
     await call.waitFor('accept');
     await phone.events.waitFor('CALL_ESTABLISHED');
-    await sleep(300);
+    await waitFor(() => app!.bridge.call(call.callId)?.state === 'active', { what: 'the bridged call to be active' });
     expect(await call.hangUp()).toBe(200);
     const closed = await phone.events.waitFor('CALL_CLOSED', 5000);
     expect(closed.param ?? '').toMatch(/peer|BYE|reset/i);
-    await until(() => ended.length === 1, 5000, 'the call to end');
+    await waitFor(() => ended.length === 1, { timeoutMs: 5000, what: 'the call to end' });
     expect(ended[0]).toMatchObject({ label: 'caller-hung-up', sip: 'bye', whatsapp: 'none' });
     expect(call.actions()).toEqual(['pre_accept', 'accept']);
   });
@@ -170,7 +169,7 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     expect(headerOf(invite, 'X-WA-Phone-Number-Id')).toBe(PHONE_NUMBER_ID);
     expect(invite).toContain('RTP/AVP');
     expect(invite).not.toMatch(/a=(ice-ufrag|fingerprint|setup|candidate)/);
-    await until(() => ended.length === 1, 5000, 'the call to end');
+    await waitFor(() => ended.length === 1, { timeoutMs: 5000, what: 'the call to end' });
     expect(ended[0]).toMatchObject({ label: 'pbx-busy', whatsapp: 'reject', sip: 'none' });
     expect(call.actions()).toEqual(['reject']);
   });
@@ -180,12 +179,12 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     sipp = startSipp({ scenario: 'sip-uas-ring-cancel.xml', ip: '127.0.0.3', port, timeoutSec: 20 });
     await startBridge(`sip:support@127.0.0.3:${port}`);
     const call = await sim.userCalls({ userWaId: CALLER });
-    await until(() => app!.bridge.call(call.callId)?.state === 'ringing', 5000, 'ringing');
+    await waitFor(() => app!.bridge.call(call.callId)?.state === 'ringing', { timeoutMs: 5000, what: 'ringing' });
     await call.hangUp();
     const result = await sipp.exited;
     expect(result.code, result.errors).toBe(0);
     expect(sippMessages(result.messages).received.some((m) => m.startsWith('CANCEL'))).toBe(true);
-    await until(() => ended.length === 1, 5000, 'the call to end');
+    await waitFor(() => ended.length === 1, { timeoutMs: 5000, what: 'the call to end' });
     expect(ended[0]).toMatchObject({ label: 'caller-hung-up', sip: 'cancel', whatsapp: 'none' });
     expect(call.actions()).toEqual([]);
   });
@@ -197,7 +196,7 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     await phone.events.waitFor('CALL_INCOMING', 5000);
     await call.waitFor('reject', 8000);
     await phone.events.waitFor('CALL_CLOSED', 5000);
-    await until(() => ended.length === 1, 5000, 'the call to end');
+    await waitFor(() => ended.length === 1, { timeoutMs: 5000, what: 'the call to end' });
     expect(ended[0]).toMatchObject({ label: 'ring-timeout', sip: 'cancel', whatsapp: 'reject' });
   });
 
@@ -206,7 +205,7 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     await startBridge(`sip:support@127.0.0.3:${port}`, { ringTimeoutSec: 3 });
     const call = await sim.userCalls({ userWaId: CALLER });
     await call.waitFor('reject', 10_000);
-    await until(() => ended.length === 1, 10_000, 'the call to end');
+    await waitFor(() => ended.length === 1, { timeoutMs: 10_000, what: 'the call to end' });
     expect(['ring-timeout', 'pbx-no-answer', 'pbx-error']).toContain(ended[0]!.label);
   });
 
@@ -222,6 +221,8 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     );
     expect(again).toBe(200);
     await phone.events.waitFor('CALL_INCOMING', 5000);
+    // Nothing to wait for: a second INVITE would reach the phone within milliseconds of the
+    // first on loopback; 500 ms bounds "it did not come".
     await sleep(500);
     expect(phone.events.all.filter((e) => e.type === 'CALL_INCOMING').length).toBe(1);
     await call.hangUp();
@@ -232,6 +233,8 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     expect(await sim.webhooks.terminate({ callId: late, userWaId: CALLER, status: 'COMPLETED' })).toBe(200);
     const lateCall = await sim.userCalls({ userWaId: CALLER, callId: late });
     expect(lateCall.webhookStatus).toBe(200);
+    // Nothing to wait for: the connect was handled when its webhook got its 200; an INVITE it
+    // caused would reach the phone within milliseconds on loopback, and 1 s bounds "it did not".
     await sleep(1000);
     expect(phone.events.all.filter((e) => e.type === 'CALL_INCOMING').length).toBe(1);
     expect(lateCall.actions()).toEqual([]);
@@ -245,7 +248,8 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     const payload = buildUserConnectWebhook({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: BUSINESS, callId: 'wacid.forged', userWaId: CALLER, sdp: 'v=0\r\n' });
     expect(await sim.webhooks.send(payload, { signature: 'wrong' })).toBe(401);
     expect(await sim.webhooks.send(payload, { signature: 'none' })).toBe(401);
-    await sleep(1000);
+    // No wait needed: a 401 is answered before the payload reaches the bridge, so nothing can
+    // be in flight once both requests have their answer.
     expect(phone.events.all.filter((e) => e.type === 'CALL_INCOMING')).toEqual([]);
     expect(sim.graph.actions.filter((a) => a.callId === 'wacid.forged')).toEqual([]);
   });
@@ -270,16 +274,16 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     const call = await sim.userCalls({ userWaId: CALLER });
     await call.waitFor('accept');
     await call.peer.waitConnected(5000);
-    const logged = (msg: string) => () => logLines.some((l) => l.includes(msg));
     // This PBX never sends RTP. Held: ~50 packets/s must still reach WhatsApp (its media timer
     // drops a call after ~30 s of nothing), from either engine.
-    await until(logged('PBX stopped sending audio (re-INVITE)'), 5000, 'the hold re-INVITE');
-    await sleep(400);
+    await waitFor(() => pbxSendingCalls.at(-1) === false, { timeoutMs: 5000, what: 'the hold re-INVITE to reach the media engine' });
+    const before = call.peer.stats.rtpIn;
+    await waitFor(() => call.peer.stats.rtpIn >= before + 5, { what: 'the hold fill to reach WhatsApp' });
     const held = await call.peer.rtpInRate(1500);
     expect(held, `packets/s to WhatsApp while held (${engine})`).toBeGreaterThanOrEqual(35);
     expect(held).toBeLessThanOrEqual(65);
-    await until(logged('PBX sends audio again (re-INVITE)'), 3000, 'the resume re-INVITE');
-    await sleep(300);
+    await waitFor(() => pbxSendingCalls.at(-1) === true, { timeoutMs: 3000, what: 'the resume re-INVITE to reach the media engine' });
+    await sleep(300); // fill packets already in flight when the resume took effect land first
     const resumed = await call.peer.rtpInRate(800);
     if (engine === 'rtpengine') {
       // rtpengine's silence is stopped on resume, so the PBX's own audio never has a second
@@ -305,7 +309,7 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     const call = await sim.userCalls({ userWaId: CALLER });
     await phone.events.waitFor('CALL_ESTABLISHED', 10_000);
     await phone.events.waitFor('CALL_CLOSED', 5000);
-    await until(() => ended.length === 1, 5000, 'the call to end');
+    await waitFor(() => ended.length === 1, { timeoutMs: 5000, what: 'the call to end' });
     expect(ended[0]).toMatchObject({ label: 'whatsapp-accept-failed', sip: 'bye' });
     expect(call.actions()[0]).toBe('pre_accept');
     expect(call.actions()).toContain('accept');
@@ -329,7 +333,7 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     ];
     for (const j of junk) await new Promise<void>((r) => sock.send(Buffer.from(j, 'latin1'), port, '127.0.0.1', () => r()));
     sock.close();
-    await sleep(300);
+    // No wait: the junk is queued on the bridge's socket before the call below starts.
     const call = await sim.userCalls({ userWaId: CALLER });
     await call.waitFor('accept');
     await phone.events.waitFor('CALL_ESTABLISHED', 5000);
@@ -347,7 +351,7 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     const call = await sim.userCalls({ userWaId: CALLER });
     expect(call.webhookStatus).toBe(200);
     await call.waitFor('reject', 5000);
-    await until(() => ended.length === 1, 5000, 'the call to end');
+    await waitFor(() => ended.length === 1, { timeoutMs: 5000, what: 'the call to end' });
     expect(ended[0]).toMatchObject({ label: 'media-failed', whatsapp: 'reject', sip: 'none' });
     expect(phone.events.all.filter((ev) => ev.type === 'CALL_INCOMING')).toEqual([]);
     app!.media.listSessions = async () => []; // nothing to leak-check on a dead engine
@@ -360,13 +364,14 @@ for (const e of ['rtpengine', 'embedded'] as const) describeWithPeers(`inbound W
     await call.waitFor('accept');
     await phone.events.waitFor('CALL_ESTABLISHED', 5000);
     await call.peer.waitConnected(5000);
-    await sleep(500);
+    await waitForTone(call.peer, 440, 'the WhatsApp user');
     for (const d of [1, 9, 4]) {
       await call.peer.sendDtmf(d, 200);
-      await sleep(150);
+      await sleep(150); // the gap between two key presses
     }
-    await sleep(500);
-    const digits = phone.events.all.filter((ev) => ev.type === 'CALL_DTMF_START').map((ev) => ev.param);
+    const starts = () => phone!.events.all.filter((ev) => ev.type === 'CALL_DTMF_START');
+    await waitFor(() => starts().length >= 3, { what: 'three digits at the desk phone' });
+    const digits = starts().map((ev) => ev.param);
     expect(digits).toEqual(['1', '9', '4']);
     await call.hangUp();
     await phone.events.waitFor('CALL_CLOSED', 5000);

@@ -3,7 +3,6 @@
  * WhatsAppMediaPeer (werift, ICE-lite, DTLS server, Opus) <-> embedded engine <-> a plain RTP
  * endpoint (PCMU or G.722). Nothing external is needed.
  */
-import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'sdp-transform';
 import { RtpHeader } from 'werift';
@@ -13,41 +12,23 @@ import type { MediaEngine, MediaSession } from '../../src/media/types.js';
 import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
 import { describeWithPeers } from '../support/peers.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
+import { portFree } from '../harness/sipp.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
-import { CodecRtpEndpoint, type EndpointCodec } from '../harness/rtp-endpoint-g722.js';
+import { RtpEndpoint, type EndpointCodec } from '../harness/rtp-endpoint.js';
+import { exchangeTones, expectTwoWayAudio, waitForTone } from '../support/audio.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const RUNS = 5;
 const MIN_SHARE = 0.8;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Call {
   peer: WhatsAppMediaPeer;
-  pbx: CodecRtpEndpoint;
+  pbx: RtpEndpoint;
   session: MediaSession;
   plainOffer: string;
   waAnswer: string;
   ports: number[];
-}
-
-/** Bindable right now on 127.0.0.1 (i.e. released). */
-async function portFree(port: number): Promise<boolean> {
-  const s = dgram.createSocket('udp4');
-  try {
-    await new Promise<void>((res, rej) => {
-      s.once('error', rej);
-      s.bind(port, '127.0.0.1', () => res());
-    });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    try {
-      s.close();
-    } catch {
-      /* never bound */
-    }
-  }
 }
 
 /** Send one RFC 4733 event from the WhatsApp peer (PT 126, 8 kHz clock) on its own SSRC. */
@@ -64,7 +45,7 @@ async function peerSendDtmf(peer: WhatsAppMediaPeer, event: number, durationMs =
     for (let r = 0; r < (end ? 3 : 1); r++) {
       await dtls.sendRtp(payload, new RtpHeader({ payloadType: 126, sequenceNumber: seq++, timestamp: ts, ssrc, marker: i === 1 && r === 0 }));
     }
-    await sleep(20);
+    await sleep(20); // RFC 4733 pacing: one update per 20 ms
   }
   nextPeerSeq = seq;
 }
@@ -96,7 +77,7 @@ describe('media through the embedded engine', () => {
 
   async function setupCall(name: string, codec: EndpointCodec, peerTone: number, pbxTone: number, pbxSends: EndpointCodec = codec): Promise<Call> {
     const peer = new WhatsAppMediaPeer({ toneHz: peerTone });
-    const pbx = await CodecRtpEndpoint.create({ codec, sendCodec: pbxSends, toneHz: pbxTone });
+    const pbx = await RtpEndpoint.create({ codec, sendCodec: pbxSends, toneHz: pbxTone });
     const session = engine.createSession(`${name}-${Date.now()}`);
     const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());
     const pbxAnswer = pbx.answer(plainOffer);
@@ -108,17 +89,6 @@ describe('media through the embedded engine', () => {
     const pm = parse(plainOffer).media[0]!;
     const iceCand = parse(waAnswer).media[0]!.candidates!.map((c) => c.port);
     return { peer, pbx, session, plainOffer, waAnswer, ports: [pm.port, pm.port + 1, ...iceCand] };
-  }
-
-  /** Both sides send their tone; 500 ms to settle, then what each heard over 1.6 s. */
-  async function exchangeTones(c: Call, waHz: number, pbxHz: number) {
-    c.pbx.startMedia();
-    c.peer.startMedia();
-    await sleep(500);
-    c.pbx.clearReceived();
-    c.peer.clearReceived();
-    await sleep(1600);
-    return { atPbx: c.pbx.toneWindows(waHz), atPeer: c.peer.toneWindows(pbxHz) };
   }
 
   async function teardown(c: Call): Promise<void> {
@@ -148,13 +118,7 @@ describe('media through the embedded engine', () => {
         expect(c.peer.dtlsRole).toBe('server');
         expect(c.peer.iceRole).toBe('controlled');
 
-        const { atPbx, atPeer } = await exchangeTones(c, 1000, 440);
-        expect(atPbx.windows).toBeGreaterThanOrEqual(14);
-        expect(atPeer.windows).toBeGreaterThanOrEqual(14);
-        expect(atPbx.share, `PBX hears 1 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
-        expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
-        expect(c.pbx.toneWindows(440).share).toBeLessThan(0.2);
-        expect(c.peer.toneWindows(1000).share).toBeLessThan(0.2);
+        await expectTwoWayAudio(c.pbx, c.peer, { pbxHears: 1000, peerHears: 440, minShare: MIN_SHARE });
 
         // Our stream toward the PBX: one SSRC, seq +1 each packet, ts +160 each 20 ms frame.
         const hs = c.pbx.headers.filter((h) => h.pt === 0);
@@ -171,14 +135,14 @@ describe('media through the embedded engine', () => {
         await teardown(c);
       }
       expect(await engine.listSessions()).toEqual([]);
-      for (const p of c.ports) expect(await portFree(p), `port ${p} released`).toBe(true);
+      for (const p of c.ports) expect(await portFree('127.0.0.1', p), `port ${p} released`).toBe(true);
     });
   }
 
   it('wideband: 6 kHz from WhatsApp reaches a G.722 PBX, 440 Hz comes back', async () => {
     const c = await setupCall('g722', 'G722', 6000, 440);
     try {
-      const { atPbx, atPeer } = await exchangeTones(c, 6000, 440);
+      const { atPbx, atPeer } = await exchangeTones(c.pbx, c.peer, { pbxHears: 6000, peerHears: 440 });
       expect(atPbx.share, `G.722 PBX hears 6 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
       expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
       expect(c.pbx.headers.every((h) => h.pt === 9)).toBe(true);
@@ -196,7 +160,7 @@ describe('media through the embedded engine', () => {
     it(`mixed bands: the PBX answers ${answered} first but sends ${sends}; tones still cross both ways`, async () => {
       const c = await setupCall(`mixed-${answered}`, answered, 1000, 440, sends);
       try {
-        const { atPbx, atPeer } = await exchangeTones(c, 1000, 440);
+        const { atPbx, atPeer } = await exchangeTones(c.pbx, c.peer, { pbxHears: 1000, peerHears: 440 });
         expect(atPbx.share, `PBX hears 1 kHz in ${answered} ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
         expect(atPeer.share, `peer hears 440 Hz sent as ${sends} ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
         const answeredPt = answered === 'G722' ? 9 : 0;
@@ -213,13 +177,13 @@ describe('media through the embedded engine', () => {
     try {
       c.pbx.startMedia();
       c.peer.startMedia();
-      await sleep(300);
+      await Promise.all([waitForTone(c.pbx, 1000, 'the PBX'), waitForTone(c.peer, 440, 'the WhatsApp peer')]);
       // WhatsApp -> PBX: digits 1 and 9 (PT 126 -> PT 101).
       await peerSendDtmf(c.peer, 1);
-      await sleep(100);
+      await sleep(100); // the gap between two key presses
       await peerSendDtmf(c.peer, 9);
-      await sleep(200);
       const ev = c.pbx.teEvents;
+      await waitFor(() => ev.filter((e) => e.end && e.event === 9).length >= 3, { what: 'the three end packets of digit 9 at the PBX' });
       expect(c.pbx.tePt).toBe(101);
       const digits = [...new Set(ev.map((e) => `${e.event}@${e.ts}`))].map((k) => Number(k.split('@')[0]));
       expect(digits).toEqual([1, 9]);
@@ -229,10 +193,10 @@ describe('media through the embedded engine', () => {
 
       // PBX -> WhatsApp: digits 5 and 0 (PT 101 -> PT 126).
       await c.pbx.sendDtmf(5);
-      await sleep(100);
+      await sleep(100); // the gap between two key presses
       await c.pbx.sendDtmf(0);
-      await sleep(200);
       const back = c.peer.dtmfEvents();
+      await waitFor(() => back.filter((e) => e.end && e.event === 0).length >= 3, { what: 'the three end packets of digit 0 at WhatsApp' });
       expect([...new Set(back.map((e) => e.event))]).toEqual([5, 0]);
       expect(back.filter((e) => e.end).length).toBe(6);
       expect(Math.max(...back.map((e) => e.duration))).toBe(1600);
@@ -253,7 +217,7 @@ describe('media through the embedded engine', () => {
       expect(c.peer.stats.decodeErrors).toBe(0);
       // Then the PBX speaks: real audio replaces the silence, no double stream.
       c.pbx.startMedia();
-      await sleep(300);
+      await waitForTone(c.peer, 440, 'WhatsApp once the PBX speaks');
       c.peer.clearReceived();
       const rate2 = await c.peer.rtpInRate(1000);
       expect(rate2).toBeGreaterThanOrEqual(38);
@@ -290,22 +254,15 @@ describeWithPeers('G.722 interop with rtpengine', ['rtpengine'], () => {
   for (const tone of [1000, 6000]) {
     it(`${tone} Hz from WhatsApp through rtpengine's G.722 encoder is decoded by ours; our encoder is decoded by rtpengine`, async () => {
       const peer = new WhatsAppMediaPeer({ toneHz: tone });
-      const pbx = await CodecRtpEndpoint.create({ codec: 'G722', toneHz: 440 });
+      const pbx = await RtpEndpoint.create({ codec: 'G722', toneHz: 440 });
       const session = engine.createSession(`g722-interop-${tone}-${Date.now()}`);
       try {
         const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());
         const waAnswer = await session.answerFromPbx(pbx.answer(plainOffer));
         await peer.applyAnswer(waAnswer);
         await peer.waitConnected(10_000);
-        pbx.startMedia();
-        peer.startMedia();
-        await sleep(600);
-        pbx.clearReceived();
-        peer.clearReceived();
-        await sleep(1600);
+        const { atPbx, atPeer } = await exchangeTones(pbx, peer, { pbxHears: tone, peerHears: 440 });
         expect(pbx.headers.some((h) => h.pt === 9)).toBe(true);
-        const atPbx = pbx.toneWindows(tone);
-        const atPeer = peer.toneWindows(440);
         expect(atPbx.share, `our G.722 decoder hears ${tone} Hz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
         expect(atPeer.share, `rtpengine decodes our G.722 ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
       } finally {

@@ -15,7 +15,9 @@ import type { MediaEngine } from '../../src/media/types.js';
 import { WHATSAPP_OPUS_FMTP, WhatsAppMediaPeer, WhatsAppSdpError } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
 import { describeWithPeers } from '../support/peers.js';
-import { PlainRtpEndpoint } from '../harness/rtp-endpoint.js';
+import { RtpEndpoint } from '../harness/rtp-endpoint.js';
+import { expectTwoWayAudio } from '../support/audio.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 
 const RUNS_PER_ROLE = Number(process.env.OUTBOUND_RUNS_PER_ROLE ?? 8);
@@ -53,7 +55,7 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
 
   for (const { n, setup } of runs) {
     it(`setup:${setup} run ${n}: WhatsApp-shaped offer, tones both ways, session released`, async () => {
-      const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+      const pbx = await RtpEndpoint.create({ toneHz: 440 });
       const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
       const session = engine.createSession(`out-${setup}-${n}-${Date.now()}`);
       try {
@@ -95,20 +97,7 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
         expect(peer.iceRole).toBe('controlled');
         expect(peer.dtlsRole).toBe(setup === 'active' ? 'client' : 'server');
 
-        pbx.startMedia();
-        peer.startMedia();
-        await new Promise((r) => setTimeout(r, 500));
-        pbx.clearReceived();
-        peer.clearReceived();
-        await new Promise((r) => setTimeout(r, 1600));
-        const atPbx = pbx.toneWindows(1000);
-        const atPeer = peer.toneWindows(440);
-        expect(atPbx.windows, 'PBX received ~1.5 s of audio').toBeGreaterThanOrEqual(14);
-        expect(atPeer.windows, 'peer received ~1.5 s of audio').toBeGreaterThanOrEqual(14);
-        expect(atPbx.share, `PBX hears 1 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
-        expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
-        expect(pbx.toneWindows(440).share).toBeLessThan(0.2);
-        expect(peer.toneWindows(1000).share).toBeLessThan(0.2);
+        await expectTwoWayAudio(pbx, peer, { pbxHears: 1000, peerHears: 440, minShare: MIN_SHARE });
       } finally {
         await peer.close();
         await pbx.close();
@@ -120,7 +109,7 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
 
   for (const setup of ['active', 'passive'] as const) {
     it(`setup:${setup}: DTMF crosses both ways as RFC 4733 events (PBX 101/8000 <-> WhatsApp 126/8000)`, async () => {
-      const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+      const pbx = await RtpEndpoint.create({ toneHz: 440 });
       const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
       const session = engine.createSession(`out-dtmf-${setup}-${Date.now()}`);
       try {
@@ -135,23 +124,23 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
         await peer.waitConnected(10_000);
         pbx.startMedia();
         peer.startMedia();
-        await new Promise((r) => setTimeout(r, 400));
+        await waitFor(() => pbx.audioIn > 0 && peer.stats.rtpIn > 0, { what: 'media both ways' });
 
         await peer.sendDtmf(3);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100); // the gap between two key presses
         await peer.sendDtmf(7);
-        await new Promise((r) => setTimeout(r, 300));
         const ev = pbx.teEvents;
+        await waitFor(() => ev.some((e) => e.end && e.event === 7), { what: 'the end of digit 7 at the PBX' });
         expect(ev.length, 'events reach the PBX').toBeGreaterThan(0);
         expect(ev.every((e) => e.pt === 101)).toBe(true);
         expect([...new Set(ev.map((e) => e.event))]).toEqual([3, 7]);
         expect(ev.filter((e) => e.end).map((e) => e.event)).toEqual(expect.arrayContaining([3, 7]));
 
         await pbx.sendDtmf(4);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100); // the gap between two key presses
         await pbx.sendDtmf(2);
-        await new Promise((r) => setTimeout(r, 300));
         const back = peer.dtmfEvents();
+        await waitFor(() => back.some((e) => e.end && e.event === 2), { what: 'the end of digit 2 at WhatsApp' });
         expect(back.length, 'events reach WhatsApp on PT 126').toBeGreaterThan(0);
         expect([...new Set(back.map((e) => e.event))]).toEqual([4, 2]);
         expect(back.filter((e) => e.end).map((e) => e.event)).toEqual(expect.arrayContaining([4, 2]));
@@ -165,7 +154,7 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
   }
 
   it('hold: pbxSending(false) plays silence to WhatsApp (the answerer\'s leg), resume stops it', async () => {
-    const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+    const pbx = await RtpEndpoint.create({ toneHz: 440 });
     const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
     const session = engine.createSession(`out-hold-${Date.now()}`);
     try {
@@ -175,12 +164,13 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
       peer.startMedia();
       expect(await peer.rtpInRate(800), 'silent PBX').toBe(0);
       await session.pbxSending(false);
-      await new Promise((r) => setTimeout(r, 200));
+      const before = peer.stats.rtpIn;
+      await waitFor(() => peer.stats.rtpIn > before, { what: 'the hold silence to reach WhatsApp' });
       const held = await peer.rtpInRate(1500);
       expect(held, `packets/s to WhatsApp while held: ${held}`).toBeGreaterThanOrEqual(40);
       expect(held).toBeLessThanOrEqual(60);
       await session.pbxSending(true);
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200); // silence packets already in flight when the resume took effect land first
       expect(await peer.rtpInRate(600), 'after resume').toBeLessThan(5);
     } finally {
       await peer.close();
@@ -191,7 +181,7 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
   });
 
   it('the peer rejects an offer that breaks Meta rules like Graph does (100 / 2494010)', async () => {
-    const pbx = await PlainRtpEndpoint.create();
+    const pbx = await RtpEndpoint.create();
     const peer = new WhatsAppMediaPeer();
     const session = engine.createSession(`out-bad-${Date.now()}`);
     try {

@@ -10,11 +10,12 @@ import { MediaError, type MediaEngine, type MediaSession } from '../../src/media
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
 import { describeWithPeers } from '../support/peers.js';
-import { PlainRtpEndpoint } from '../harness/rtp-endpoint.js';
+import { RtpEndpoint } from '../harness/rtp-endpoint.js';
+import { expectTwoWayAudio, waitForTone } from '../support/audio.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { randomMediaRange, rtpengineSkipReason, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 
 const skip = rtpengineSkipReason();
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Distinct digits in arrival order, one per event (an event is one RTP timestamp). */
 function digitsOf(ev: ReadonlyArray<{ event: number; ts: number }>): number[] {
   const seen = new Set<string>();
@@ -58,7 +59,7 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
   for (let run = 1; run <= RUNS; run++) {
     it(`run ${run}: tones cross both ways, answer obeys WhatsApp's rules, session is released`, async () => {
       const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
-      const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+      const pbx = await RtpEndpoint.create({ toneHz: 440 });
       const session = engine.createSession(`e2e-${run}-${Date.now()}`);
       try {
         const offer = await peer.createOffer();
@@ -93,23 +94,8 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
         expect(peer.dtlsRole).toBe('server');
         expect(peer.iceRole).toBe('controlled');
 
-        // The business accepted: both sides speak.
-        pbx.startMedia();
-        peer.startMedia();
-        await new Promise((r) => setTimeout(r, 500)); // let the transcoders settle
-        pbx.clearReceived();
-        peer.clearReceived();
-        await new Promise((r) => setTimeout(r, 1600));
-
-        const atPbx = pbx.toneWindows(1000);
-        const atPeer = peer.toneWindows(440);
-        expect(atPbx.windows, 'PBX received ~1.5 s of audio').toBeGreaterThanOrEqual(14);
-        expect(atPeer.windows, 'peer received ~1.5 s of audio').toBeGreaterThanOrEqual(14);
-        expect(atPbx.share, `PBX hears 1 kHz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
-        expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
-        // And not the other way round (no echo/loop).
-        expect(pbx.toneWindows(440).share).toBeLessThan(0.2);
-        expect(peer.toneWindows(1000).share).toBeLessThan(0.2);
+        // The business accepted: both sides speak, and each hears the other (not itself).
+        await expectTwoWayAudio(pbx, peer, { pbxHears: 1000, peerHears: 440, minShare: MIN_SHARE });
       } finally {
         await peer.close();
         await pbx.close();
@@ -121,9 +107,9 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
   }
 
   /** Connected call: WhatsApp offer, PBX answer, ICE + DTLS up. */
-  async function connectedCall(name: string): Promise<{ peer: WhatsAppMediaPeer; pbx: PlainRtpEndpoint; session: MediaSession; waAnswer: string }> {
+  async function connectedCall(name: string): Promise<{ peer: WhatsAppMediaPeer; pbx: RtpEndpoint; session: MediaSession; waAnswer: string }> {
     const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
-    const pbx = await PlainRtpEndpoint.create({ toneHz: 440 });
+    const pbx = await RtpEndpoint.create({ toneHz: 440 });
     const session = engine.createSession(`${name}-${Date.now()}`);
     const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());
     const waAnswer = await session.answerFromPbx(pbx.answer(plainOffer));
@@ -140,14 +126,14 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
       expect(tePt).toBeGreaterThanOrEqual(96);
       pbx.startMedia();
       peer.startMedia();
-      await sleep(400);
+      await Promise.all([waitForTone(pbx, 1000, 'the PBX'), waitForTone(peer, 440, 'the WhatsApp peer')]);
 
       // WhatsApp -> PBX: digits 1 and 9, 200 ms each (duration 1600 in 8 kHz units).
       await peer.sendDtmf(1);
-      await sleep(100);
+      await sleep(100); // the gap between two key presses
       await peer.sendDtmf(9);
-      await sleep(300);
       const ev = pbx.teEvents;
+      await waitFor(() => ev.some((e) => e.end && e.event === 9), { what: "the end of digit 9 at the PBX" });
       expect(ev.length, 'events reach the PBX').toBeGreaterThan(0);
       expect(ev.every((e) => e.pt === tePt), 'on the PT of the PBX-side SDP').toBe(true);
       expect(digitsOf(ev)).toEqual([1, 9]);
@@ -160,17 +146,24 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
 
       // PBX -> WhatsApp: rtpengine 10.5 renders the PBX's digit 5 (770 + 1336 Hz) in-band.
       pbx.stopMedia();
-      await sleep(100);
+      await sleep(100); // audio already in flight lands before the listening starts
       peer.clearReceived();
       await pbx.sendDtmf(5, 400);
-      await sleep(500);
-      const inband = peer.toneWindows(1336, { minRatio: 0.2 });
+      // The digit's in-band rendering is the event; rtpengine handled the RFC 4733 packets by
+      // then, so any it were to forward as events have arrived too.
+      const inband = await waitFor(
+        () => {
+          const w = peer.toneWindows(1336, { minRatio: 0.2 });
+          return w.matching > 0 && w;
+        },
+        { what: 'the PBX digit in-band at WhatsApp' },
+      ).catch(() => peer.toneWindows(1336, { minRatio: 0.2 }));
       expect(inband.matching, 'the caller hears the PBX digit in-band').toBeGreaterThan(0);
       expect(peer.dtmfEvents().length, 'no RFC 4733 events toward WhatsApp on inbound calls (rtpengine 10.5)').toBe(0);
       pbx.startMedia();
-      // Audio still flows after the digits.
+      // Audio still flows after the digits: 1 s of it (ten 100 ms windows) carries the tone.
       peer.clearReceived();
-      await sleep(1000);
+      await waitFor(() => peer.toneWindows(440).windows >= 10, { what: '1 s of audio at WhatsApp after the digits' });
       expect(peer.toneWindows(440).share).toBeGreaterThanOrEqual(MIN_SHARE);
     } finally {
       await peer.close();
@@ -191,7 +184,8 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
 
       await session.pbxSending(false);
       await session.pbxSending(false); // idempotent: one stream, not two
-      await sleep(200);
+      const before = peer.stats.rtpIn;
+      await waitFor(() => peer.stats.rtpIn > before, { what: 'the hold silence to reach WhatsApp' });
       const held = await peer.rtpInRate(1500);
       expect(held, `packets/s while held: ${held}`).toBeGreaterThanOrEqual(40);
       expect(held).toBeLessThanOrEqual(60);
@@ -199,10 +193,10 @@ describeWithPeers('media through rtpengine', ['rtpengine'], () => {
       // Resume: the silence stops before the PBX's audio starts, so WhatsApp gets one clean
       // stream (both at once interleave two streams and destroy the PBX's audio).
       await session.pbxSending(true);
-      await sleep(200);
+      await sleep(200); // silence packets already in flight when the resume took effect land first
       expect(await peer.rtpInRate(500), 'packets/s after resume, PBX not yet sending').toBeLessThan(5);
       pbx.startMedia();
-      await sleep(300);
+      await waitForTone(peer, 440, 'WhatsApp after resume');
       peer.clearReceived();
       const talking = await peer.rtpInRate(1500);
       expect(talking).toBeGreaterThanOrEqual(40);

@@ -4,11 +4,12 @@ import { describeWithPeers } from '../support/peers.js';
  * package answers requests addressed to its own listen IP locally). One scenario per behaviour;
  * assertions on what SIPp received and on our API results.
  */
+import { createSocket } from 'node:dgram';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createSipStack } from '../../src/sip/stack.js';
 import { SipFailure, type IncomingInvite, type SipDialog, type SipStack } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
-import { firstLines, freeDualPort, freePort, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
+import { firstLines, freeDualPort, freePort, headerOf, sippMessages, startSipp, stopAllSipp, waitListening, type SippHandle } from '../harness/sipp.js';
 
 const US = '127.0.0.1';
 const PEER = '127.0.0.2';
@@ -26,8 +27,9 @@ async function newStack(extra: Partial<Parameters<typeof createSipStack>[0]> = {
 async function peer(scenario: string, transport: 'udp' | 'tcp' = 'udp', args?: { remote?: string; extra?: string[] }): Promise<{ sipp: SippHandle; port: number }> {
   const port = await freePort(PEER, transport);
   const sipp = startSipp({ scenario, ip: PEER, port, transport, ...(args?.remote ? { remote: args.remote } : {}), ...(args?.extra ? { args: args.extra } : {}) });
-  // SIPp needs a moment to bind before a UDP INVITE would be lost (the retransmission would still come).
-  await new Promise((r) => setTimeout(r, 250));
+  // As the called side, a UDP INVITE sent before SIPp binds is lost (only its retransmission
+  // would come). As the caller (`remote`), it starts the exchange itself.
+  if (!args?.remote) await waitListening(PEER, port, transport);
   return { sipp, port };
 }
 
@@ -141,11 +143,18 @@ describeWithPeers('SIP stack against SIPp', ['sipp'], () => {
   it('rejects with 503 for a Request-URI it cannot route, and when the stack closes', async () => {
     const { stack } = await newStack();
     expect((await failureOf(stack.invite({ uri: 'tel:+4915112345678', from, sdp: SDP }).established)).status).toBe(503);
-    const silentPort = await freePort(PEER);
-    const pending = stack.invite({ uri: `sip:1001@${PEER}:${silentPort}`, from, sdp: SDP });
-    await new Promise((r) => setTimeout(r, 100));
-    await stack.close();
-    expect((await failureOf(pending.established)).status).toBe(503);
+    // A peer that receives the INVITE and never answers: close the stack once it is out.
+    const silent = createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, PEER, () => r()));
+    const received = new Promise<void>((r) => silent.once('message', () => r()));
+    try {
+      const pending = stack.invite({ uri: `sip:1001@${PEER}:${silent.address().port}`, from, sdp: SDP });
+      await received;
+      await stack.close();
+      expect((await failureOf(pending.established)).status).toBe(503);
+    } finally {
+      silent.close();
+    }
   });
 
   it('cancel() sends CANCEL after the 180 and rejects with 487', async () => {

@@ -1,0 +1,13 @@
+/** The leak check every bridge e2e test ends with: the media engine holds no session. */
+import type { MediaEngine } from '../../src/media/types.js';
+import { waitFor } from './wait.js';
+
+/**
+ * Wait (up to `timeoutMs`; teardown of a session is asynchronous) until `media` lists no
+ * session; otherwise fail naming the sessions left (for rtpengine: what the daemon lists).
+ */
+export async function expectNoSessionLeft(media: MediaEngine, timeoutMs = 3000): Promise<void> {
+  await waitFor(async () => (await media.listSessions()).length === 0, { timeoutMs, what: 'the media engine to hold no session' }).catch(async (err) => {
+    throw new Error(`${(err as Error).message}: ${(await media.listSessions()).join(', ')}`);
+  });
+}
