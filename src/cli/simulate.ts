@@ -1,0 +1,3 @@
+export async function runSimulate(_argv: string[]): Promise<number> {
+  return 1;
+}
