@@ -71,6 +71,29 @@ function verdictText(v: MediaVerdict): { ok: boolean; text: string } {
   return { ok: false, text: v.connected ? 'answered, but no audio came back from the PBX' : 'answered, but the media path never came up' };
 }
 
+/** An answered call in either direction: media checks, hang-up (unless the SIP side did), report. */
+async function answeredCall(
+  ctx: SimulateContext,
+  c: { leg: WhatsAppLeg; opts: SimulateOptions; r: Report; sampler: MediaSampler; ended: Promise<EndedCallRecord>; t0: number; sideLine: string; otherSide: string },
+): Promise<number> {
+  const connectedAt = performance.now();
+  const verdict = await mediaPhase(c.leg, c.opts, c.r);
+  let who = `${c.otherSide} hung up (BYE)`;
+  if (!c.leg.endedByBridge()) {
+    await c.leg.hangUp();
+    who = 'the simulated WhatsApp user hung up';
+  }
+  const rec = await within(c.ended, 10_000);
+  c.sampler.stop();
+  c.sampler.report(c.r);
+  c.r.line(c.sideLine);
+  c.r.line(endLine(rec, who, connectedAt));
+  c.r.print(ctx.io.out, c.t0);
+  printProblems(ctx);
+  const v = verdictText(verdict);
+  return result(ctx, v.ok, v.text);
+}
+
 // ---- a WhatsApp user calls the business --------------------------------------------------------
 
 export async function simulateInbound(ctx: SimulateContext, opts: SimulateOptions, target: string | undefined): Promise<number> {
@@ -117,22 +140,8 @@ export async function simulateInbound(ctx: SimulateContext, opts: SimulateOption
       return result(ctx, false, rec ? `the call failed before it was answered (${rec.label})` : 'no answer from the PBX in time');
     }
     await call.peer.waitConnected(10_000).catch(() => undefined);
-    const connectedAt = performance.now();
-    const verdict = await mediaPhase(leg, opts, r);
-    let who = 'the PBX hung up (BYE)';
-    if (!leg.endedByBridge()) {
-      await call.hangUp();
-      who = 'the simulated WhatsApp user hung up';
-    }
-    const rec = await within(ended, 10_000);
-    sampler.stop();
-    sampler.report(r);
-    r.line(`PBX: ${trace.final ? `${trace.final.status} ${trace.final.reason}` : '?'}; codec ${chosenCodec(trace.pbxSdp) ?? '?'}${hasTelephoneEvent(trace.pbxSdp) ? ' + telephone-event' : ' (no telephone-event: DTMF cannot reach it as RFC 4733)'}`);
-    r.line(endLine(rec, who, connectedAt));
-    r.print(io.out, t0);
-    printProblems(ctx);
-    const v = verdictText(verdict);
-    return result(ctx, v.ok, v.text);
+    const pbxLine = `PBX: ${trace.final ? `${trace.final.status} ${trace.final.reason}` : '?'}; codec ${chosenCodec(trace.pbxSdp) ?? '?'}${hasTelephoneEvent(trace.pbxSdp) ? ' + telephone-event' : ' (no telephone-event: DTMF cannot reach it as RFC 4733)'}`;
+    return await answeredCall(ctx, { leg, opts, r, sampler, ended, t0, sideLine: pbxLine, otherSide: 'the PBX' });
   } finally {
     sampler.stop();
     await call.close();
@@ -179,22 +188,8 @@ export async function simulateOutbound(ctx: SimulateContext, opts: SimulateOptio
     }
     await until(() => trace.marks.has('agent-answered'), 5000); // the 200 OK follows the answer at once
     r.step(trace.marks.get('agent-answered'), `200 OK to the agent, codec ${chosenCodec(trace.bridgeSdp) ?? '?'}`);
-    const connectedAt = performance.now();
-    const verdict = await mediaPhase(leg, opts, r);
-    let who = 'the agent hung up (BYE)';
-    if (!leg.endedByBridge()) {
-      await user.hangUp();
-      who = 'the simulated WhatsApp user hung up';
-    }
-    const rec = await within(ended, 10_000);
-    sampler.stop();
-    sampler.report(r);
-    r.line(`agent's phone: codec ${chosenCodec(trace.bridgeSdp) ?? '?'}${hasTelephoneEvent(trace.bridgeSdp) ? ' + telephone-event' : ''}`);
-    r.line(endLine(rec, who, connectedAt));
-    r.print(io.out, t0);
-    printProblems(ctx);
-    const v = verdictText(verdict);
-    return result(ctx, v.ok, v.text);
+    const agentLine = `agent's phone: codec ${chosenCodec(trace.bridgeSdp) ?? '?'}${hasTelephoneEvent(trace.bridgeSdp) ? ' + telephone-event' : ''}`;
+    return await answeredCall(ctx, { leg, opts, r, sampler, ended, t0, sideLine: agentLine, otherSide: 'the agent' });
   } finally {
     sampler.stop();
   }
