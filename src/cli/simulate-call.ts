@@ -160,7 +160,11 @@ export async function simulateOutbound(ctx: SimulateContext, opts: SimulateOptio
   const r = new Report();
   const connect = await sim.graph.waitForAction('connect', opts.waitSec * 1000).catch(() => undefined);
   const trace = ctx.observer.trace();
-  const t0 = trace.marks.get('agent-invite') ?? performance.now();
+  // The bridge checks the call permission before it sets up media: the earlier of the two is
+  // the closest observable moment to the INVITE's arrival.
+  const permission = sim.graph.actions.find((a) => a.action === 'call_permissions');
+  const t0 = Math.min(trace.marks.get('agent-invite') ?? performance.now(), permission ? toPerf(permission.at) : Infinity);
+  r.origin = "the agent's INVITE reached the bridge";
   if (!connect || connect.response.status !== 200) {
     printProblems(ctx);
     if (connect) return result(ctx, false, `WhatsApp refused connect (HTTP ${connect.response.status}: ${JSON.stringify(connect.response.body)})`);

@@ -27,8 +27,11 @@ export class Report {
     this.lines.push(text);
   }
 
+  /** Where the set-up's time zero is, for the heading. */
+  origin = 'the connect webhook reached the bridge';
+
   print(out: (l: string) => void, t0: number): void {
-    out('set-up (ms after the connect webhook reached the bridge):');
+    out(`set-up (ms after ${this.origin}):`);
     for (const s of [...this.steps].sort((a, b) => a.at - b.at)) out(`  ${String(Math.round(s.at - t0)).padStart(6)} ms  ${s.text}`);
     for (const l of this.lines) out(l);
   }
@@ -167,5 +170,5 @@ async function dtmfCheck(peer: WhatsAppMediaPeer, leg: WhatsAppLeg, digit: strin
 }
 
 function dbfs(level: number): string {
-  return level > 0 ? `${(20 * Math.log10(level)).toFixed(0)} dBFS` : 'silence';
+  return level > 0 ? `${(20 * Math.log10(level)).toFixed(0)} dBFS` : 'all zero';
 }

@@ -19,14 +19,17 @@ export interface CliRun {
 /** Env for the child: the caller's secrets only (nothing inherited from the test's own env). */
 const BASE_ENV_KEYS = ['PATH', 'HOME', 'TMPDIR', 'NODE_OPTIONS', 'LANG'];
 
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 90_000): Promise<CliRun> {
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 90_000, onStdout?: (soFar: string) => void): Promise<CliRun> {
   const childEnv: Record<string, string> = { LOG_LEVEL: 'warn' };
   for (const k of BASE_ENV_KEYS) if (process.env[k] !== undefined) childEnv[k] = process.env[k]!;
   Object.assign(childEnv, env);
   const child = spawn('npx', ['tsx', 'src/main.ts', ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    onStdout?.(stdout);
+  });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((done) => {
     // A bound, not a sleep: a hung command is killed (by its PID) and reported as such.
