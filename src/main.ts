@@ -2,6 +2,7 @@
 import { loadConfig, ConfigError } from './config/load.js';
 import { createLogger } from './util/log.js';
 import { startApp } from './app.js';
+import { isCommand, runCommand } from './cli/index.js';
 
 /** `wa-sip-bridge`: load and validate the config, start, and drain then stop on SIGINT/SIGTERM. */
 async function main(): Promise<void> {
@@ -49,7 +50,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-main().catch((err) => {
+const command = process.argv[2];
+(isCommand(command) ? runCommand(command, process.argv.slice(3)).then((code) => process.exit(code)) : main()).catch((err) => {
   process.stderr.write(`wa-sip-bridge: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

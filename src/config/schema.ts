@@ -263,6 +263,15 @@ export const configSchema = z.object({
       rules: z.array(route).default([]),
     })
     .default({ default: 'sip:whatsapp@127.0.0.1:5080', rules: [] }),
+  /** What `wa-sip-bridge check` probes besides the config (src/cli/check.ts). */
+  check: z
+    .object({
+      /** The webhook URL as configured at Meta/360dialog; `check` runs its verify handshake from outside in. */
+      publicWebhookUrl: z.url().optional(),
+      /** Bound of each probe (SIP OPTIONS, ng ping, HTTP). */
+      timeoutMs: z.number().int().positive().default(3000),
+    })
+    .default({ timeoutMs: 3000 }),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -378,6 +378,16 @@ class GraphSimulatorImpl extends EventEmitter implements GraphSimulator {
     app.post('/calling/calls', (req, reply) => this.handle('360dialog', 'calls', req, reply));
     app.get('/calling/permissions/:waId', (req, reply) => this.handle('360dialog', 'call_permissions', req, reply));
     app.post('/messages', (req, reply) => this.handle('360dialog', 'messages', req, reply));
+    // Harmless authenticated reads (`wa-sip-bridge check` tests the token with them); not recorded.
+    app.get('/:version/:phoneNumberId', (req, reply) => this.whoami('meta', req, reply));
+    app.get('/calling/settings', (req, reply) => this.whoami('360dialog', req, reply));
+  }
+
+  private whoami(provider: SimProvider, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const auth = this.authError(provider, req);
+    if (auth) return this.sendError(reply, provider, auth);
+    const id = (req.params as Record<string, string>)['phoneNumberId'];
+    return reply.code(200).send(provider === 'meta' ? { id } : { calling: { status: 'ENABLED' } });
   }
 
   private sendError(reply: FastifyReply, provider: SimProvider, e: SimError): FastifyReply {

@@ -93,6 +93,11 @@ export interface StartBaresipOptions {
   sourceDurationSec?: number;
   /** With answerMode 'auto': answer after this delay (the harness accepts on CALL_INCOMING). */
   answerDelayMs?: number;
+  /**
+   * Echo: send back what it receives (an echo extension), via the aubridge module (player and
+   * source of one virtual device); the tone options are then unused.
+   */
+  echo?: boolean;
   /** Startup timeout (default 15 s). */
   startTimeoutMs?: number;
 }
@@ -424,7 +429,7 @@ async function startOnce(opts: StartBaresipOptions): Promise<BaresipHandle> {
     `net_interface\t\t${addr}`,
     'call_local_timeout\t120',
     'call_max_calls\t\t4',
-    `audio_source\t\taufile,${sourcePath}`,
+    ...(opts.echo ? ['audio_source\t\taubridge,echo', 'audio_player\t\taubridge,echo'] : [`audio_source\t\taufile,${sourcePath}`]),
     'ausrc_format\t\ts16',
     'auplay_format\t\ts16',
     'auenc_format\t\ts16',
@@ -437,6 +442,7 @@ async function startOnce(opts: StartBaresipOptions): Promise<BaresipHandle> {
     `module_path\t\t${MODULE_PATH}`,
     ...codecMods.map((m) => `module\t\t\t${m}`),
     'module\t\t\taufile.so',
+    ...(opts.echo ? ['module\t\t\taubridge.so'] : []),
     'module\t\t\tsndfile.so',
     'module_tmp\t\taccount.so',
     'module_app\t\tmenu.so',
