@@ -3,6 +3,7 @@
  * there, with a bounded wait, and says how to fix it when it is not. They use the bridge's own
  * code paths where it has them (the SIP endpoint of src/sip, the rtpengine engine's ng ping).
  */
+import { DEFAULT_SIP_LIMITS, FrontDoor } from '../sip/front-door.js';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -73,6 +74,7 @@ export async function probeSipOptions(target: string, config: Readonly<Config>, 
     listen: { host: bind, port },
     advertised: { host: advertised, port },
     logger: silentLogger(),
+    frontDoor: new FrontDoor({ ...DEFAULT_SIP_LIMITS, ...config.sip.limits }, () => undefined),
     onRequest: () => undefined,
     onAck: () => undefined,
   });
