@@ -19,87 +19,29 @@ const GRAPH_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 export class BridgeMetrics {
   readonly registry = new Registry();
 
-  readonly callsTotal = new Counter({
-    name: 'wasip_calls_total',
-    help: 'Calls ended, by direction, outcome (answered/unanswered/rejected/failed) and end cause',
-    labelNames: ['direction', 'outcome', 'cause'] as const,
-    registers: [this.registry],
-  });
-  readonly callsActive = new Gauge({
-    name: 'wasip_calls_active',
-    help: 'Calls in progress, by direction',
-    labelNames: ['direction'] as const,
-    registers: [this.registry],
-  });
-  readonly setupSeconds = new Histogram({
-    name: 'wasip_setup_seconds',
-    help: 'Call set-up latency added along the way, by stage',
-    labelNames: ['stage'] as const,
-    buckets: SETUP_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly graphRequests = new Counter({
-    name: 'wasip_graph_requests_total',
-    help: 'Graph API requests, by action and result (ok, a Graph error code, timeout, network)',
-    labelNames: ['action', 'result'] as const,
-    registers: [this.registry],
-  });
-  readonly graphSeconds = new Histogram({
-    name: 'wasip_graph_request_seconds',
-    help: 'Graph API request latency, by action',
-    labelNames: ['action'] as const,
-    buckets: GRAPH_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly graphRetries = new Counter({
-    name: 'wasip_graph_retries_total',
-    help: 'Graph API requests retried, by action and reason',
-    labelNames: ['action', 'reason'] as const,
-    registers: [this.registry],
-  });
-  readonly sipMessages = new Counter({
-    name: 'wasip_sip_messages_total',
-    help: 'SIP messages, by direction (in/out), method, and status code for responses ("" for requests)',
-    labelNames: ['direction', 'method', 'code'] as const,
-    registers: [this.registry],
-  });
-  readonly webhooks = new Counter({
-    name: 'wasip_webhooks_total',
-    help: 'Webhook deliveries and events, by outcome',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly mediaPackets = new Counter({
-    name: 'wasip_media_packets_total',
-    help: 'RTP packets of ended calls, by engine, leg (whatsapp/pbx) and direction (in/out)',
-    labelNames: ['engine', 'leg', 'direction'] as const,
-    registers: [this.registry],
-  });
-  readonly mediaLost = new Counter({
-    name: 'wasip_media_lost_packets_total',
-    help: 'RTP packets lost on the way in, of ended calls, by engine and leg',
-    labelNames: ['engine', 'leg'] as const,
-    registers: [this.registry],
-  });
-  readonly mediaJitter = new Histogram({
-    name: 'wasip_media_jitter_ms',
-    help: 'Interarrival jitter at the end of each call, by engine and leg (ms)',
-    labelNames: ['engine', 'leg'] as const,
-    buckets: [1, 2, 5, 10, 20, 40, 80, 160],
-    registers: [this.registry],
-  });
-  readonly keepaliveFrames = new Counter({
-    name: 'wasip_keepalive_frames_total',
-    help: 'Silence frames sent to WhatsApp while the PBX was silent, of ended calls, by engine',
-    labelNames: ['engine'] as const,
-    registers: [this.registry],
-  });
-  readonly engineReady = new Gauge({
-    name: 'wasip_media_engine_ready',
-    help: '1 when the media engine can take a call (as /readyz says), else 0',
-    labelNames: ['engine'] as const,
-    registers: [this.registry],
-  });
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+  private histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
+    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  readonly callsTotal = this.counter('wasip_calls_total', 'Calls ended, by direction, outcome (answered/unanswered/rejected/failed) and end cause', ['direction', 'outcome', 'cause'] as const);
+  readonly callsActive = this.gauge('wasip_calls_active', 'Calls in progress, by direction', ['direction'] as const);
+  readonly setupSeconds = this.histogram('wasip_setup_seconds', 'Call set-up latency added along the way, by stage', ['stage'] as const, SETUP_BUCKETS);
+  readonly graphRequests = this.counter('wasip_graph_requests_total', 'Graph API requests, by action and result (ok, a Graph error code, timeout, network)', ['action', 'result'] as const);
+  readonly graphSeconds = this.histogram('wasip_graph_request_seconds', 'Graph API request latency, by action', ['action'] as const, GRAPH_BUCKETS);
+  readonly graphRetries = this.counter('wasip_graph_retries_total', 'Graph API requests retried, by action and reason', ['action', 'reason'] as const);
+  readonly sipMessages = this.counter('wasip_sip_messages_total', 'SIP messages, by direction (in/out), method, and status code for responses ("" for requests)', ['direction', 'method', 'code'] as const);
+  readonly webhooks = this.counter('wasip_webhooks_total', 'Webhook deliveries and events, by outcome', ['outcome'] as const);
+  readonly mediaPackets = this.counter('wasip_media_packets_total', 'RTP packets of ended calls, by engine, leg (whatsapp/pbx) and direction (in/out)', ['engine', 'leg', 'direction'] as const);
+  readonly mediaLost = this.counter('wasip_media_lost_packets_total', 'RTP packets lost on the way in, of ended calls, by engine and leg', ['engine', 'leg'] as const);
+  readonly mediaJitter = this.histogram('wasip_media_jitter_ms', 'Interarrival jitter at the end of each call, by engine and leg (ms)', ['engine', 'leg'] as const, [1, 2, 5, 10, 20, 40, 80, 160]);
+  readonly keepaliveFrames = this.counter('wasip_keepalive_frames_total', 'Silence frames sent to WhatsApp while the PBX was silent, of ended calls, by engine', ['engine'] as const);
+  readonly engineReady = this.gauge('wasip_media_engine_ready', '1 when the media engine can take a call (as /readyz says), else 0', ['engine'] as const);
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     // Event-loop delay, memory, CPU, handles: prom-client's own process metrics.
