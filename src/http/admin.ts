@@ -1,0 +1,169 @@
+/**
+ * The operator's side of the HTTP server: `/metrics` (Prometheus) and, when admin tokens are
+ * configured, the admin API and the live call view under `/admin/`.
+ *
+ * Authentication: `Authorization: Bearer <token>` for API clients (a CRM, a script), or a
+ * session cookie for the browser, set by `POST /admin/login` with a valid token (HttpOnly,
+ * SameSite=Strict, path /admin, expiring). Tokens are compared in constant time, each has a
+ * name, and every action is logged with that name and the client's address. The view's page
+ * itself holds no data: everything it shows comes from the authenticated API.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../util/log.js';
+import type { BridgeMetrics } from '../ops/metrics.js';
+import type { CallTraces, TraceUpdate } from '../ops/trace.js';
+import { CALL_VIEW_HTML, LOGIN_HTML } from './callview-page.js';
+
+export interface AdminToken {
+  name: string;
+  token: string;
+}
+
+export interface AdminDeps {
+  log: Logger;
+  metrics?: { registry: BridgeMetrics; token?: string | undefined } | undefined;
+  admin?:
+    | {
+        tokens: AdminToken[];
+        traces: CallTraces;
+        /** Ends both legs of a live call; false if no such call. */
+        hangup: (id: string, by: string) => Promise<boolean>;
+        sessionTtlSec?: number;
+      }
+    | undefined;
+}
+
+const COOKIE = 'wasip_admin';
+const MAX_SESSIONS = 1000;
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** The name of the token `given` matches, comparing digests in constant time. */
+function tokenName(tokens: AdminToken[], given: string | undefined): string | undefined {
+  if (!given) return undefined;
+  const g = digest(given);
+  let found: string | undefined;
+  for (const t of tokens) if (timingSafeEqual(digest(t.token), g)) found ??= t.name;
+  return found;
+}
+
+function bearer(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+}
+
+function cookie(req: FastifyRequest, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return v.join('=');
+  }
+  return undefined;
+}
+
+export function registerOps(app: FastifyInstance, deps: AdminDeps): void {
+  const m = deps.metrics;
+  if (m) {
+    app.get('/metrics', async (req, reply) => {
+      if (m.token && tokenName([{ name: 'metrics', token: m.token }], bearer(req)) === undefined) {
+        return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'metrics token required' });
+      }
+      return reply.type(m.registry.contentType).send(await m.registry.text());
+    });
+  }
+  if (deps.admin && deps.admin.tokens.length > 0) registerAdmin(app, deps.admin, deps.log.child({ component: 'admin' }));
+}
+
+function registerAdmin(app: FastifyInstance, a: NonNullable<AdminDeps['admin']>, log: Logger): void {
+  const ttlMs = (a.sessionTtlSec ?? 12 * 3600) * 1000;
+  /** Browser sessions: random id → who and until when. Bounded; the oldest goes first. */
+  const sessions = new Map<string, { name: string; until: number }>();
+
+  const who = (req: FastifyRequest): string | undefined => {
+    const byToken = tokenName(a.tokens, bearer(req));
+    if (byToken) return byToken;
+    const sid = cookie(req, COOKIE);
+    const s = sid ? sessions.get(sid) : undefined;
+    if (!s) return undefined;
+    if (s.until < Date.now()) {
+      sessions.delete(sid!);
+      return undefined;
+    }
+    return s.name;
+  };
+  const guard = (req: FastifyRequest, reply: FastifyReply): string | undefined => {
+    const name = who(req);
+    if (!name) void reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'admin token required' });
+    return name;
+  };
+
+  app.get('/admin', async (_req, reply) => reply.redirect('/admin/'));
+  app.get('/admin/', async (req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(who(req) ? CALL_VIEW_HTML : LOGIN_HTML));
+
+  app.post('/admin/login', async (req, reply) => {
+    const body = req.body;
+    let token: string | undefined;
+    try {
+      const parsed = Buffer.isBuffer(body) ? (JSON.parse(body.toString('utf8')) as unknown) : body;
+      if (parsed && typeof parsed === 'object' && typeof (parsed as { token?: unknown }).token === 'string') token = (parsed as { token: string }).token;
+    } catch {
+      /* not JSON: no token */
+    }
+    const name = tokenName(a.tokens, token);
+    if (!name) {
+      log.warn({ ip: req.ip }, 'admin login refused');
+      return reply.code(401).send({ error: 'wrong token' });
+    }
+    if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value!);
+    const sid = randomBytes(24).toString('base64url');
+    sessions.set(sid, { name, until: Date.now() + ttlMs });
+    log.info({ admin: name, ip: req.ip }, 'admin logged in');
+    return reply
+      .header('set-cookie', `${COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=${Math.floor(ttlMs / 1000)}`)
+      .send({ ok: true, name });
+  });
+
+  app.get('/admin/calls', async (req, reply) => {
+    if (!guard(req, reply)) return reply;
+    return a.traces.list();
+  });
+
+  app.get('/admin/calls/:id', async (req, reply) => {
+    if (!guard(req, reply)) return reply;
+    const t = a.traces.get((req.params as { id: string }).id);
+    return t ? t : reply.code(404).send({ error: 'no such call' });
+  });
+
+  app.post('/admin/calls/:id/hangup', async (req, reply) => {
+    const name = guard(req, reply);
+    if (!name) return reply;
+    const id = (req.params as { id: string }).id;
+    log.info({ admin: name, ip: req.ip, call: id }, 'admin hangs up a call');
+    const ok = await a.hangup(id, name);
+    return ok ? { ok: true } : reply.code(404).send({ error: 'no such live call' });
+  });
+
+  // Live updates as server-sent events: the current list first, then every change.
+  app.get('/admin/events', (req, reply) => {
+    const name = guard(req, reply);
+    if (!name) return reply;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    const send = (u: TraceUpdate | { type: 'snapshot'; calls: ReturnType<CallTraces['list']> }): void => {
+      // A client that does not read stops getting updates rather than growing our buffers.
+      if (res.writableLength > 1 << 20) return;
+      res.write(`data: ${JSON.stringify(u)}\n\n`);
+    };
+    send({ type: 'snapshot', calls: a.traces.list() });
+    const unsubscribe = a.traces.subscribe(send);
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    ping.unref();
+    req.raw.on('close', () => {
+      clearInterval(ping);
+      unsubscribe();
+    });
+    log.debug({ admin: name, ip: req.ip }, 'call view connected');
+    return reply;
+  });
+}

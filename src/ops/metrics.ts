@@ -1,0 +1,87 @@
+/**
+ * The bridge's Prometheus metrics (prom-client), on a registry of their own so that tests and
+ * several bridges in one process never share counters. Every name starts with `wasip_`; the
+ * list with meanings is in docs/operations.md. Label values come from closed sets (directions,
+ * outcomes, actions, SIP methods and codes), never from callers' data, so cardinality stays
+ * bounded.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Direction = 'inbound' | 'outbound';
+/** Set-up stages timed by the bridge (seconds). */
+export type SetupStage = 'webhook_to_invite' | 'pbx_answer_to_accept' | 'pbx_invite_to_connect' | 'whatsapp_answer_to_200';
+export type WebhookOutcome = 'accepted' | 'bad_signature' | 'duplicate' | 'stale' | 'malformed' | 'unsigned';
+
+/** Seconds: from sub-millisecond (the bridge's own work) to seconds (a Graph round trip, a slow PBX). */
+const SETUP_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const GRAPH_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class BridgeMetrics {
+  readonly registry = new Registry();
+
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+  private histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
+    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  readonly callsTotal = this.counter('wasip_calls_total', 'Calls ended, by direction, outcome (answered/unanswered/rejected/failed) and end cause', ['direction', 'outcome', 'cause'] as const);
+  readonly callsActive = this.gauge('wasip_calls_active', 'Calls in progress, by direction', ['direction'] as const);
+  readonly setupSeconds = this.histogram('wasip_setup_seconds', 'Call set-up latency added along the way, by stage', ['stage'] as const, SETUP_BUCKETS);
+  readonly graphRequests = this.counter('wasip_graph_requests_total', 'Graph API requests, by action and result (ok, a Graph error code, timeout, network)', ['action', 'result'] as const);
+  readonly graphSeconds = this.histogram('wasip_graph_request_seconds', 'Graph API request latency, by action', ['action'] as const, GRAPH_BUCKETS);
+  readonly graphRetries = this.counter('wasip_graph_retries_total', 'Graph API requests retried, by action and reason', ['action', 'reason'] as const);
+  readonly sipMessages = this.counter('wasip_sip_messages_total', 'SIP messages, by direction (in/out), method, and status code for responses ("" for requests)', ['direction', 'method', 'code'] as const);
+  readonly webhooks = this.counter('wasip_webhooks_total', 'Webhook deliveries and events, by outcome', ['outcome'] as const);
+  readonly mediaPackets = this.counter('wasip_media_packets_total', 'RTP packets of ended calls, by engine, leg (whatsapp/pbx) and direction (in/out)', ['engine', 'leg', 'direction'] as const);
+  readonly mediaLost = this.counter('wasip_media_lost_packets_total', 'RTP packets lost on the way in, of ended calls, by engine and leg', ['engine', 'leg'] as const);
+  readonly mediaJitter = this.histogram('wasip_media_jitter_ms', 'Interarrival jitter at the end of each call, by engine and leg (ms)', ['engine', 'leg'] as const, [1, 2, 5, 10, 20, 40, 80, 160]);
+  readonly keepaliveFrames = this.counter('wasip_keepalive_frames_total', 'Silence frames sent to WhatsApp while the PBX was silent, of ended calls, by engine', ['engine'] as const);
+  readonly engineReady = this.gauge('wasip_media_engine_ready', '1 when the media engine can take a call (as /readyz says), else 0', ['engine'] as const);
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    // Event-loop delay, memory, CPU, handles: prom-client's own process metrics.
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'wasip_', eventLoopMonitoringPrecision: 10 });
+  }
+
+  callStarted(direction: Direction): void {
+    this.callsActive.inc({ direction });
+  }
+
+  callEnded(direction: Direction, outcome: string, cause: string): void {
+    this.callsActive.dec({ direction });
+    this.callsTotal.inc({ direction, outcome, cause });
+  }
+
+  setup(stage: SetupStage, ms: number): void {
+    this.setupSeconds.observe({ stage }, ms / 1000);
+  }
+
+  webhook(outcome: WebhookOutcome, n = 1): void {
+    this.webhooks.inc({ outcome }, n);
+  }
+
+  graph(action: string, result: string, ms: number): void {
+    this.graphRequests.inc({ action, result });
+    this.graphSeconds.observe({ action }, ms / 1000);
+  }
+
+  sip(direction: 'in' | 'out', method: string, code?: number): void {
+    this.sipMessages.inc({ direction, method: SIP_METHODS.has(method) ? method : 'other', code: code === undefined ? '' : String(code) });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** Methods counted by name; anything else (a peer's invention, garbage) counts as 'other'. */
+const SIP_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO', 'UPDATE', 'PRACK', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'MESSAGE', 'REGISTER']);

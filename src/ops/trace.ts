@@ -1,0 +1,156 @@
+/**
+ * The story of each call as a ladder diagram: every webhook, Graph action, SIP message and media
+ * milestone is an arrow between four columns (WhatsApp, bridge, PBX, media), with its time
+ * offset from the call's start and, for messages, the text itself with secrets redacted.
+ *
+ * Bounded by design, since it runs at full call rate: the calls in progress plus the last
+ * `maxRecent` ended calls, at most `maxEvents` arrows per call and `maxBodyBytes` per message.
+ * Recording an arrow is a push onto an array; listeners (the live view's SSE streams) are told
+ * synchronously and must be cheap.
+ */
+
+export type Column = 'whatsapp' | 'bridge' | 'pbx' | 'media';
+export type ArrowKind = 'webhook' | 'graph' | 'sip' | 'media' | 'note';
+
+export interface Arrow {
+  /** Milliseconds since the call's first arrow. */
+  t: number;
+  from: Column;
+  to: Column;
+  kind: ArrowKind;
+  /** What the arrow says: a SIP method or status, a Graph action, a webhook event, a milestone. */
+  label: string;
+  /** The message (SIP text, JSON body, SDP), redacted and capped; absent for milestones. */
+  body?: string;
+}
+
+export interface CallSummary {
+  /** The call's trace id: its WhatsApp call id, or the SIP Call-ID until one is known. */
+  id: string;
+  direction: 'inbound' | 'outbound';
+  waCallId?: string;
+  sipCallId?: string;
+  /** The WhatsApp user and the PBX side, as far as known. */
+  whatsappUser?: string;
+  pbx?: string;
+  startedAt: number;
+  endedAt?: number;
+  cause?: string;
+}
+
+export interface CallTrace {
+  summary: CallSummary;
+  arrows: Arrow[];
+  /** Arrows not kept because the call had too many. */
+  droppedArrows: number;
+}
+
+export type TraceUpdate = { type: 'call'; call: CallSummary } | { type: 'arrow'; id: string; arrow: Arrow };
+
+export interface TraceLimits {
+  maxRecent: number;
+  maxEvents: number;
+  maxBodyBytes: number;
+}
+
+const DEFAULT_LIMITS: TraceLimits = { maxRecent: 500, maxEvents: 300, maxBodyBytes: 8192 };
+
+/** SIP credentials and media keys never leave the bridge, even to its own admin. */
+const SECRET_LINE = /^(authorization|proxy-authorization|www-authenticate|proxy-authenticate)\s*:.*$/gim;
+const SDP_SECRET = /^a=(ice-pwd|crypto):.*$/gim;
+
+export function redact(text: string): string {
+  return text.replace(SECRET_LINE, (l) => `${l.slice(0, l.indexOf(':') + 1)} [redacted]`).replace(SDP_SECRET, (l) => `${l.slice(0, l.indexOf(':') + 1)}[redacted]`);
+}
+
+export class CallTraces {
+  private readonly live = new Map<string, CallTrace>();
+  /** Other names of a live call (SIP Call-ID, outbound opaque data) → its trace id. */
+  private readonly aliases = new Map<string, string>();
+  private readonly recent: CallTrace[] = [];
+  private readonly listeners = new Set<(u: TraceUpdate) => void>();
+  private readonly limits: TraceLimits;
+
+  constructor(limits: Partial<TraceLimits> = {}, private readonly now: () => number = Date.now) {
+    this.limits = { ...DEFAULT_LIMITS, ...limits };
+  }
+
+  /** A call begins; `key` is the name its first event is known by. Idempotent. */
+  start(key: string, summary: Omit<CallSummary, 'id' | 'startedAt'>): void {
+    if (this.resolve(key)) return;
+    const trace: CallTrace = { summary: { ...summary, id: key, startedAt: this.now() }, arrows: [], droppedArrows: 0 };
+    this.live.set(key, trace);
+    this.emit({ type: 'call', call: trace.summary });
+  }
+
+  /** The live call known as `key` is also known as `other` (e.g. its SIP Call-ID). */
+  alias(key: string, other: string, fields: Partial<Pick<CallSummary, 'waCallId' | 'sipCallId' | 'whatsappUser' | 'pbx'>> = {}): void {
+    const t = this.resolve(key);
+    if (!t || other === t.summary.id) return;
+    this.aliases.set(other, t.summary.id);
+    Object.assign(t.summary, fields);
+    this.emit({ type: 'call', call: t.summary });
+  }
+
+  arrow(key: string, from: Column, to: Column, kind: ArrowKind, label: string, body?: string): void {
+    const t = this.resolve(key);
+    if (!t) return;
+    if (t.arrows.length >= this.limits.maxEvents) {
+      t.droppedArrows++;
+      return;
+    }
+    const a: Arrow = { t: this.now() - t.summary.startedAt, from, to, kind, label: label.slice(0, 80) };
+    if (body !== undefined) a.body = capped(redact(body), this.limits.maxBodyBytes);
+    t.arrows.push(a);
+    if (this.listeners.size > 0) this.emit({ type: 'arrow', id: t.summary.id, arrow: a });
+  }
+
+  /** The call has ended: it moves to the bounded history. */
+  end(key: string, cause: string): void {
+    const t = this.resolve(key);
+    if (!t) return;
+    this.live.delete(t.summary.id);
+    for (const [k, v] of this.aliases) if (v === t.summary.id) this.aliases.delete(k);
+    t.summary.endedAt = this.now();
+    t.summary.cause = cause;
+    this.recent.push(t);
+    if (this.recent.length > this.limits.maxRecent) this.recent.splice(0, this.recent.length - this.limits.maxRecent);
+    this.emit({ type: 'call', call: t.summary });
+  }
+
+  get(id: string): CallTrace | undefined {
+    return this.resolve(id) ?? this.recent.find((t) => t.summary.id === id || t.summary.sipCallId === id || t.summary.waCallId === id);
+  }
+
+  list(): { active: CallSummary[]; recent: CallSummary[] } {
+    return { active: [...this.live.values()].map((t) => t.summary), recent: this.recent.map((t) => t.summary).reverse() };
+  }
+
+  /** Sizes, for the soak bench and the leak checks. */
+  sizes(): { live: number; aliases: number; recent: number } {
+    return { live: this.live.size, aliases: this.aliases.size, recent: this.recent.length };
+  }
+
+  subscribe(listener: (u: TraceUpdate) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private resolve(key: string): CallTrace | undefined {
+    return this.live.get(key) ?? this.live.get(this.aliases.get(key) ?? '');
+  }
+
+  private emit(u: TraceUpdate): void {
+    for (const l of this.listeners) {
+      try {
+        l(u);
+      } catch {
+        this.listeners.delete(l); // a broken stream stops listening; the call goes on
+      }
+    }
+  }
+}
+
+function capped(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max)}\n… (${s.length - max} more characters)`;
+}

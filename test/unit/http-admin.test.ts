@@ -1,0 +1,85 @@
+import Fastify from 'fastify';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { registerOps } from '../../src/http/admin.js';
+import { BridgeMetrics } from '../../src/ops/metrics.js';
+import { CallTraces } from '../../src/ops/trace.js';
+
+function server(opts: { metricsToken?: string } = {}) {
+  const traces = new CallTraces();
+  const hungUp: Array<[string, string]> = [];
+  const metrics = new BridgeMetrics({ processMetrics: false });
+  const app = Fastify();
+  registerOps(app, {
+    log: pino({ level: 'silent' }),
+    metrics: { registry: metrics, token: opts.metricsToken },
+    admin: {
+      tokens: [
+        { name: 'ops-team', token: 'secret-token-1' },
+        { name: 'crm', token: 'secret-token-2' },
+      ],
+      traces,
+      hangup: async (id, by) => {
+        if (!traces.get(id)) return false;
+        hungUp.push([id, by]);
+        return true;
+      },
+    },
+  });
+  return { app, traces, hungUp, metrics };
+}
+
+describe('admin API', () => {
+  it('refuses every admin route without a valid token', async () => {
+    const { app } = server();
+    for (const [method, url] of [
+      ['GET', '/admin/calls'],
+      ['GET', '/admin/calls/x'],
+      ['POST', '/admin/calls/x/hangup'],
+      ['GET', '/admin/events'],
+    ] as const) {
+      expect((await app.inject({ method, url })).statusCode, url).toBe(401);
+      expect((await app.inject({ method, url, headers: { authorization: 'Bearer wrong' } })).statusCode, url).toBe(401);
+    }
+    // The page without a session is the sign-in form, with no call data.
+    const page = await app.inject({ method: 'GET', url: '/admin/' });
+    expect(page.body).toContain('Admin token');
+    expect(page.body).not.toContain('EventSource');
+  });
+
+  it('lists calls and hangs one up, naming who asked', async () => {
+    const { app, traces, hungUp } = server();
+    traces.start('wacid.1', { direction: 'inbound', whatsappUser: '15551234567' });
+    const auth = { authorization: 'Bearer secret-token-2' };
+    const list = await app.inject({ method: 'GET', url: '/admin/calls', headers: auth });
+    expect(list.json().active.map((c: { id: string }) => c.id)).toEqual(['wacid.1']);
+    expect((await app.inject({ method: 'POST', url: '/admin/calls/wacid.1/hangup', headers: auth })).statusCode).toBe(200);
+    expect(hungUp).toEqual([['wacid.1', 'crm']]);
+    expect((await app.inject({ method: 'POST', url: '/admin/calls/nope/hangup', headers: auth })).statusCode).toBe(404);
+  });
+
+  it('signs a browser in with a session cookie (HttpOnly, SameSite=Strict)', async () => {
+    const { app } = server();
+    expect((await app.inject({ method: 'POST', url: '/admin/login', payload: { token: 'nope' } })).statusCode).toBe(401);
+    const ok = await app.inject({ method: 'POST', url: '/admin/login', payload: { token: 'secret-token-1' } });
+    expect(ok.statusCode).toBe(200);
+    const set = String(ok.headers['set-cookie']);
+    expect(set).toMatch(/HttpOnly/);
+    expect(set).toMatch(/SameSite=Strict/);
+    const cookie = set.split(';')[0]!;
+    expect((await app.inject({ method: 'GET', url: '/admin/calls', headers: { cookie } })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/admin/', headers: { cookie } })).body).toContain('EventSource');
+  });
+});
+
+describe('/metrics', () => {
+  it('serves Prometheus text, behind a token when one is configured', async () => {
+    const { app, metrics } = server({ metricsToken: 'm-token' });
+    metrics.callStarted('outbound');
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    const r = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer m-token' } });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toMatch(/^text\/plain/);
+    expect(r.body).toContain('wasip_calls_active{direction="outbound"} 1');
+  });
+});
