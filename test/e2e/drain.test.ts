@@ -146,6 +146,11 @@ describeWithPeers('stopping the real process: drain, and a PBX that never answer
     expect(call.webhookStatus).toBe(200);
     await logged(call.waitFor('accept', 20_000));
 
+    // Liveness names the state and the last media probe; it never lists sessions.
+    const live = await fetch(`${bridge.http}/healthz`);
+    expect(live.status).toBe(200);
+    expect(await live.json()).toMatchObject({ ok: true, state: 'running', activeCalls: 1, media: { engine: 'embedded', ok: true } });
+
     const sentAt = performance.now();
     bridge.proc.kill('SIGTERM');
     // /readyz turns 503 "draining" (bounded wait for the signal to be handled).
