@@ -95,8 +95,9 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
       if (!m) reasons.push('media: readiness probe did not answer in time');
       else if (!m.ready) reasons.push(`media: ${m.reason ?? 'not ready'}`);
       if (!sipListening) reasons.push('sip: listeners closed');
+      // Being at calls.maxConcurrent is not a reason: a new call is refused cleanly, and an
+      // instance taken out of the pool would stop getting its own calls' webhooks.
       if (b.state !== 'running') reasons.push(`bridge: ${b.state}`);
-      else if (b.activeCalls >= b.maxConcurrent) reasons.push(`bridge: at calls.maxConcurrent (${b.maxConcurrent})`);
       return {
         ready: reasons.length === 0,
         state: b.state,

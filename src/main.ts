@@ -36,6 +36,8 @@ async function main(): Promise<void> {
     signals++;
     if (signals === 1) {
       log.info({ signal, activeCalls: app.bridge.activeCalls, drainSec: config.shutdown.drainSec }, 'stopping: draining (send the signal again to end every call now)');
+      // Ending the calls left at the deadline is bounded (media and Graph timeouts); this only guards against a stuck library.
+      setTimeout(() => process.exit(1), (config.shutdown.drainSec + 30) * 1000).unref();
       void exit(app.drain());
       return;
     }

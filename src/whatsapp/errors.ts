@@ -52,8 +52,8 @@ export const WA_ERROR = {
 } as const;
 
 const table: readonly WaErrorInfo[] = [
-  { code: 100, description: 'Invalid parameter (including SDP validation); details in error_data', category: 'parameter', httpStatus: 400 },
-  { code: 190, description: 'Invalid OAuth access token', category: 'config', httpStatus: 401, sip: unavailable('bridge cannot authenticate to WhatsApp', 'wa-auth') },
+  { code: WA_ERROR.invalidParameter, description: 'Invalid parameter (including SDP validation); details in error_data', category: 'parameter', httpStatus: 400 },
+  { code: WA_ERROR.invalidToken, description: 'Invalid OAuth access token', category: 'config', httpStatus: 401, sip: unavailable('bridge cannot authenticate to WhatsApp', 'wa-auth') },
   { code: 613, description: 'Call-permission API rate limit', category: 'limit', httpStatus: 429, sip: RATE_LIMIT },
   { code: 131009, description: 'voice_call interactive message not supported', category: 'parameter' },
   { code: 131044, description: 'No valid payment method', category: 'config' },
@@ -64,7 +64,7 @@ const table: readonly WaErrorInfo[] = [
   { code: 138003, description: 'Duplicate call', category: 'limit', sip: { status: 486, reason: 'Busy Here', text: 'a call to this user is already in progress', label: 'wa-duplicate-call' } },
   { code: 138004, description: 'Connection error', category: 'transient', httpStatus: 500 },
   { code: 138005, description: 'Call rate limit (new calls per 24 h per number)', category: 'limit', sip: RATE_LIMIT },
-  { code: 138006, description: 'No approved call permission', category: 'permission', sip: forbidden('no WhatsApp call permission from this user', 'wa-no-permission') },
+  { code: WA_ERROR.noPermission, description: 'No approved call permission', category: 'permission', sip: forbidden('no WhatsApp call permission from this user', 'wa-no-permission') },
   { code: 138007, description: 'Connect timeout: SDP not applied in time', category: 'media', sip: { status: 408, reason: 'Request Timeout', text: 'WhatsApp connect timeout', label: 'wa-connect-timeout' } },
   { code: 138009, description: 'Call-permission request limit reached', category: 'permission' },
   { code: 138012, description: '100 connected business-initiated calls per 24 h reached for this user', category: 'limit', sip: forbidden('daily limit of calls to this user reached', 'wa-user-daily-limit') },

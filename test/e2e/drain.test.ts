@@ -91,14 +91,25 @@ async function readyz(b: Bridge): Promise<{ status: number; body: any }> {
   return { status: r.status, body: await r.json() };
 }
 
-/** Log lines (pino JSON) with this msg. */
-function logLines(b: Bridge, msg: string): any[] {
+/** The bridge's log records (pino JSON lines). */
+function logRecords(b: Bridge): any[] {
   return b
     .output()
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l))
-    .filter((l) => l.msg === msg);
+    .map((l) => JSON.parse(l));
+}
+
+/** Log records with this msg. */
+function logLines(b: Bridge, msg: string): any[] {
+  return logRecords(b).filter((l) => l.msg === msg);
+}
+
+/** /readyz once it answers 503 "draining" (bounded wait for the signal to be handled). */
+async function untilDraining(b: Bridge): Promise<{ status: number; body: any }> {
+  let r = await readyz(b);
+  for (const end = performance.now() + 5000; r.status === 200 && performance.now() < end; r = await readyz(b)) await new Promise((x) => setTimeout(x, 50));
+  return r;
 }
 
 /** The simulator, SIPp as the PBX running `scenario`, and the bridge with `extra` config; resolves once /readyz is 200. */
@@ -125,6 +136,24 @@ async function cleanup(): Promise<void> {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
+/** A WhatsApp user calls: the bridge rejects the call, and does nothing else with it. */
+async function newWhatsAppCallRejected(sim: WhatsAppSimulator): Promise<Awaited<ReturnType<WhatsAppSimulator['userCalls']>>> {
+  const refused = await sim.userCalls({ userWaId: '5511900000002' });
+  expect(refused.webhookStatus).toBe(200);
+  await logged(refused.waitFor('reject', 10_000));
+  expect(refused.actions()).toEqual(['reject']);
+  return refused;
+}
+
+/** An agent dials through the bridge (SIPp UAC): the INVITE gets 503, ACKed; resolves with the 503. */
+async function newPbxInviteRefused(b: Bridge): Promise<string> {
+  const uac = startSipp({ scenario: 'bridge-uac-503.xml', ip: '127.0.0.3', port: await freePort('127.0.0.3', 'udp'), remote: `127.0.0.1:${b.sipPort}`, args: ['-s', '+5511987654321'], timeoutSec: 20 });
+  sipps.push(uac);
+  const result = await uac.exited;
+  expect(result.code, result.errors + result.stderr).toBe(0);
+  return sippMessages(result.messages).received.find((m) => m.startsWith('SIP/2.0 503'))!;
+}
+
 /** Wait (bounded) until the bridge has logged `msg`. */
 async function waitLog(b: Bridge, msg: string, timeoutMs = 5000): Promise<any[]> {
   const end = performance.now() + timeoutMs;
@@ -145,12 +174,16 @@ describeWithPeers('stopping the real process: drain, and a PBX that never answer
     const call = await sim.userCalls({ userWaId: '5511987654321' });
     expect(call.webhookStatus).toBe(200);
     await logged(call.waitFor('accept', 20_000));
+    await call.peer.waitConnected(10_000);
+
+    // Liveness names the state and the last media probe; it never lists sessions.
+    const live = await fetch(`${bridge.http}/healthz`);
+    expect(live.status).toBe(200);
+    expect(await live.json()).toMatchObject({ ok: true, state: 'running', activeCalls: 1, media: { engine: 'embedded', ok: true } });
 
     const sentAt = performance.now();
     bridge.proc.kill('SIGTERM');
-    // /readyz turns 503 "draining" (bounded wait for the signal to be handled).
-    let r = await readyz(bridge);
-    for (const end = performance.now() + 5000; r.status === 200 && performance.now() < end; r = await readyz(bridge)) await new Promise((x) => setTimeout(x, 50));
+    const r = await untilDraining(bridge);
     expect(r.status).toBe(503);
     expect(r.body).toMatchObject({ ready: false, state: 'draining' });
     expect(r.body.reasons).toContain('bridge: draining');
@@ -158,17 +191,9 @@ describeWithPeers('stopping the real process: drain, and a PBX that never answer
     expect((await fetch(`${bridge.http}/healthz`)).status).toBe(200);
 
     // A new WhatsApp call: rejected, and the PBX is not rung (SIPp takes one call; its log is checked below).
-    const refused = await sim.userCalls({ userWaId: '5511900000002' });
-    expect(refused.webhookStatus).toBe(200);
-    await logged(refused.waitFor('reject', 10_000));
-    expect(refused.actions()).toEqual(['reject']);
-
+    await newWhatsAppCallRejected(sim);
     // A new INVITE from the PBX: 503 with Retry-After.
-    const uac = startSipp({ scenario: 'bridge-uac-503.xml', ip: '127.0.0.3', port: await freePort('127.0.0.3', 'udp'), remote: `127.0.0.1:${bridge.sipPort}`, args: ['-s', '+5511987654321'], timeoutSec: 20 });
-    sipps.push(uac);
-    const uacResult = await uac.exited;
-    expect(uacResult.code, uacResult.errors + uacResult.stderr).toBe(0);
-    const refusal = sippMessages(uacResult.messages).received.find((m) => m.startsWith('SIP/2.0 503'))!;
+    const refusal = await newPbxInviteRefused(bridge);
     expect(headerOf(refusal, 'Retry-After')).toBe('30');
     expect(headerOf(refusal, 'Warning')).toContain('bridge shutting down');
 
@@ -201,7 +226,6 @@ describeWithPeers('stopping the real process: drain, and a PBX that never answer
     // The call is released (media closed, record written) while the BYE is still unanswered.
     const ended = await waitLog(bridge, 'call ended');
     expect(ended.map((l) => l.cause)).toEqual(['max-duration']);
-    expect(logLines(bridge, 'sip: BYE answered')).toEqual([]);
 
     const pbxResult = await pbx.exited;
     const bye = sippMessages(pbxResult.messages).received.find((m) => m.startsWith('BYE'))!;
@@ -220,7 +244,7 @@ describeWithPeers('stopping the real process: a second signal', ['sipp'], () => 
     const call = await sim.userCalls({ userWaId: '5511987654321' });
     await logged(call.waitFor('accept', 20_000));
     bridge.proc.kill('SIGTERM');
-    await waitLog(bridge, 'draining: new calls are refused; calls in progress carry on');
+    await untilDraining(bridge);
     const t0 = performance.now();
     bridge.proc.kill('SIGTERM');
     await logged(call.waitFor('terminate', 10_000));
@@ -228,5 +252,32 @@ describeWithPeers('stopping the real process: a second signal', ['sipp'], () => 
     expect(await bridge.exited).toBe(0);
     const bye = sippMessages((await pbx.exited).messages).received.find((m) => m.startsWith('BYE'))!;
     expect(headerOf(bye, 'Reason')).toBe('Q.850;cause=41;text="shutdown"');
+  }, 120_000);
+});
+
+describeWithPeers('the capacity guard on the real process', ['sipp'], () => {
+  afterEach(cleanup);
+
+  it('beyond calls.maxConcurrent: a new WhatsApp call is rejected without an INVITE, a PBX INVITE gets 503 Retry-After', async () => {
+    const { pbx, bridge, sim } = await setup('sip-uas-answer-wait-bye.xml', 'calls: { maxConcurrent: 1 }\nshutdown: { drainSec: 0 }');
+    const call = await sim.userCalls({ userWaId: '5511987654321' });
+    await logged(call.waitFor('accept', 20_000));
+
+    const refused = await newWhatsAppCallRejected(sim);
+    const refusal = await newPbxInviteRefused(bridge);
+    expect(headerOf(refusal, 'Retry-After')).toBe('5');
+    expect(headerOf(refusal, 'Warning')).toContain('concurrent call limit');
+    // Being full is not being unready.
+    expect((await readyz(bridge)).body).toMatchObject({ ready: true, bridge: { activeCalls: 1, maxConcurrent: 1 } });
+
+    // The call in progress was never disturbed; the user hangs up and the PBX gets its BYE.
+    expect(call.actions()).toEqual(['pre_accept', 'accept']);
+    await call.hangUp();
+    const pbxResult = await pbx.exited;
+    expect(pbxResult.code, pbxResult.errors).toBe(0);
+    expect(firstLines(sippMessages(pbxResult.messages).received).filter((l) => l.startsWith('INVITE'))).toHaveLength(1);
+    // The refusal is logged with the call's id and its cause.
+    expect(logRecords(bridge).filter((l) => l.refusal === 'over-capacity').map((l) => l.waCallId ?? l.sipCallId)).toHaveLength(2);
+    expect(logRecords(bridge).some((l) => l.refusal === 'over-capacity' && l.waCallId === refused.callId)).toBe(true);
   }, 120_000);
 });
