@@ -17,7 +17,8 @@
 import { randomBytes } from 'node:crypto';
 import type { RtpPacket } from 'werift';
 import type { Logger } from 'pino';
-import { MediaError, type MediaFailure, type MediaSession } from '../types.js';
+import { MediaError, type MediaFailure, type MediaSession, type MediaStats } from '../types.js';
+import { RtpReceiveStats } from '../rtp-stats.js';
 import { checkWhatsAppAnswer, sameSdpIgnoringVersion } from '../sdp-rules.js';
 import type { EmbeddedEngine } from './engine.js';
 import { FillSchedule, senderReport, serializeRtcp } from './keepalive.js';
@@ -105,6 +106,9 @@ export class EmbeddedSession implements MediaSession {
   private waIn: { ssrc: number; highestSeq: number } | undefined;
   private readonly cname = randomBytes(8).toString('hex');
   private readonly counters = { waIn: 0, waOut: 0, pbxOut: 0, silenceOut: 0, dtmfToPbx: 0, dtmfToWa: 0 };
+  /** Loss and jitter of what each side sends us (RFC 3550), for the call record. */
+  private readonly rxWa = new RtpReceiveStats(48000);
+  private readonly rxPbx = new RtpReceiveStats(8000);
 
   constructor(
     readonly callId: string,
@@ -127,6 +131,17 @@ export class EmbeddedSession implements MediaSession {
       dtlsState: this.wa?.dtlsState ?? 'new',
       pbxCodec: this.sendCodec ? `${this.sendCodec.name}/${this.sendCodec.pt}` : undefined,
       latchedTo: this.pbx.latchedTo,
+    };
+  }
+
+  mediaStats(): MediaStats {
+    const c = this.counters;
+    const leg = (r: RtpReceiveStats) => ({ lost: r.lost, lossRatio: r.lossRatio, jitterMs: Math.round(r.jitterMs * 10) / 10 });
+    return {
+      engine: 'embedded',
+      whatsapp: { codec: 'opus', packetsIn: c.waIn, packetsOut: c.waOut, ...leg(this.rxWa) },
+      pbx: { codec: this.sendCodec?.name, packetsIn: this.pbx.packetsIn, packetsOut: c.pbxOut, ...leg(this.rxPbx) },
+      keepaliveFrames: c.silenceOut,
     };
   }
 
@@ -213,6 +228,7 @@ export class EmbeddedSession implements MediaSession {
     const h = rtp.header;
     this.counters.waIn++;
     this.waIn = { ssrc: h.ssrc, highestSeq: h.sequenceNumber };
+    this.rxWa.packet(h.ssrc, h.sequenceNumber, h.timestamp, now);
     const codec = this.sendCodec;
     if (!codec || !this.pbxOut || !this.pbx.hasRemote) return;
     if (h.payloadType === this.waTePt) {
@@ -237,6 +253,7 @@ export class EmbeddedSession implements MediaSession {
   private onPbxRtp(rtp: RtpView): void {
     if (this.closing) return;
     const now = (this.nowMs = performance.now());
+    if (rtp.pt !== this.pbxTePt) this.rxPbx.packet(rtp.ssrc, rtp.seq, rtp.ts, now);
     const out = this.wa?.out;
     if (!out) return;
     if (rtp.pt === this.pbxTePt) {
