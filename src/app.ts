@@ -79,7 +79,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
   const mediaReadiness = new ReadinessCache(() => media.readiness());
 
   const fromDomain = config.sip.fromDomain ?? contactHost.replace(/:\d+$/, '');
-  const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain, whatsappCounters, observer: ops.hub });
+  const bridge = new Bridge({ config, sip, media: ops.hub.instrumentMedia(media), whatsapp, log, fromDomain, whatsappCounters, observer: ops.hub });
   bridge.onCallEnded((rec) => ops.hub.ended(rec));
 
   const dropStale = createStaleConnectFilter({ api: whatsapp, log, maxAgeSec: wa.maxWebhookAgeSec, counters: whatsappCounters });

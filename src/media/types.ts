@@ -89,8 +89,21 @@ export interface MediaSession {
    * engine that cannot tell leaves it out.
    */
   mediaStats?(): MediaStats;
+  /**
+   * Register the listener told of the session's milestones (the WhatsApp leg connected, the
+   * first packet each way, keep-alive fill on and off), for the call view. Optional: an engine
+   * that cannot see them leaves it out.
+   */
+  onMilestone?(listener: (m: MediaMilestone) => void): void;
   /** Release the session in the engine. Idempotent; never throws. */
   close(): Promise<void>;
+}
+
+/** A media milestone as an arrow between the legs and the engine. */
+export interface MediaMilestone {
+  label: string;
+  from: 'whatsapp' | 'pbx' | 'media';
+  to: 'whatsapp' | 'pbx' | 'media';
 }
 
 /** One leg's packet counts; loss and jitter of what came in, where the engine measures them. */

@@ -7,7 +7,7 @@
  */
 import type { EndedCallRecord } from '../bridge/bridge.js';
 import type { CallObserver, StartedCall } from '../bridge/observer.js';
-import type { MediaLegStats } from '../media/types.js';
+import type { MediaEngine, MediaLegStats } from '../media/types.js';
 import type { SipWireEvent } from '../sip/types.js';
 import type { Logger } from '../util/log.js';
 import type { WhatsAppCounters } from '../whatsapp/counters.js';
@@ -121,6 +121,27 @@ export class OpsHub implements CallObserver {
       connect: (p, to, sdp, opaque) => run('connect', opaque, { action: 'connect', to, sdp }, () => api.connect(p, to, sdp, opaque)),
       getCallPermissions: (p, waId) => run('call_permissions', undefined, undefined, () => api.getCallPermissions(p, waId)),
       sendCallPermissionRequest: (p, to, text) => run('permission_request', undefined, undefined, () => api.sendCallPermissionRequest(p, to, text)),
+    };
+  }
+
+  /**
+   * The media engine the bridge uses, with each session's milestones drawn on its call's ladder.
+   * A session is named by its call: the WhatsApp call id (inbound) or `out-` + the SIP Call-ID.
+   */
+  instrumentMedia(engine: MediaEngine): MediaEngine {
+    const t = this.deps.traces;
+    if (!t) return engine;
+    return {
+      name: engine.name,
+      createSession: (id) => {
+        const s = engine.createSession(id);
+        const key = id.startsWith('out-') ? id.slice(4) : id;
+        s.onMilestone?.((m) => t.arrow(key, m.from, m.to, 'media', m.label));
+        return s;
+      },
+      listSessions: () => engine.listSessions(),
+      readiness: () => engine.readiness(),
+      close: () => engine.close(),
     };
   }
 

@@ -117,8 +117,8 @@ describeWithPeers('operations: metrics, call records, live call view (simulator 
     expect(a!.durationSec).toBeGreaterThan(0);
     expect(a!.setupMs!['webhookToInvite']).toBeGreaterThanOrEqual(0);
     expect(a!.media!.engine).toBe('embedded');
-    expect(a!.media!.whatsapp.packetsIn).toBeGreaterThan(50);
-    expect(a!.media!.pbx.packetsIn).toBeGreaterThan(50);
+    expect(a!.media!.whatsapp.packetsIn).toBeGreaterThan(25);
+    expect(a!.media!.pbx.packetsIn).toBeGreaterThan(25);
     expect(a!.media!.whatsapp.lossRatio).toBeLessThan(0.05);
     expect(a!.media!.whatsapp.mos).toBeGreaterThanOrEqual(4);
     expect(b).toMatchObject({ waCallId: busy.callId, outcome: 'unanswered', cause: 'pbx-busy', whatsappEnd: { action: 'reject' }, durationSec: 0 });
@@ -159,6 +159,9 @@ describeWithPeers('operations: metrics, call records, live call view (simulator 
       await waitFor(async () => (await labels()).includes('accept: ok'), { what: 'the accept arrow on the ladder', timeoutMs: 10_000 });
       const seen = await labels();
       const order = ['connect', 'INVITE', '200 (INVITE)', 'pre_accept', 'accept', 'accept: ok'];
+      // Media milestones are on the same ladder (their order against signalling varies).
+      await waitFor(async () => (await labels()).includes('first RTP from WhatsApp'), { what: 'the media milestones', timeoutMs: 10_000 });
+      expect((await labels()).some((l) => l.startsWith('ICE + DTLS up'))).toBe(true);
       const at = order.map((l) => seen.indexOf(l));
       expect(at.every((i) => i >= 0), `ladder: ${seen.join(' | ')}`).toBe(true);
       expect([...at].sort((x, y) => x - y)).toEqual(at);
