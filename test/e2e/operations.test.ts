@@ -68,7 +68,7 @@ function sample(text: string, line: string): number {
   return hit ? Number(hit.slice(line.length + 1)) : 0;
 }
 
-describeWithPeers('operations: metrics, call records, live call view (simulator + baresip/SIPp, embedded media)', ['baresip', 'sipp'], () => {
+describeWithPeers('operations: metrics, call records, live call view (simulator + baresip/SIPp, embedded media)', ['baresip', 'sipp', 'chromium'], () => {
   beforeAll(async () => {
     sim = await WhatsAppSimulator.start({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: BUSINESS, accessToken: TOKEN, appSecret: SECRET });
   });
