@@ -3,6 +3,7 @@ import type { Config } from './config/schema.js';
 import type { Logger } from './util/log.js';
 import { Bridge } from './bridge/bridge.js';
 import { createHttpServer } from './http/server.js';
+import { createOps, type Ops } from './ops/setup.js';
 import { createEmbeddedEngine } from './media/embedded/index.js';
 import { createRtpengineEngine } from './media/rtpengine/index.js';
 import type { EngineReadiness, MediaEngine } from './media/types.js';
@@ -24,6 +25,8 @@ export interface RunningApp {
   media: MediaEngine;
   /** Webhook intake and Graph retry counters (for metrics). */
   whatsappCounters: WhatsAppCounters;
+  /** Metrics, call records and call traces. */
+  ops: Ops;
   /**
    * Drain, then stop: new calls are refused at once (readiness 503 "draining", WhatsApp reject,
    * SIP 503), calls in progress carry on until they end or shutdown.drainSec passes, then every
@@ -42,10 +45,13 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
   const wa = config.whatsapp;
   const whatsappCounters = new WhatsAppCounters();
   const graphCommon = { timeoutMs: wa.requestTimeoutMs, logger: log, retry: wa.retry, counters: whatsappCounters };
-  const whatsapp =
+  const ops = createOps(config.ops, log);
+  const graphApi =
     wa.provider === 'meta'
       ? createCallsApi({ provider: 'meta', baseUrl: wa.graphBaseUrl, version: wa.graphVersion, accessToken: wa.accessToken, ...graphCommon })
       : createCallsApi({ provider: '360dialog', baseUrl: wa.baseUrl, apiKey: wa.apiKey, ...graphCommon });
+  const whatsapp = ops.hub.instrumentGraph(graphApi);
+  ops.hub.exportCounters(whatsappCounters);
   if (wa.provider === 'meta' && wa.accessToken === '') log.warn('WA_ACCESS_TOKEN is not set: Graph API calls will be refused by Meta');
   if (wa.provider === '360dialog' && wa.apiKey === '') log.warn('WA_360DIALOG_API_KEY is not set: 360dialog will refuse call actions');
   const webhookAuth = webhookAuthOf(wa);
@@ -66,13 +72,15 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     inviteTimeoutMs: config.sip.inviteTimeoutSec * 1000,
     limits: { ...config.sip.limits },
     logger: log,
+    tap: (e) => ops.hub.sip(e),
   });
 
   let sipListening = true;
   const mediaReadiness = new ReadinessCache(() => media.readiness());
 
   const fromDomain = config.sip.fromDomain ?? contactHost.replace(/:\d+$/, '');
-  const bridge = new Bridge({ config, sip, media, whatsapp, log, fromDomain, whatsappCounters });
+  const bridge = new Bridge({ config, sip, media: ops.hub.instrumentMedia(media), whatsapp, log, fromDomain, whatsappCounters, observer: ops.hub });
+  bridge.onCallEnded((rec) => ops.hub.ended(rec));
 
   const dropStale = createStaleConnectFilter({ api: whatsapp, log, maxAgeSec: wa.maxWebhookAgeSec, counters: whatsappCounters });
   const http = createHttpServer({
@@ -80,7 +88,11 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     security: new WebhookAuth(webhookAuth, whatsappCounters),
     counters: whatsappCounters,
     parse: (body) => parseWebhook(body, { maxEvents: wa.maxEventsPerPost }),
-    onEvents: (events) => bridge.handleEvents(dropStale(events)),
+    onEvents: (events) => {
+      const fresh = dropStale(events);
+      ops.hub.webhookEvents(fresh);
+      bridge.handleEvents(fresh);
+    },
     health: async () => ({
       ok: true,
       state: bridge.state,
@@ -108,6 +120,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
       };
     },
   });
+  ops.register(http, (id, by) => bridge.hangup(id, by));
   const address = await http.listen({ host: config.http.host, port: config.http.port });
   log.info({ http: address, sip: { udp: config.sip.udp, tcp: config.sip.tcp }, media: media.name }, 'wa-sip-bridge started');
 
@@ -119,6 +132,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
       sipListening = false;
       await sip.close();
       await media.close();
+      await ops.close();
       log.info('wa-sip-bridge stopped');
     })());
   let draining: Promise<void> | undefined;
@@ -128,6 +142,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     sip,
     media,
     whatsappCounters,
+    ops,
     // The HTTP server keeps serving while draining: terminate webhooks of calls in progress.
     drain: () => (draining ??= bridge.drain(config.shutdown.drainSec * 1000).then(close)),
     close,

@@ -16,6 +16,8 @@ import { PermissionCache } from './permissions.js';
 import { ConnectReconciler } from './connect-reconciler.js';
 import type { WhatsAppCounters } from '../whatsapp/counters.js';
 import { route } from './routing.js';
+import { inboundFacts, outboundFacts } from './call-facts.js';
+import type { CallFacts, CallObserver, StartedCall } from './observer.js';
 
 export interface BridgeDeps {
   config: Readonly<Config>;
@@ -28,6 +30,8 @@ export interface BridgeDeps {
   whatsappCounters?: WhatsAppCounters | undefined;
   /** After a connect whose answer was lost: how long to wait for its webhook (default 5 s). */
   lostConnectGraceMs?: number | undefined;
+  /** Metrics, call records, the live call view. */
+  observer?: CallObserver | undefined;
 }
 
 /** How long webhook keys and terminated call ids are remembered (Meta retries for days; calls don't). */
@@ -44,7 +48,7 @@ export type BridgeState = 'running' | 'draining' | 'stopped';
 /** Why a new call was refused before it started (a WhatsApp reject or a SIP 503). */
 export type CallRefusal = 'draining' | 'over-capacity' | 'setup-rate';
 
-export interface EndedCallRecord {
+export interface EndedCallRecord extends CallFacts {
   direction: 'inbound' | 'outbound';
   waCallId: string | undefined;
   sipCallId: string | undefined;
@@ -125,6 +129,17 @@ export class Bridge {
     return this.calls.get(waCallId);
   }
 
+  /**
+   * An operator ends a live call (admin API), found by its WhatsApp call id or SIP Call-ID:
+   * both legs end as for any bridge-side cause. False when no such call is up.
+   */
+  async hangup(id: string, by: string): Promise<boolean> {
+    const call = this.calls.get(id) ?? this.outboundByWaId.get(id) ?? [...this.calls.values(), ...this.outbound.values()].find((c) => c.sipCallId === id);
+    if (!call) return false;
+    await call.end({ kind: 'admin-hangup', by });
+    return true;
+  }
+
   onCallEnded(listener: (rec: EndedCallRecord) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -200,13 +215,29 @@ export class Bridge {
       fromDomain: this.deps.fromDomain,
       ringTimeoutMs: this.deps.config.calls.ringTimeoutSec * 1000,
       limits: this.limits,
+      onSipCallId: (c, id) => this.observe((o) => o.identified(c.waCallId, { sipCallId: id })),
       onEnded: (c, plan) => {
         this.calls.delete(c.waCallId);
-        this.emitEnded({ direction: 'inbound', waCallId: c.waCallId, sipCallId: c.sipCallId, label: plan.label, whatsapp: plan.whatsapp, sip: plan.sip });
+        this.emitEnded({ direction: 'inbound', waCallId: c.waCallId, sipCallId: c.sipCallId, label: plan.label, whatsapp: plan.whatsapp, sip: plan.sip, ...inboundFacts(c) });
       },
     });
     this.calls.set(ev.callId, call);
+    this.started({ direction: 'inbound', key: ev.callId, waCallId: ev.callId, phoneNumberId: ev.phoneNumberId, whatsappUser: ev.userWaId, pbx: decision.target });
     void call.start();
+  }
+
+  private observe(fn: (o: CallObserver) => void): void {
+    const o = this.deps.observer;
+    if (!o) return;
+    try {
+      fn(o);
+    } catch (err) {
+      this.deps.log.error({ err }, 'call observer failed');
+    }
+  }
+
+  private started(c: StartedCall): void {
+    this.observe((o) => o.started(c));
   }
 
   private emitEnded(rec: EndedCallRecord): void {
@@ -286,6 +317,7 @@ export class Bridge {
       // A call id that arrives after the call ended (connect returned late) is not kept.
       onWhatsAppCallId: (c, id) => {
         if (this.outbound.get(c.opaque) === c) this.outboundByWaId.set(id, c);
+        this.observe((o) => o.identified(c.sipCallId, { waCallId: id }));
       },
       counters: this.deps.whatsappCounters,
       lostConnectGraceMs: this.deps.lostConnectGraceMs,
@@ -300,10 +332,12 @@ export class Bridge {
           label: plan.label,
           whatsapp: plan.whatsapp,
           sip: plan.sip.kind === 'final' ? plan.sip.final.status : plan.sip.kind,
+          ...outboundFacts(c),
         });
       },
     });
     this.outbound.set(call.opaque, call);
+    this.started({ direction: 'outbound', key: inv.callId, sipCallId: inv.callId, opaque: call.opaque, phoneNumberId, whatsappUser: dialed.e164, pbx: inv.from.uri });
     void call.start();
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../util/log.js';
-import { MediaError, type MediaSession } from '../media/types.js';
+import { MediaError, type MediaSession, type MediaStats } from '../media/types.js';
 import type { WaTerminateEvent } from '../whatsapp/types.js';
 import { IllegalTransition, isLegalMove } from './call-state.js';
 import type { CommonEndCause } from './failure-map.js';
@@ -53,6 +53,15 @@ export abstract class BridgedCall<S extends string, C extends { kind: string }> 
         void this.end({ kind: 'max-duration' });
       }, limits.maxDurationMs);
       this.maxDurationTimer.unref();
+    }
+  }
+
+  /** What the media session carried (the engine's counters; readable after it closed). */
+  mediaStats(): MediaStats | undefined {
+    try {
+      return this.mediaSession?.mediaStats?.();
+    } catch {
+      return undefined;
     }
   }
 

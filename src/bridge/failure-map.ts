@@ -8,8 +8,10 @@ export type WaTerminateCause = { kind: 'wa-terminate'; status: string; errorCode
 export type MediaFailureCause = { kind: 'media-failure'; failure: MediaFailure };
 /** The call reached calls.maxDurationSec. */
 export type MaxDurationCause = { kind: 'max-duration' };
+/** An operator hung the call up (admin API); `by` names the admin token. */
+export type AdminHangupCause = { kind: 'admin-hangup'; by: string };
 /** Causes both call directions share; `BridgedCall` raises them. */
-export type CommonEndCause = WaTerminateCause | MediaFailureCause | MaxDurationCause;
+export type CommonEndCause = WaTerminateCause | MediaFailureCause | MaxDurationCause | AdminHangupCause;
 
 /** A media failure's label: what the logs, the call record and the Reason header name. */
 const MEDIA_FAILURE_LABEL: Readonly<Record<MediaFailureKind, string>> = {
@@ -88,6 +90,7 @@ const ORIGIN: { [K in EndCause['kind']]: { gone: 'whatsapp' | 'sip' | 'neither';
   'media-error': { gone: 'neither', label: () => 'media-failed' },
   'media-failure': { gone: 'neither', label: (c) => MEDIA_FAILURE_LABEL[c.failure.kind] },
   'max-duration': { gone: 'neither', label: () => 'max-duration' },
+  'admin-hangup': { gone: 'neither', label: () => 'admin-hangup' },
   'ring-timeout': { gone: 'neither', label: () => 'ring-timeout' },
   shutdown: { gone: 'neither', label: () => 'shutdown' },
   'internal-error': { gone: 'neither', label: () => 'internal-error' },
@@ -213,6 +216,8 @@ export function planOutboundTeardown(cause: OutboundEndCause, legs: { whatsappCa
       return bridgeEnds(MEDIA_FAILURE_LABEL[cause.failure.kind], final(480, 'Temporarily Unavailable', `media: ${cause.failure.detail}`));
     case 'max-duration':
       return bridgeEnds('max-duration', final(480, 'Temporarily Unavailable', 'maximum call duration reached'));
+    case 'admin-hangup':
+      return bridgeEnds('admin-hangup', final(480, 'Temporarily Unavailable', 'ended by an operator'));
     case 'ring-timeout':
       return bridgeEnds('no-answer', final(480, 'Temporarily Unavailable', 'WhatsApp: no answer'));
     case 'shutdown':
@@ -230,7 +235,7 @@ export function planOutboundTeardown(cause: OutboundEndCause, legs: { whatsappCa
  * 19 no answer, 41 temporary failure, 102 recovery on timer expiry; the text names the label.
  */
 const Q850: ReadonlyArray<{ labels: readonly string[]; cause: number }> = [
-  { labels: ['caller-hung-up', 'user-hung-up', 'agent-hung-up', 'agent-cancelled'], cause: 16 },
+  { labels: ['caller-hung-up', 'user-hung-up', 'agent-hung-up', 'agent-cancelled', 'admin-hangup'], cause: 16 },
   { labels: ['ring-timeout', 'no-answer'], cause: 19 },
   { labels: ['max-duration'], cause: 102 },
 ];

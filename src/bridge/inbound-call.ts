@@ -19,6 +19,8 @@ export interface InboundCallDeps {
   ringTimeoutMs: number;
   /** Called once, after teardown completed. */
   onEnded: (call: InboundCall, plan: TeardownPlan) => void;
+  /** The INVITE toward the PBX is out, with this Call-ID. */
+  onSipCallId?: (call: InboundCall, sipCallId: string) => void;
   /** Timing marks for measurements (webhook → INVITE, 200 OK → accept). */
   now?: () => number;
   /** Maximum duration and media operation timeout (defaults: 4 h, 10 s). */
@@ -29,6 +31,8 @@ export interface InboundCallDeps {
 export interface CallTimings {
   connectReceived: number;
   inviteSent?: number;
+  /** The PBX's first provisional response (ringing or early media). */
+  ringing?: number;
   pbxAnswered?: number;
   acceptSent?: number;
   ended?: number;
@@ -58,8 +62,8 @@ export class InboundCall extends BridgedCall<CallState, EndCause> {
   private ending: Promise<void> | undefined;
 
   constructor(
-    private readonly event: WaConnectEvent,
-    private readonly routeDecision: RouteDecision,
+    readonly event: WaConnectEvent,
+    readonly routeDecision: RouteDecision,
     private readonly deps: InboundCallDeps,
   ) {
     super(TRANSITIONS, 'new', 'ended', deps.log.child({ waCallId: event.callId, direction: 'inbound' }), deps.now, deps.limits);
@@ -108,6 +112,7 @@ export class InboundCall extends BridgedCall<CallState, EndCause> {
     );
     this.outgoing = outgoing;
     this.sipCallId = outgoing.callId;
+    this.deps.onSipCallId?.(this, outgoing.callId);
     this.log = this.log.child({ sipCallId: outgoing.callId });
     this.timings.inviteSent = this.now();
     this.log.info({ setupMs: round(this.timings.inviteSent - this.timings.connectReceived) }, 'INVITE sent to PBX');
@@ -154,6 +159,7 @@ export class InboundCall extends BridgedCall<CallState, EndCause> {
   private onProgress(p: InviteProgress): void {
     if (this.ending) return;
     this.log.debug({ status: p.status, withSdp: Boolean(p.sdp) }, 'PBX progress');
+    this.timings.ringing ??= this.now();
     if (this.state === 'inviting' && !p.sdp) this.transition('ringing');
     if (p.sdp && !this.preAccept) {
       this.earlySdp = p.sdp;

@@ -38,6 +38,8 @@ export interface OutboundCallDeps {
 export interface OutboundTimings {
   inviteReceived: number;
   connectSent?: number;
+  /** WhatsApp's RINGING status. */
+  ringing?: number;
   answerReceived?: number;
   okSent?: number;
   ended?: number;
@@ -142,6 +144,7 @@ export class OutboundCall extends BridgedCall<OutboundState, OutboundEndCause> {
     if (this.ending) return;
     this.setWhatsAppCallId(ev.callId);
     if (ev.status === 'RINGING' && this.state === 'connecting') {
+      this.timings.ringing = this.now();
       this.transition('ringing');
       this.invite.progress(180, 'Ringing');
     } else if (ev.status === 'REJECTED') void this.end({ kind: 'wa-rejected' });

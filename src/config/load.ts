@@ -27,6 +27,9 @@ export const ENV = {
   sipAuthPassword: 'SIP_AUTH_PASSWORD',
   sipInboundPassword: 'SIP_INBOUND_PASSWORD',
   logLevel: 'LOG_LEVEL',
+  metricsToken: 'WA_SIP_BRIDGE_METRICS_TOKEN',
+  adminToken: 'WA_SIP_BRIDGE_ADMIN_TOKEN',
+  cdrAuthorization: 'WA_SIP_BRIDGE_CDR_AUTH',
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -92,6 +95,14 @@ function applyEnv(input: Record<string, any>, env: Env): void {
   if (input.sip?.auth) set(['sip', 'auth', 'password'], env[ENV.sipAuthPassword]);
   if (input.outbound?.auth) set(['outbound', 'auth', 'password'], env[ENV.sipInboundPassword]);
   set(['log', 'level'], env[ENV.logLevel]);
+  set(['ops', 'metrics', 'token'], env[ENV.metricsToken]);
+  set(['ops', 'cdr', 'postAuthorization'], env[ENV.cdrAuthorization]);
+  const adminToken = env[ENV.adminToken];
+  if (adminToken) {
+    const ops = (input.ops ??= {}) as { admin?: { tokens?: unknown[] } };
+    const admin = (ops.admin ??= {});
+    admin.tokens = [...(admin.tokens ?? []), { name: 'env', token: adminToken }];
+  }
 }
 
 function crossCheck(cfg: Config): string[] {

@@ -272,6 +272,50 @@ export const configSchema = z.object({
       timeoutMs: z.number().int().positive().default(3000),
     })
     .default({ timeoutMs: 3000 }),
+  /** Metrics, call records, the admin API and the live call view (docs/operations.md). */
+  ops: z
+    .object({
+      metrics: z
+        .object({
+          /** Serve Prometheus text at GET /metrics. */
+          enabled: z.boolean().default(true),
+          /** When set (env WA_SIP_BRIDGE_METRICS_TOKEN), /metrics wants `Authorization: Bearer <token>`. */
+          token: z.string().default(''),
+        })
+        .default({ enabled: true, token: '' }),
+      /** Call records, one JSON object per ended call. */
+      cdr: z
+        .object({
+          /** JSON-lines file; empty: no file. */
+          file: z.string().default(''),
+          /** Rotate the file at this size; keep this many rotated files. */
+          maxBytes: z.number().int().min(1024).default(50 * 1024 * 1024),
+          keep: z.number().int().min(0).max(100).default(5),
+          /** POST each record here (JSON); empty: no POST. */
+          postUrl: z.union([z.url(), z.literal('')]).default(''),
+          /** Header added to each POST, e.g. `Authorization: Bearer …` (value from env WA_SIP_BRIDGE_CDR_AUTH). */
+          postAuthorization: z.string().default(''),
+          postAttempts: z.number().int().min(1).max(20).default(5),
+          postQueue: z.number().int().min(1).default(10_000),
+        })
+        .default({ file: '', maxBytes: 50 * 1024 * 1024, keep: 5, postUrl: '', postAuthorization: '', postAttempts: 5, postQueue: 10_000 }),
+      /**
+       * Admin API and live call view under /admin/, off while no token is set. Tokens by name (for
+       * the audit log); env WA_SIP_BRIDGE_ADMIN_TOKEN adds one named "env".
+       */
+      admin: z
+        .object({
+          tokens: z.array(z.object({ name: z.string().regex(/^[\w.-]{1,40}$/, 'a short name'), token: z.string().min(16, 'at least 16 characters') })).default([]),
+          /** Ended calls kept for the call view. */
+          recentCalls: z.number().int().min(0).max(10_000).default(500),
+        })
+        .default({ tokens: [], recentCalls: 500 }),
+    })
+    .default({
+      metrics: { enabled: true, token: '' },
+      cdr: { file: '', maxBytes: 50 * 1024 * 1024, keep: 5, postUrl: '', postAuthorization: '', postAttempts: 5, postQueue: 10_000 },
+      admin: { tokens: [], recentCalls: 500 },
+    }),
 });
 
 export type Config = z.infer<typeof configSchema>;

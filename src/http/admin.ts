@@ -61,7 +61,10 @@ function cookie(req: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
-export function registerOps(app: FastifyInstance, deps: AdminDeps): void {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any server/logger flavour of fastify
+export type AnyFastify = FastifyInstance<any, any, any, any>;
+
+export function registerOps(app: AnyFastify, deps: AdminDeps): void {
   const m = deps.metrics;
   if (m) {
     app.get('/metrics', async (req, reply) => {
@@ -74,7 +77,7 @@ export function registerOps(app: FastifyInstance, deps: AdminDeps): void {
   if (deps.admin && deps.admin.tokens.length > 0) registerAdmin(app, deps.admin, deps.log.child({ component: 'admin' }));
 }
 
-function registerAdmin(app: FastifyInstance, a: NonNullable<AdminDeps['admin']>, log: Logger): void {
+function registerAdmin(app: AnyFastify, a: NonNullable<AdminDeps['admin']>, log: Logger): void {
   const ttlMs = (a.sessionTtlSec ?? 12 * 3600) * 1000;
   /** Browser sessions: random id → who and until when. Bounded; the oldest goes first. */
   const sessions = new Map<string, { name: string; until: number }>();

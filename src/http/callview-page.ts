@@ -84,6 +84,8 @@ function drawLadder() {
   arrows.forEach((a, i) => {
     const y = TOP + ROW * i + 14, x1 = X(a.from), x2 = X(a.to), color = COLORS[a.kind] || '#555';
     const g = el('g', { class: 'arrow', 'data-index': String(i), 'data-label': a.label });
+    // The whole row takes the click, not only the thin line or the text.
+    g.append(el('rect', { x: 0, y: y - ROW / 2, width: 760, height: ROW, fill: 'transparent', 'pointer-events': 'all' }));
     g.append(el('text', { x: 4, y: y + 4, class: 't' }, '+' + fmt(a.t)));
     if (x1 === x2) {
       g.append(el('circle', { cx: x1, cy: y, r: 5, fill: color }));

@@ -84,8 +84,44 @@ export interface MediaSession {
    * it was applied, for a leg that never connects). Never called after close().
    */
   onFailure(listener: (failure: MediaFailure) => void): void;
+  /**
+   * What the session carried, for the call record and metrics; readable after close(). An
+   * engine that cannot tell leaves it out.
+   */
+  mediaStats?(): MediaStats;
+  /**
+   * Register the listener told of the session's milestones (the WhatsApp leg connected, the
+   * first packet each way, keep-alive fill on and off), for the call view. Optional: an engine
+   * that cannot see them leaves it out.
+   */
+  onMilestone?(listener: (m: MediaMilestone) => void): void;
   /** Release the session in the engine. Idempotent; never throws. */
   close(): Promise<void>;
+}
+
+/** A media milestone as an arrow between the legs and the engine. */
+export interface MediaMilestone {
+  label: string;
+  from: 'whatsapp' | 'pbx' | 'media';
+  to: 'whatsapp' | 'pbx' | 'media';
+}
+
+/** One leg's packet counts; loss and jitter of what came in, where the engine measures them. */
+export interface MediaLegStats {
+  codec: string | undefined;
+  packetsIn: number;
+  packetsOut: number;
+  lost?: number;
+  lossRatio?: number;
+  jitterMs?: number;
+}
+
+export interface MediaStats {
+  engine: string;
+  whatsapp: MediaLegStats;
+  pbx: MediaLegStats;
+  /** Silence frames sent to WhatsApp while the PBX sent nothing. */
+  keepaliveFrames?: number;
 }
 
 /** A media engine failure, with the engine's own reason (rtpengine's `error-reason`). */

@@ -12,7 +12,7 @@ export interface MediaLegStats {
   codec: string | undefined;
   packetsIn: number;
   packetsOut: number;
-  /** Packets lost on the way in / expected, 0..1 (undefined where the engine can't tell). */
+  /** Packets lost on the way in / expected, 0..1 (absent where the engine can't tell). */
   lossRatio?: number;
   jitterMs?: number;
   mos?: number;
@@ -37,11 +37,17 @@ export interface CallRecord {
   endedAt: string;
   /** Seconds from answer to end (0 if never answered). */
   durationSec: number;
-  /** Why the call ended, in a word (e.g. 'whatsapp-hung-up', 'pbx-busy', 'media-timeout'). */
+  /** answered, unanswered (rang, failed or was cancelled first), refused (before it started). */
+  outcome: string;
+  /** Why the call ended, in a word (e.g. 'caller-hung-up', 'pbx-busy', 'whatsapp-media-timeout'). */
   cause: string;
-  whatsappEnd: { action: string; errorCode?: number | undefined; status?: string | undefined };
-  sipEnd: { message: string; status?: number | undefined; by?: 'bridge' | 'pbx' | undefined };
-  media?: { engine: string; whatsapp?: MediaLegStats; pbx?: MediaLegStats };
+  /** What the bridge sent WhatsApp at the end: reject, terminate, or none (WhatsApp ended it). */
+  whatsappEnd: { action: string };
+  /** What the SIP leg got: cancel, bye, none, or a final status to the PBX's INVITE. */
+  sipEnd: { message: string; status?: number | undefined };
+  /** The bridge's own set-up stages (ms): webhookToInvite, pbxAnswerToAccept, … */
+  setupMs?: Record<string, number>;
+  media?: { engine: string; whatsapp: MediaLegStats; pbx: MediaLegStats };
 }
 
 export interface CdrSink {

@@ -74,6 +74,20 @@ export class BridgeMetrics {
     this.sipMessages.inc({ direction, method: SIP_METHODS.has(method) ? method : 'other', code: code === undefined ? '' : String(code) });
   }
 
+  /** A gauge read at scrape time from another layer's own counters. */
+  addCollector(name: string, help: string, read: () => Array<{ labels: Record<string, string>; value: number }>): void {
+    const g = new Gauge({
+      name,
+      help,
+      labelNames: ['name', 'detail'],
+      registers: [this.registry],
+      collect() {
+        g.reset();
+        for (const s of read()) g.set({ name: s.labels['name'] ?? '', detail: s.labels['detail'] ?? '' }, s.value);
+      },
+    });
+  }
+
   text(): Promise<string> {
     return this.registry.metrics();
   }

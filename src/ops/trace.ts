@@ -54,13 +54,17 @@ export interface TraceLimits {
 }
 
 const DEFAULT_LIMITS: TraceLimits = { maxRecent: 500, maxEvents: 300, maxBodyBytes: 8192 };
+const PENDING_MS = 10_000;
+const PENDING_MAX = 5_000;
+const PENDING_ARROWS = 20;
 
 /** SIP credentials and media keys never leave the bridge, even to its own admin. */
 const SECRET_LINE = /^(authorization|proxy-authorization|www-authenticate|proxy-authenticate)\s*:.*$/gim;
-const SDP_SECRET = /^a=(ice-pwd|crypto):.*$/gim;
+/** To the end of the line, also inside JSON, where an SDP's line breaks are escaped and a quote ends the string. */
+const SDP_SECRET = /a=(ice-pwd|crypto):.*?(?=\\r|\\n|[\r\n"]|$)/gim;
 
 export function redact(text: string): string {
-  return text.replace(SECRET_LINE, (l) => `${l.slice(0, l.indexOf(':') + 1)} [redacted]`).replace(SDP_SECRET, (l) => `${l.slice(0, l.indexOf(':') + 1)}[redacted]`);
+  return text.replace(SECRET_LINE, (l) => `${l.slice(0, l.indexOf(':') + 1)} [redacted]`).replace(SDP_SECRET, 'a=$1:[redacted]');
 }
 
 export class CallTraces {
@@ -70,6 +74,12 @@ export class CallTraces {
   private readonly recent: CallTrace[] = [];
   private readonly listeners = new Set<(u: TraceUpdate) => void>();
   private readonly limits: TraceLimits;
+  /**
+   * Arrows for a name no live call has yet (the INVITE goes out before the bridge learns its
+   * Call-ID; a connect webhook is recorded before its call starts), adopted when a call takes
+   * that name. Bounded: a few seconds, a few thousand names.
+   */
+  private readonly pending = new Map<string, { at: number; arrows: Array<Omit<Arrow, 't'> & { at: number }> }>();
 
   constructor(limits: Partial<TraceLimits> = {}, private readonly now: () => number = Date.now) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
@@ -78,9 +88,12 @@ export class CallTraces {
   /** A call begins; `key` is the name its first event is known by. Idempotent. */
   start(key: string, summary: Omit<CallSummary, 'id' | 'startedAt'>): void {
     if (this.resolve(key)) return;
-    const trace: CallTrace = { summary: { ...summary, id: key, startedAt: this.now() }, arrows: [], droppedArrows: 0 };
+    const early = this.pending.get(key);
+    const startedAt = Math.min(this.now(), early?.at ?? Infinity);
+    const trace: CallTrace = { summary: { ...summary, id: key, startedAt }, arrows: [], droppedArrows: 0 };
     this.live.set(key, trace);
     this.emit({ type: 'call', call: trace.summary });
+    this.adopt(trace, key);
   }
 
   /** The live call known as `key` is also known as `other` (e.g. its SIP Call-ID). */
@@ -90,17 +103,45 @@ export class CallTraces {
     this.aliases.set(other, t.summary.id);
     Object.assign(t.summary, fields);
     this.emit({ type: 'call', call: t.summary });
+    this.adopt(t, other);
+  }
+
+  private adopt(t: CallTrace, name: string): void {
+    const p = this.pending.get(name);
+    if (!p) return;
+    this.pending.delete(name);
+    for (const a of p.arrows) this.push(t, { t: Math.max(0, a.at - t.summary.startedAt), from: a.from, to: a.to, kind: a.kind, label: a.label, ...(a.body !== undefined ? { body: a.body } : {}) });
+    t.arrows.sort((x, y) => x.t - y.t);
+  }
+
+  private hold(key: string, a: Omit<Arrow, 't'> & { at: number }): void {
+    let p = this.pending.get(key);
+    if (!p) {
+      // Names nobody claimed within PENDING_MS were not calls (or not ours): forget them.
+      for (const [k, v] of this.pending) {
+        if (a.at - v.at <= PENDING_MS && this.pending.size < PENDING_MAX) break;
+        this.pending.delete(k);
+      }
+      p = { at: a.at, arrows: [] };
+      this.pending.set(key, p);
+    }
+    if (p.arrows.length < PENDING_ARROWS) p.arrows.push(a);
   }
 
   arrow(key: string, from: Column, to: Column, kind: ArrowKind, label: string, body?: string): void {
     const t = this.resolve(key);
-    if (!t) return;
+    const at = this.now();
+    const text = body === undefined ? undefined : capped(redact(body), this.limits.maxBodyBytes);
+    const a = { from, to, kind, label: label.slice(0, 80), ...(text !== undefined ? { body: text } : {}) };
+    if (!t) this.hold(key, { ...a, at });
+    else this.push(t, { t: at - t.summary.startedAt, ...a });
+  }
+
+  private push(t: CallTrace, a: Arrow): void {
     if (t.arrows.length >= this.limits.maxEvents) {
       t.droppedArrows++;
       return;
     }
-    const a: Arrow = { t: this.now() - t.summary.startedAt, from, to, kind, label: label.slice(0, 80) };
-    if (body !== undefined) a.body = capped(redact(body), this.limits.maxBodyBytes);
     t.arrows.push(a);
     if (this.listeners.size > 0) this.emit({ type: 'arrow', id: t.summary.id, arrow: a });
   }
@@ -127,8 +168,8 @@ export class CallTraces {
   }
 
   /** Sizes, for the soak bench and the leak checks. */
-  sizes(): { live: number; aliases: number; recent: number } {
-    return { live: this.live.size, aliases: this.aliases.size, recent: this.recent.length };
+  sizes(): { live: number; aliases: number; recent: number; pending: number } {
+    return { live: this.live.size, aliases: this.aliases.size, recent: this.recent.length, pending: this.pending.size };
   }
 
   subscribe(listener: (u: TraceUpdate) => void): () => void {

@@ -21,6 +21,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import sip from 'sip';
 import type { Logger } from 'pino';
 import { checkDatagram, StreamFramer, type FrontDoor } from './front-door.js';
+import type { SipWireEvent } from './types.js';
 
 const require = createRequire(import.meta.url);
 // The same CommonJS module objects `sip` requires, so wrapping their functions is seen by it.
@@ -46,6 +47,19 @@ export interface EndpointOptions {
   onRequest: (rq: sip.Message, remote: sip.Remote, ep: LibEndpoint) => void;
   /** Every received ACK. */
   onAck: (ack: sip.Message, remote: sip.Remote, ep: LibEndpoint) => void;
+  /** Told of every message sent and received (after the front door), if set. */
+  tap?: ((e: SipWireEvent) => void) | undefined;
+}
+
+function wireEvent(direction: 'in' | 'out', m: sip.Message, peer: { address: string; port: number }): SipWireEvent {
+  return {
+    direction,
+    callId: callId(m),
+    method: m.method ?? m.headers.cseq?.method ?? '',
+    status: m.status,
+    peer: `${peer.address}:${peer.port}`,
+    text: () => sip.stringify(m),
+  };
 }
 
 export interface LibEndpoint {
@@ -89,12 +103,14 @@ export async function openEndpoint(opts: EndpointOptions): Promise<LibEndpoint> 
         if (log.isLevelEnabled('trace')) {
           log.trace({ sipCallId: callId(m), to: `${target.address}:${target.port}`, msg: sip.stringify(m) }, 'sip: send');
         }
+        opts.tap?.(wireEvent('out', m, target));
       }),
     recv: (m, remote) =>
       guard('recv-hook', () => {
         if (log.isLevelEnabled('trace')) {
           log.trace({ sipCallId: callId(m), from: `${remote.address}:${remote.port}`, msg: sip.stringify(m) }, 'sip: recv');
         }
+        opts.tap?.(wireEvent('in', m, remote));
         if (m.method === 'ACK' && endpoint && !closed) {
           const ep = endpoint;
           opts.onAck(m, remote, ep);

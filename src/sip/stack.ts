@@ -24,7 +24,7 @@ import { generateTag, printable, tagOf } from './headers.js';
 import { openEndpoint, type HostPort, type LibEndpoint, type TransportName } from './lib.js';
 import { Uac } from './uac.js';
 import { Uas } from './uas.js';
-import type { IncomingInviteHandler, InviteOptions, OutgoingCall, OutgoingInvite, SipStack } from './types.js';
+import type { IncomingInviteHandler, InviteOptions, OutgoingCall, OutgoingInvite, SipStack, SipWireEvent } from './types.js';
 
 export interface SipStackOptions {
   udp?: HostPort;
@@ -41,6 +41,8 @@ export interface SipStackOptions {
   timers?: SipTimers;
   /** Front-door limits (./front-door.ts); unset ones take `DEFAULT_SIP_LIMITS`. */
   limits?: Partial<SipLimits>;
+  /** Told of every SIP message sent and received (metrics, call traces); must be cheap. */
+  tap?: (e: SipWireEvent) => void;
 }
 
 /** The stack as created here: the `SipStack` seam plus the front door's counters. */
@@ -181,6 +183,7 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStackWit
         frontDoor,
         onRequest: (rq, remote, e) => guarded(log, 'request dispatch', () => onRequest(rq, remote, e)),
         onAck: (ack) => guarded(log, 'ack dispatch', () => onAck(ack)),
+        tap: opts.tap,
       });
       endpoints.set(transport, ep);
     }

@@ -113,6 +113,22 @@ export interface SipStack {
   close(): Promise<void>;
 }
 
+/**
+ * One SIP message on the wire, as seen by a tap (metrics, the call view's ladders). `text()`
+ * serialises it only when asked, so a tap that counts costs nothing per message.
+ */
+export interface SipWireEvent {
+  direction: 'in' | 'out';
+  callId: string | undefined;
+  /** The request's method, or for a response the method of its CSeq. */
+  method: string;
+  /** Status code of a response; undefined for requests. */
+  status?: number | undefined;
+  /** The peer, address:port. */
+  peer: string;
+  text(): string;
+}
+
 /** A SIP request that ended in failure, carrying the SIP status it ended with. */
 export class SipFailure extends Error {
   override readonly name = 'SipFailure';

@@ -13,7 +13,7 @@ export function missingBinaries(bins: string[]): string[] {
  */
 export function describeWithPeers(name: string, bins: string[], fn: () => void, extraReason?: string): void {
   const missing = missingBinaries(bins);
-  const reason = missing.length ? `missing ${missing.join(', ')} (apt-get install rtpengine-daemon sip-tester baresip-core, or run .ci/run)` : extraReason;
+  const reason = missing.length ? `missing ${missing.join(', ')} (apt-get install rtpengine-daemon sip-tester baresip-core chromium, or run .ci/run)` : extraReason;
   if (!reason) {
     describe(name, fn);
     return;

@@ -21,9 +21,10 @@ function record(n: number): CallRecord {
     receivedAt: new Date(0).toISOString(),
     endedAt: new Date(1000).toISOString(),
     durationSec: 0,
-    cause: 'whatsapp-hung-up',
+    outcome: 'unanswered',
+    cause: 'caller-hung-up',
     whatsappEnd: { action: 'none' },
-    sipEnd: { message: 'CANCEL', by: 'bridge' },
+    sipEnd: { message: 'cancel' },
   };
 }
 

@@ -27,7 +27,7 @@ describe('call traces (ladder data)', () => {
       for (let k = 0; k < 5; k++) t.arrow(`c${i}`, 'pbx', 'bridge', 'sip', 'INFO');
       t.end(`c${i}`, 'agent-hung-up');
     }
-    expect(t.sizes()).toEqual({ live: 0, aliases: 0, recent: 3 });
+    expect(t.sizes()).toEqual({ live: 0, aliases: 0, recent: 3, pending: 0 });
     expect(t.list().recent.map((c) => c.id)).toEqual(['c9', 'c8', 'c7']);
     expect(t.get('c9')!.arrows).toHaveLength(2);
     expect(t.get('c9')!.droppedArrows).toBe(3);
@@ -55,5 +55,36 @@ describe('call traces (ladder data)', () => {
     expect(out).not.toContain('inline:KEY');
     expect(out).toContain('Authorization: [redacted]');
     expect(out).toContain('Via: x');
+  });
+});
+
+describe('arrows that come before their call has the name', () => {
+  it('adopts them when the call starts or learns the name, in time order', () => {
+    let now = 0;
+    const t = new CallTraces({}, () => now);
+    t.arrow('wacid.B', 'whatsapp', 'bridge', 'webhook', 'connect'); // before start()
+    now = 2;
+    t.start('wacid.B', { direction: 'inbound' });
+    now = 3;
+    t.arrow('sip-B', 'bridge', 'pbx', 'sip', 'INVITE'); // Call-ID not yet known to the trace
+    now = 4;
+    t.alias('wacid.B', 'sip-B', { sipCallId: 'sip-B' });
+    now = 10;
+    t.arrow('sip-B', 'pbx', 'bridge', 'sip', '180 (INVITE)');
+    expect(t.get('wacid.B')!.arrows.map((a) => [a.t, a.label])).toEqual([
+      [0, 'connect'],
+      [3, 'INVITE'],
+      [10, '180 (INVITE)'],
+    ]);
+    expect(t.sizes().pending).toBe(0);
+  });
+
+  it('forgets names no call claims (bounded)', () => {
+    let now = 0;
+    const t = new CallTraces({}, () => now);
+    for (let i = 0; i < 100; i++) t.arrow(`stray-${i}`, 'pbx', 'bridge', 'sip', 'OPTIONS');
+    now = 60_000;
+    t.arrow('late', 'pbx', 'bridge', 'sip', 'OPTIONS');
+    expect(t.sizes().pending).toBe(1);
   });
 });

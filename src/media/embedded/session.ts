@@ -17,7 +17,8 @@
 import { randomBytes } from 'node:crypto';
 import type { RtpPacket } from 'werift';
 import type { Logger } from 'pino';
-import { MediaError, type MediaFailure, type MediaSession } from '../types.js';
+import { MediaError, type MediaFailure, type MediaMilestone, type MediaSession, type MediaStats } from '../types.js';
+import { RtpReceiveStats } from '../rtp-stats.js';
 import { checkWhatsAppAnswer, sameSdpIgnoringVersion } from '../sdp-rules.js';
 import type { EmbeddedEngine } from './engine.js';
 import { FillSchedule, senderReport, serializeRtcp } from './keepalive.js';
@@ -105,6 +106,9 @@ export class EmbeddedSession implements MediaSession {
   private waIn: { ssrc: number; highestSeq: number } | undefined;
   private readonly cname = randomBytes(8).toString('hex');
   private readonly counters = { waIn: 0, waOut: 0, pbxOut: 0, silenceOut: 0, dtmfToPbx: 0, dtmfToWa: 0 };
+  /** Loss and jitter of what each side sends us (RFC 3550), for the call record. */
+  private readonly rxWa = new RtpReceiveStats(48000);
+  private readonly rxPbx = new RtpReceiveStats(8000);
 
   constructor(
     readonly callId: string,
@@ -127,6 +131,31 @@ export class EmbeddedSession implements MediaSession {
       dtlsState: this.wa?.dtlsState ?? 'new',
       pbxCodec: this.sendCodec ? `${this.sendCodec.name}/${this.sendCodec.pt}` : undefined,
       latchedTo: this.pbx.latchedTo,
+    };
+  }
+
+  private milestoneListener: ((m: MediaMilestone) => void) | undefined;
+
+  onMilestone(listener: (m: MediaMilestone) => void): void {
+    this.milestoneListener = listener;
+  }
+
+  private milestone(label: string, from: MediaMilestone['from'], to: MediaMilestone['to']): void {
+    try {
+      this.milestoneListener?.({ label, from, to });
+    } catch (err) {
+      this.log.debug({ callId: this.callId, err }, 'milestone listener failed');
+    }
+  }
+
+  mediaStats(): MediaStats {
+    const c = this.counters;
+    const leg = (r: RtpReceiveStats) => ({ lost: r.lost, lossRatio: r.lossRatio, jitterMs: Math.round(r.jitterMs * 10) / 10 });
+    return {
+      engine: 'embedded',
+      whatsapp: { codec: 'opus', packetsIn: c.waIn, packetsOut: c.waOut, ...leg(this.rxWa) },
+      pbx: { codec: this.sendCodec?.name, packetsIn: this.pbx.packetsIn, packetsOut: c.pbxOut, ...leg(this.rxPbx) },
+      keepaliveFrames: c.silenceOut,
     };
   }
 
@@ -161,7 +190,9 @@ export class EmbeddedSession implements MediaSession {
   private onDtlsState(state: string): void {
     if (state === 'connected') {
       this.log.debug({ callId: this.callId, role: this.wa?.dtlsRole }, 'WhatsApp leg connected (ICE + DTLS)');
+      this.milestone(`ICE + DTLS up (${this.wa?.dtlsRole ?? '?'})`, 'media', 'whatsapp');
     } else if (state === 'failed') {
+      this.milestone('DTLS failed', 'whatsapp', 'media');
       this.log.warn({ callId: this.callId }, 'WhatsApp DTLS failed');
     }
   }
@@ -191,11 +222,11 @@ export class EmbeddedSession implements MediaSession {
 
   private sendToPbx(pt: number, f: { seq: number; ts: number; marker: boolean }, payload: Uint8Array): void {
     if (!this.pbxOut || this.closing) return;
-    if (this.pbx.send(this.pbxOut, pt, f, payload)) this.counters.pbxOut++;
+    if (this.pbx.send(this.pbxOut, pt, f, payload) && ++this.counters.pbxOut === 1) this.milestone('first RTP to the PBX', 'media', 'pbx');
   }
 
   private sendToWa(pt: number, marker: boolean, seq: number, ts: number, payload: Buffer): void {
-    if (this.wa?.send(pt, marker, seq, ts, payload)) this.counters.waOut++;
+    if (this.wa?.send(pt, marker, seq, ts, payload) && ++this.counters.waOut === 1) this.milestone('first RTP to WhatsApp', 'media', 'whatsapp');
   }
 
   private sendOpusToWa(packet: Buffer, ticks: number): void {
@@ -211,8 +242,9 @@ export class EmbeddedSession implements MediaSession {
     if (this.closing) return;
     const now = (this.nowMs = performance.now());
     const h = rtp.header;
-    this.counters.waIn++;
+    if (++this.counters.waIn === 1) this.milestone('first RTP from WhatsApp', 'whatsapp', 'media');
     this.waIn = { ssrc: h.ssrc, highestSeq: h.sequenceNumber };
+    this.rxWa.packet(h.ssrc, h.sequenceNumber, h.timestamp, now);
     const codec = this.sendCodec;
     if (!codec || !this.pbxOut || !this.pbx.hasRemote) return;
     if (h.payloadType === this.waTePt) {
@@ -237,6 +269,8 @@ export class EmbeddedSession implements MediaSession {
   private onPbxRtp(rtp: RtpView): void {
     if (this.closing) return;
     const now = (this.nowMs = performance.now());
+    if (rtp.pt !== this.pbxTePt) this.rxPbx.packet(rtp.ssrc, rtp.seq, rtp.ts, now);
+    if (this.rxPbx.packets === 1 && rtp.pt !== this.pbxTePt) this.milestone('first RTP from the PBX', 'pbx', 'media');
     const out = this.wa?.out;
     if (!out) return;
     if (rtp.pt === this.pbxTePt) {
@@ -279,12 +313,14 @@ export class EmbeddedSession implements MediaSession {
     this.nowMs = now;
     if (now - this.lastPbxAudioMs >= IDLE_MS) {
       // The PBX is silent: fill the WhatsApp stream with 20 ms Opus silence frames (on a schedule).
+      if (!this.fill.filling) this.milestone('keep-alive fill on', 'media', 'whatsapp');
       for (let n = this.fill.due(now); n > 0; n--) {
         this.counters.silenceOut++;
         this.sendOpusToWa(OPUS_SILENCE, OPUS_FRAME_TICKS);
       }
-    } else {
+    } else if (this.fill.filling) {
       this.fill.stop();
+      this.milestone('keep-alive fill off', 'media', 'whatsapp');
     }
     if (now - this.lastRtcpWa >= RTCP_WA_MS) {
       this.lastRtcpWa = now;
