@@ -4,6 +4,7 @@ import type { Logger } from './util/log.js';
 import { Bridge } from './bridge/bridge.js';
 import { createHttpServer } from './http/server.js';
 import { createOps, type Ops } from './ops/setup.js';
+import type { ReloadResult } from './http/admin.js';
 import { createEmbeddedEngine } from './media/embedded/index.js';
 import { createRtpengineEngine } from './media/rtpengine/index.js';
 import type { EngineReadiness, MediaEngine } from './media/types.js';
@@ -27,6 +28,8 @@ export interface RunningApp {
   whatsappCounters: WhatsAppCounters;
   /** Metrics, call records and call traces. */
   ops: Ops;
+  /** Re-read the configuration and take its `routing` for new calls (SIGHUP, admin API). */
+  reloadRouting(by: string): ReloadResult;
   /**
    * Drain, then stop: new calls are refused at once (readiness 503 "draining", WhatsApp reject,
    * SIP 503), calls in progress carry on until they end or shutdown.drainSec passes, then every
@@ -41,7 +44,12 @@ export interface RunningApp {
  * The composition root: builds every layer from the validated config, wires them together and
  * starts listening. Nothing below this reads configuration on its own.
  */
-export async function startApp(config: Readonly<Config>, log: Logger): Promise<RunningApp> {
+export interface StartOptions {
+  /** Reads and validates the configuration again (the file and the environment), for a routing reload. */
+  reloadConfig?: () => Readonly<Config>;
+}
+
+export async function startApp(config: Readonly<Config>, log: Logger, opts: StartOptions = {}): Promise<RunningApp> {
   const wa = config.whatsapp;
   const whatsappCounters = new WhatsAppCounters();
   const graphCommon = { timeoutMs: wa.requestTimeoutMs, logger: log, retry: wa.retry, counters: whatsappCounters };
@@ -120,7 +128,20 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
       };
     },
   });
-  ops.register(http, (id, by) => bridge.hangup(id, by));
+  /** Routing from a fresh read of the config; a config that does not validate changes nothing. */
+  const reloadRouting = (by: string): ReloadResult => {
+    if (!opts.reloadConfig) return { ok: false, error: 'this bridge was started without a config file to reload' };
+    try {
+      bridge.setRouting(opts.reloadConfig().routing);
+      log.info({ by }, 'routing reloaded from the configuration');
+      return { ok: true };
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      log.error({ by, error }, 'routing reload refused: the configuration does not validate; the old routing stays');
+      return { ok: false, error };
+    }
+  };
+  ops.register(http, { hangup: (id, by) => bridge.hangup(id, by), reloadRouting });
   const address = await http.listen({ host: config.http.host, port: config.http.port });
   log.info({ http: address, sip: { udp: config.sip.udp, tcp: config.sip.tcp }, media: media.name }, 'wa-sip-bridge started');
 
@@ -143,6 +164,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     media,
     whatsappCounters,
     ops,
+    reloadRouting,
     // The HTTP server keeps serving while draining: terminate webhooks of calls in progress.
     drain: () => (draining ??= bridge.drain(config.shutdown.drainSec * 1000).then(close)),
     close,

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception (contained; the bridge keeps running)'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (contained; the bridge keeps running)'));
 
-  const app = await startApp(config, log);
+  const app = await startApp(config, log, { reloadConfig: () => loadConfig() });
+  // SIGHUP: new routing for new calls from the config file; a file that does not validate is refused.
+  process.on('SIGHUP', () => void app.reloadRouting('SIGHUP'));
   const exit = (p: Promise<void>) =>
     p.then(
       () => process.exit(0),

@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.js';
 import type { IncomingInvite } from '../sip/types.js';
 import { DigestAuthenticator, FailureLimiter } from '../sip/uas-auth.js';
 import { cidrContains, parseIpv4Cidr, type Ipv4Cidr } from '../util/cidr.js';
@@ -70,4 +71,19 @@ export class CallAdmission {
   allowed(address: string): boolean {
     return this.nets.some((n) => cidrContains(n, address));
   }
+}
+
+/**
+ * The business phone number id an agent's call goes out from: the first `outbound.callerRules`
+ * entry matching the caller (From user, source address), else `outbound.phoneNumberId`, else
+ * the first served number.
+ */
+export function businessNumberFor(inv: IncomingInvite, o: Config['outbound'], served: readonly string[]): string | undefined {
+  const fromUser = /^sips?:([^@;]+)@/i.exec(inv.from.uri)?.[1];
+  for (const r of o.callerRules) {
+    if (r.fromUser !== undefined && r.fromUser !== fromUser) continue;
+    if (r.source !== undefined && !new CallAdmission({ allowFrom: [r.source] }).allowed(inv.source.address)) continue;
+    return r.phoneNumberId;
+  }
+  return o.phoneNumberId ?? served[0];
 }

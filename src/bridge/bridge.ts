@@ -9,7 +9,7 @@ import { withTimeout, type CallLimits } from './call-base.js';
 import { ExpiringSet } from './dedupe.js';
 import { InboundCall } from './inbound-call.js';
 import { sipFinalHeaders, sipRefusal, type OutboundTeardownPlan, type SipFinal, type TeardownPlan } from './failure-map.js';
-import { CallAdmission } from './admission.js';
+import { CallAdmission, businessNumberFor } from './admission.js';
 import { parseDialedNumber } from './numbers.js';
 import { OutboundCall } from './outbound-call.js';
 import { PermissionCache } from './permissions.js';
@@ -78,11 +78,14 @@ export class Bridge {
   private readonly capacity: CapacityGuard;
   private readonly limits: CallLimits;
   private stateNow: BridgeState = 'running';
+  /** Routing rules, replaceable at run time (SIGHUP, admin API); calls in progress keep theirs. */
+  private routing: Config['routing'];
 
   constructor(private readonly deps: BridgeDeps) {
     this.reconciler = new ConnectReconciler({ whatsapp: deps.whatsapp, log: deps.log, counters: deps.whatsappCounters });
     const o = deps.config.outbound;
     const c = deps.config.calls;
+    this.routing = deps.config.routing;
     this.permissions = new PermissionCache(deps.whatsapp, o.permissionCacheSec * 1000, deps.log);
     this.admission = new CallAdmission({ allowFrom: o.allowFrom, auth: o.auth, requireTcp: o.requireTcp });
     this.capacity = new CapacityGuard(capacityLimits(deps.config));
@@ -127,6 +130,12 @@ export class Bridge {
 
   call(waCallId: string): InboundCall | undefined {
     return this.calls.get(waCallId);
+  }
+
+  /** New routing for new calls (validated by the config loader); calls in progress are untouched. */
+  setRouting(routing: Config['routing']): void {
+    this.routing = routing;
+    this.deps.log.info({ rules: routing.rules.length, default: routing.default }, 'routing reloaded');
   }
 
   /**
@@ -201,7 +210,7 @@ export class Bridge {
       this.emitEnded({ direction: 'inbound', waCallId: ev.callId, sipCallId: undefined, label: `refused-${admitted.reason}`, whatsapp: 'reject', sip: 'none' });
       return;
     }
-    const decision = route(this.deps.config.routing, {
+    const decision = route(this.routing, {
       phoneNumberId: ev.phoneNumberId,
       businessNumber: ev.businessNumber,
       callerWaId: ev.userWaId,
@@ -300,7 +309,7 @@ export class Bridge {
       this.emitEnded({ direction: 'outbound', waCallId: undefined, sipCallId: inv.callId, label: `refused-${capacity.reason}`, whatsapp: 'none', sip: f.status });
       return;
     }
-    const phoneNumberId = this.pickPhoneNumberId(inv);
+    const phoneNumberId = businessNumberFor(inv, o, this.deps.config.whatsapp.phoneNumberIds);
     if (!phoneNumberId) {
       log.error('no business phone number id configured for outbound calls');
       refuse(sipRefusal('no-business-number'));
@@ -339,17 +348,6 @@ export class Bridge {
     this.outbound.set(call.opaque, call);
     this.started({ direction: 'outbound', key: inv.callId, sipCallId: inv.callId, opaque: call.opaque, phoneNumberId, whatsappUser: dialed.e164, pbx: inv.from.uri });
     void call.start();
-  }
-
-  private pickPhoneNumberId(inv: IncomingInvite): string | undefined {
-    const o = this.deps.config.outbound;
-    const fromUser = /^sips?:([^@;]+)@/i.exec(inv.from.uri)?.[1];
-    for (const r of o.callerRules) {
-      if (r.fromUser !== undefined && r.fromUser !== fromUser) continue;
-      if (r.source !== undefined && !new CallAdmission({ allowFrom: [r.source] }).allowed(inv.source.address)) continue;
-      return r.phoneNumberId;
-    }
-    return o.phoneNumberId ?? this.deps.config.whatsapp.phoneNumberIds[0];
   }
 
   private onTerminate(ev: WaTerminateEvent): void {

@@ -20,17 +20,25 @@ export interface AdminToken {
   token: string;
 }
 
+export type ReloadResult = { ok: true } | { ok: false; error: string };
+
+/** What an operator may do to the running bridge. */
+export interface AdminActions {
+  /** Ends both legs of a live call; false if no such call. */
+  hangup: (id: string, by: string) => Promise<boolean>;
+  /** Re-reads the configuration and takes its routing for new calls. */
+  reloadRouting: (by: string) => ReloadResult;
+}
+
 export interface AdminDeps {
   log: Logger;
   metrics?: { registry: BridgeMetrics; token?: string | undefined } | undefined;
   admin?:
-    | {
+    | (AdminActions & {
         tokens: AdminToken[];
         traces: CallTraces;
-        /** Ends both legs of a live call; false if no such call. */
-        hangup: (id: string, by: string) => Promise<boolean>;
         sessionTtlSec?: number;
-      }
+      })
     | undefined;
 }
 
@@ -144,6 +152,14 @@ function registerAdmin(app: AnyFastify, a: NonNullable<AdminDeps['admin']>, log:
     log.info({ admin: name, ip: req.ip, call: id }, 'admin hangs up a call');
     const ok = await a.hangup(id, name);
     return ok ? { ok: true } : reply.code(404).send({ error: 'no such live call' });
+  });
+
+  app.post('/admin/routing/reload', async (req, reply) => {
+    const name = guard(req, reply);
+    if (!name) return reply;
+    log.info({ admin: name, ip: req.ip }, 'admin reloads the routing');
+    const r = a.reloadRouting(`admin ${name}`);
+    return r.ok ? { ok: true } : reply.code(422).send(r);
   });
 
   // Live updates as server-sent events: the current list first, then every change.

@@ -4,7 +4,7 @@
  * an admin token is set: nobody could look at them otherwise).
  */
 import type { Config } from '../config/schema.js';
-import { registerOps, type AnyFastify } from '../http/admin.js';
+import { registerOps, type AdminActions, type AnyFastify } from '../http/admin.js';
 import type { Logger } from '../util/log.js';
 import { CdrSinks, HttpCdrPoster, JsonlCdrFile, type CdrSink } from './cdr.js';
 import { OpsHub } from './hub.js';
@@ -16,7 +16,7 @@ export interface Ops {
   metrics: BridgeMetrics | undefined;
   traces: CallTraces | undefined;
   /** Mounts /metrics and /admin/* on the HTTP server. */
-  register(app: AnyFastify, hangup: (id: string, by: string) => Promise<boolean>): void;
+  register(app: AnyFastify, actions: AdminActions): void;
   /** Flushes the call records. */
   close(): Promise<void>;
 }
@@ -48,11 +48,11 @@ export function createOps(cfg: Config['ops'], log: Logger): Ops {
     hub,
     metrics,
     traces,
-    register: (app, hangup) =>
+    register: (app, actions) =>
       registerOps(app, {
         log,
         metrics: metrics ? { registry: metrics, token: cfg.metrics.token || undefined } : undefined,
-        admin: traces ? { tokens: [...cfg.admin.tokens], traces, hangup } : undefined,
+        admin: traces ? { tokens: [...cfg.admin.tokens], traces, ...actions } : undefined,
       }),
     close: async () => {
       await cdr?.close();

@@ -8,6 +8,7 @@ import { CallTraces } from '../../src/ops/trace.js';
 function server(opts: { metricsToken?: string } = {}) {
   const traces = new CallTraces();
   const hungUp: Array<[string, string]> = [];
+  const reloads: string[] = [];
   const metrics = new BridgeMetrics({ processMetrics: false });
   const app = Fastify();
   registerOps(app, {
@@ -24,9 +25,13 @@ function server(opts: { metricsToken?: string } = {}) {
         hungUp.push([id, by]);
         return true;
       },
+      reloadRouting: (by) => {
+        reloads.push(by);
+        return reloads.length === 1 ? { ok: true } : { ok: false, error: 'routing.default: Invalid SIP URI' };
+      },
     },
   });
-  return { app, traces, hungUp, metrics };
+  return { app, traces, hungUp, metrics, reloads };
 }
 
 describe('admin API', () => {
@@ -56,6 +61,17 @@ describe('admin API', () => {
     expect((await app.inject({ method: 'POST', url: '/admin/calls/wacid.1/hangup', headers: auth })).statusCode).toBe(200);
     expect(hungUp).toEqual([['wacid.1', 'crm']]);
     expect((await app.inject({ method: 'POST', url: '/admin/calls/nope/hangup', headers: auth })).statusCode).toBe(404);
+  });
+
+  it('reloads the routing on request, and says why when the new config is refused', async () => {
+    const { app, reloads } = server();
+    const auth = { authorization: 'Bearer secret-token-1' };
+    expect((await app.inject({ method: 'POST', url: '/admin/routing/reload' })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'POST', url: '/admin/routing/reload', headers: auth })).json()).toEqual({ ok: true });
+    const refused = await app.inject({ method: 'POST', url: '/admin/routing/reload', headers: auth });
+    expect(refused.statusCode).toBe(422);
+    expect(refused.json().error).toMatch(/routing.default/);
+    expect(reloads).toEqual(['admin ops-team', 'admin ops-team']);
   });
 
   it('signs a browser in with a session cookie (HttpOnly, SameSite=Strict)', async () => {
