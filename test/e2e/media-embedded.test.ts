@@ -11,7 +11,7 @@ import { checkWhatsAppAnswer } from '../../src/media/sdp-rules.js';
 import type { MediaSession } from '../../src/media/types.js';
 import { rtpengineForBlock } from '../support/engines.js';
 import { describeWithPeers } from '../support/peers.js';
-import { portFree } from '../harness/sipp.js';
+import { portFree } from '../harness/ports.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
 import { RtpEndpoint, type EndpointCodec } from '../harness/rtp-endpoint.js';
