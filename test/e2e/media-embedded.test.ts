@@ -8,11 +8,10 @@ import { parse } from 'sdp-transform';
 import { RtpHeader } from 'werift';
 import { createEmbeddedEngine, type EmbeddedEngine } from '../../src/media/embedded/index.js';
 import { checkWhatsAppAnswer } from '../../src/media/sdp-rules.js';
-import type { MediaEngine, MediaSession } from '../../src/media/types.js';
-import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
+import type { MediaSession } from '../../src/media/types.js';
+import { rtpengineForBlock } from '../support/engines.js';
 import { describeWithPeers } from '../support/peers.js';
-import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
-import { portFree } from '../harness/sipp.js';
+import { portFree } from '../harness/ports.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
 import { RtpEndpoint, type EndpointCodec } from '../harness/rtp-endpoint.js';
@@ -240,22 +239,13 @@ describe('media through the embedded engine', () => {
  * decodes (the peer must hear our 440 Hz).
  */
 describeWithPeers('G.722 interop with rtpengine', ['rtpengine'], () => {
-  let daemon: RtpengineDaemon;
-  let engine: MediaEngine;
-  beforeAll(async () => {
-    daemon = await startRtpengine({ ...randomMediaRange() });
-    engine = await createRtpengineEngine({ ng: [daemon.ng], logger: silentLogger() });
-  });
-  afterAll(async () => {
-    await engine?.close();
-    await daemon?.stop();
-  });
+  const rtp = rtpengineForBlock();
 
   for (const tone of [1000, 6000]) {
     it(`${tone} Hz from WhatsApp through rtpengine's G.722 encoder is decoded by ours; our encoder is decoded by rtpengine`, async () => {
       const peer = new WhatsAppMediaPeer({ toneHz: tone });
       const pbx = await RtpEndpoint.create({ codec: 'G722', toneHz: 440 });
-      const session = engine.createSession(`g722-interop-${tone}-${Date.now()}`);
+      const session = rtp.engine.createSession(`g722-interop-${tone}-${Date.now()}`);
       try {
         const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());
         const waAnswer = await session.answerFromPbx(pbx.answer(plainOffer));

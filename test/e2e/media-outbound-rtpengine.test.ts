@@ -6,41 +6,33 @@
  * documented; the answer goes back through rtpengine to the endpoint; tones cross both ways.
  * Each role runs RUNS_PER_ROLE times, interleaved, so a role-dependent stall shows up.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import OpusScript from 'opusscript';
 import { parse } from 'sdp-transform';
-import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
 import { checkWhatsAppOffer } from '../../src/media/sdp-rules.js';
-import type { MediaEngine } from '../../src/media/types.js';
 import { WHATSAPP_OPUS_FMTP, WhatsAppMediaPeer, WhatsAppSdpError } from '../../src/simulator/webrtc-peer.js';
-import { silentLogger } from '../../src/util/log.js';
+import { rtpengineForBlock } from '../support/engines.js';
 import { describeWithPeers } from '../support/peers.js';
 import { RtpEndpoint } from '../harness/rtp-endpoint.js';
 import { expectTwoWayAudio } from '../support/audio.js';
 import { sleep, waitFor } from '../support/wait.js';
-import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 
 const RUNS_PER_ROLE = Number(process.env.OUTBOUND_RUNS_PER_ROLE ?? 8);
 const MIN_SHARE = 0.8;
 type Setup = 'active' | 'passive';
 
 describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answers)', ['rtpengine'], () => {
-  let daemon: RtpengineDaemon;
-  let engine: MediaEngine;
+  // Compile opusscript's WebAssembly once up front, so the first run's tone is not cut by it.
+  const rtp = rtpengineForBlock({
+    before: () => {
+      const warm = new OpusScript(48000, 2, OpusScript.Application.VOIP);
+      warm.decode(warm.encode(Buffer.alloc(960 * 4), 960));
+      warm.delete();
+    },
+  });
   const times: Record<Setup, Array<{ iceMs: number; dtlsMs: number }>> = { active: [], passive: [] };
 
-  beforeAll(async () => {
-    // Compile opusscript's WebAssembly once up front, so the first run's tone is not cut by it.
-    const warm = new OpusScript(48000, 2, OpusScript.Application.VOIP);
-    warm.decode(warm.encode(Buffer.alloc(960 * 4), 960));
-    warm.delete();
-    daemon = await startRtpengine({ ...randomMediaRange() });
-    engine = await createRtpengineEngine({ ng: [daemon.ng], logger: silentLogger() });
-  });
-
-  afterAll(async () => {
-    await engine?.close();
-    await daemon?.stop();
+  afterAll(() => {
     const fmt = (xs: Array<{ iceMs: number; dtlsMs: number }>): string => {
       if (!xs.length) return 'none';
       const d = xs.map((t) => t.dtlsMs).sort((a, b) => a - b);
@@ -57,7 +49,7 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
     it(`setup:${setup} run ${n}: WhatsApp-shaped offer, tones both ways, session released`, async () => {
       const pbx = await RtpEndpoint.create({ toneHz: 440 });
       const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
-      const session = engine.createSession(`out-${setup}-${n}-${Date.now()}`);
+      const session = rtp.engine.createSession(`out-${setup}-${n}-${Date.now()}`);
       try {
         const waOffer = await session.offerFromPbx(pbx.createOffer());
         // What Meta requires of a business offer, and what WhatsApp's own offer looks like.
@@ -103,7 +95,7 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
         await pbx.close();
         await session.close();
       }
-      expect(await engine.listSessions()).toEqual([]);
+      expect(await rtp.engine.listSessions()).toEqual([]);
     });
   }
 
@@ -111,7 +103,7 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
     it(`setup:${setup}: DTMF crosses both ways as RFC 4733 events (PBX 101/8000 <-> WhatsApp 126/8000)`, async () => {
       const pbx = await RtpEndpoint.create({ toneHz: 440 });
       const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
-      const session = engine.createSession(`out-dtmf-${setup}-${Date.now()}`);
+      const session = rtp.engine.createSession(`out-dtmf-${setup}-${Date.now()}`);
       try {
         const waOffer = await session.offerFromPbx(pbx.createOffer());
         expect(parse(waOffer).media[0]!.rtp.find((r) => r.payload === 126)).toMatchObject({ codec: 'telephone-event', rate: 8000 });
@@ -149,14 +141,14 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
         await pbx.close();
         await session.close();
       }
-      expect(await engine.listSessions()).toEqual([]);
+      expect(await rtp.engine.listSessions()).toEqual([]);
     });
   }
 
   it('hold: pbxSending(false) plays silence to WhatsApp (the answerer\'s leg), resume stops it', async () => {
     const pbx = await RtpEndpoint.create({ toneHz: 440 });
     const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
-    const session = engine.createSession(`out-hold-${Date.now()}`);
+    const session = rtp.engine.createSession(`out-hold-${Date.now()}`);
     try {
       const waAnswer = await peer.createAnswer(await session.offerFromPbx(pbx.createOffer()), { setup: 'active' });
       pbx.applyAnswer(await session.answerFromWhatsApp(waAnswer));
@@ -177,13 +169,13 @@ describeWithPeers('outbound media through rtpengine (PBX offers, WhatsApp answer
       await pbx.close();
       await session.close();
     }
-    expect(await engine.listSessions()).toEqual([]);
+    expect(await rtp.engine.listSessions()).toEqual([]);
   });
 
   it('the peer rejects an offer that breaks Meta rules like Graph does (100 / 2494010)', async () => {
     const pbx = await RtpEndpoint.create();
     const peer = new WhatsAppMediaPeer();
-    const session = engine.createSession(`out-bad-${Date.now()}`);
+    const session = rtp.engine.createSession(`out-bad-${Date.now()}`);
     try {
       const good = await session.offerFromPbx(pbx.createOffer());
       const bad = good.replace(/^a=setup:actpass/m, 'a=setup:active');

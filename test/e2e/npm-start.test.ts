@@ -67,9 +67,11 @@ describeWithPeers('npm start (README run command) on embedded defaults', ['bares
   });
 
   it('starts with GET /healthz 200 and carries a simulated call with audio both ways', async () => {
-    const h = await waitFor(() => health(), { what: 'the bridge to answer /healthz', timeoutMs: 60_000, intervalMs: 250 }).catch((err: Error) => {
+    // Up when /healthz answers; a process that exited (e.g. a port taken) will never answer.
+    const h = await waitFor(async () => (bridge!.exitCode !== null ? 'exited' : health()), { what: 'the bridge to answer /healthz', timeoutMs: 60_000, intervalMs: 250 }).catch((err: Error) => {
       throw new Error(`${err.message}\n${output}`);
     });
+    if (h === 'exited') throw new Error(`npm start exited with code ${bridge!.exitCode} before serving:\n${output}`);
     expect(h.status, JSON.stringify(h.body)).toBe(200);
     expect(h.body.media).toMatchObject({ engine: 'embedded', ok: true });
 

@@ -22,56 +22,16 @@
  * still alive when the test process exits are SIGKILLed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
-import net from 'node:net';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sine } from '../../src/media/audio/tone.js';
+import { Ctrl, createEventLog, type BaresipCommandResult, type BaresipEvents } from './baresip-ctrl.js';
+import { freeDualPort, freePort, portFree } from './ports.js';
 import { encodeWav, readWavFile } from './wav.js';
 
-export type BaresipEventType =
-  | 'CALL_INCOMING'
-  | 'CALL_RINGING'
-  | 'CALL_PROGRESS'
-  | 'CALL_ESTABLISHED'
-  | 'CALL_CLOSED'
-  | 'CALL_RTPESTAB'
-  | 'CALL_LOCAL_SDP'
-  | 'CALL_REMOTE_SDP'
-  | 'CALL_RTCP'
-  | 'AUDIO_ERROR'
-  | (string & {});
-
-/** One event as sent by ctrl_tcp (`{"event":true,"type":...,"class":...,"param":...}`). */
-export interface BaresipEvent {
-  type: BaresipEventType;
-  class?: string;
-  /** e.g. the peer URI for CALL_* or the close reason for CALL_CLOSED. */
-  param?: string;
-  /** Call id. */
-  id?: string;
-  direction?: 'incoming' | 'outgoing' | string;
-  peeruri?: string;
-  accountaor?: string;
-  /** Date.now() when received. */
-  at: number;
-  raw: Record<string, unknown>;
-}
-
-export interface BaresipEvents {
-  /** Every event received so far, in order. */
-  readonly all: readonly BaresipEvent[];
-  /**
-   * The next event of `type` not yet returned by an earlier `waitFor` of the same type
-   * (events that arrived before the call count, so there is no race with the action that
-   * triggered them). Rejects after `timeoutMs` (default 10 s) with the recent log.
-   */
-  waitFor(type: BaresipEventType, timeoutMs?: number): Promise<BaresipEvent>;
-  /** Subscribe to events; returns an unsubscribe function. */
-  on(listener: (ev: BaresipEvent) => void): () => void;
-}
+export type { BaresipCommandResult, BaresipEvent, BaresipEventType, BaresipEvents } from './baresip-ctrl.js';
 
 export interface StartBaresipOptions {
   /** Loopback address to listen on, e.g. 127.0.0.2 (also used for media / SDP). */
@@ -100,11 +60,6 @@ export interface StartBaresipOptions {
   echo?: boolean;
   /** Startup timeout (default 15 s). */
   startTimeoutMs?: number;
-}
-
-export interface BaresipCommandResult {
-  ok: boolean;
-  data: string;
 }
 
 export interface BaresipHandle {
@@ -180,50 +135,13 @@ function codecRate(codec: string): number {
 
 // ---- free ports -----------------------------------------------------------------------------
 
-async function bindUdp(port: number, host: string): Promise<number | undefined> {
-  const s = dgram.createSocket('udp4');
-  try {
-    return await new Promise<number | undefined>((res) => {
-      s.once('error', () => res(undefined));
-      s.bind(port, host, () => res(s.address().port));
-    });
-  } finally {
-    await new Promise<void>((res) => {
-      try {
-        s.close(() => res());
-      } catch {
-        res();
-      }
-    });
-  }
-}
-
-async function bindTcp(port: number, host: string): Promise<number | undefined> {
-  const srv = net.createServer();
-  return new Promise<number | undefined>((res) => {
-    srv.once('error', () => res(undefined));
-    srv.listen({ port, host, exclusive: true }, () => {
-      const a = srv.address();
-      const p = typeof a === 'object' && a ? a.port : undefined;
-      srv.close(() => res(p));
-    });
-  });
-}
-
 /** A port free for SIP on `host`: UDP and TCP on p, TCP on p+1 (baresip's TLS listener). */
 async function freeSipPort(host: string): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const p = await bindUdp(0, host);
-    if (!p || p > 65000) continue;
-    if ((await bindTcp(p, host)) && (await bindTcp(p + 1, host))) return p;
+    const p = await freeDualPort(host);
+    if (p <= 65000 && (await portFree(host, p + 1, 'tcp'))) return p;
   }
   throw new Error(`no free SIP port on ${host}`);
-}
-
-async function freeTcpPort(host: string): Promise<number> {
-  const p = await bindTcp(0, host);
-  if (!p) throw new Error(`no free TCP port on ${host}`);
-  return p;
 }
 
 /** A range of 40 UDP ports in 40000-59999 that are all free on 0.0.0.0 right now. */
@@ -233,7 +151,7 @@ async function freeRtpRange(): Promise<[number, number]> {
     const max = min + 39;
     if (max > 59999) continue;
     let ok = true;
-    for (let p = min; p <= max && ok; p++) ok = (await bindUdp(p, '0.0.0.0')) !== undefined;
+    for (let p = min; p <= max && ok; p++) ok = await portFree('0.0.0.0', p, 'udp');
     if (ok) return [min, max];
   }
   throw new Error('no free RTP port range');
@@ -278,108 +196,6 @@ function waitExit(p: ChildProcess, ms: number): Promise<boolean> {
 
 // ---- ctrl_tcp (netstring JSON) --------------------------------------------------------------
 
-class Ctrl {
-  private buf: Buffer = Buffer.alloc(0);
-  private nextToken = 1;
-  private readonly pending = new Map<string, { resolve: (r: BaresipCommandResult) => void; reject: (e: Error) => void }>();
-  closed = false;
-
-  constructor(
-    private readonly sock: net.Socket,
-    private readonly onEvent: (ev: Record<string, unknown>) => void,
-  ) {
-    sock.on('data', (d: Buffer) => this.onData(d));
-    sock.on('close', () => {
-      this.closed = true;
-      for (const p of this.pending.values()) p.reject(new Error('ctrl_tcp connection closed'));
-      this.pending.clear();
-    });
-    sock.on('error', () => {
-      /* handled by close */
-    });
-  }
-
-  static connect(port: number, timeoutMs: number): Promise<net.Socket> {
-    const deadline = Date.now() + timeoutMs;
-    return new Promise((resolve, reject) => {
-      const attempt = (): void => {
-        const s = net.connect(port, '127.0.0.1');
-        s.once('connect', () => {
-          s.removeAllListeners('error');
-          resolve(s);
-        });
-        s.once('error', (e) => {
-          s.destroy();
-          if (Date.now() > deadline) reject(new Error(`ctrl_tcp connect to ${port} failed: ${e.message}`));
-          else setTimeout(attempt, 100);
-        });
-      };
-      attempt();
-    });
-  }
-
-  private onData(d: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-    for (;;) {
-      const colon = this.buf.indexOf(0x3a);
-      if (colon < 0) return;
-      const len = Number(this.buf.subarray(0, colon).toString('ascii'));
-      if (!Number.isInteger(len) || len < 0) {
-        this.buf = Buffer.alloc(0); // desynchronised: drop
-        return;
-      }
-      if (this.buf.length < colon + 1 + len + 1) return;
-      const payload = this.buf.subarray(colon + 1, colon + 1 + len).toString('utf8');
-      this.buf = this.buf.subarray(colon + 2 + len); // skip the trailing ','
-      let msg: Record<string, unknown>;
-      try {
-        msg = JSON.parse(payload) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
-      if (msg.response === true) {
-        const token = typeof msg.token === 'string' ? msg.token : '';
-        const p = this.pending.get(token);
-        if (p) {
-          this.pending.delete(token);
-          p.resolve({ ok: msg.ok === true, data: typeof msg.data === 'string' ? msg.data : '' });
-        }
-      } else if (msg.event === true || msg.event === 'true') {
-        this.onEvent(msg);
-      }
-    }
-  }
-
-  send(command: string, params: string | undefined, timeoutMs: number): Promise<BaresipCommandResult> {
-    if (this.closed) return Promise.reject(new Error('ctrl_tcp connection closed'));
-    const token = `t${this.nextToken++}`;
-    const body: Record<string, string> = { command, token };
-    if (params !== undefined) body.params = params;
-    const json = JSON.stringify(body);
-    return new Promise<BaresipCommandResult>((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.pending.delete(token);
-        reject(new Error(`ctrl_tcp command '${command}' timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(token, {
-        resolve: (r) => {
-          clearTimeout(t);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(t);
-          reject(e);
-        },
-      });
-      this.sock.write(`${Buffer.byteLength(json)}:${json},`);
-    });
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
-
 // ---- start ----------------------------------------------------------------------------------
 
 const MAX_LOG = 1_000_000;
@@ -406,7 +222,7 @@ async function startOnce(opts: StartBaresipOptions): Promise<BaresipHandle> {
   const codecs = opts.codecs?.length ? opts.codecs : ['PCMU'];
   const addr = opts.sipAddress;
   const sipPort = opts.sipPort ?? (await freeSipPort(addr));
-  const ctrlPort = await freeTcpPort('127.0.0.1');
+  const ctrlPort = await freePort('127.0.0.1', 'tcp');
   const rtpPortRange = opts.rtpPortRange ?? (await freeRtpRange());
   const delayedAnswer = opts.answerMode === 'auto' && (opts.answerDelayMs ?? 0) > 0;
   const answermode = opts.answerMode === 'manual' || delayedAnswer ? 'manual' : 'auto';
@@ -520,65 +336,7 @@ async function startOnce(opts: StartBaresipOptions): Promise<BaresipHandle> {
   };
 
   // ---- events ----
-  const all: BaresipEvent[] = [];
-  const listeners = new Set<(ev: BaresipEvent) => void>();
-  const consumed = new Map<string, number>(); // type -> index in `all` after the last returned one
-  const onRawEvent = (raw: Record<string, unknown>): void => {
-    const str = (k: string): string | undefined => (typeof raw[k] === 'string' ? (raw[k] as string) : undefined);
-    const ev: BaresipEvent = {
-      type: str('type') ?? '',
-      at: Date.now(),
-      raw,
-      ...(str('class') !== undefined && { class: str('class') }),
-      ...(str('param') !== undefined && { param: str('param') }),
-      ...(str('id') !== undefined && { id: str('id') }),
-      ...(str('direction') !== undefined && { direction: str('direction') }),
-      ...(str('peeruri') !== undefined && { peeruri: str('peeruri') }),
-      ...(str('accountaor') !== undefined && { accountaor: str('accountaor') }),
-    };
-    all.push(ev);
-    for (const l of [...listeners]) l(ev);
-  };
-  const events: BaresipEvents = {
-    all,
-    on(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    waitFor(type, timeoutMs = 10_000) {
-      const take = (from: number): BaresipEvent | undefined => {
-        for (let i = from; i < all.length; i++) {
-          if (all[i]!.type === type) {
-            consumed.set(type, i + 1);
-            return all[i];
-          }
-        }
-        return undefined;
-      };
-      const found = take(consumed.get(type) ?? 0);
-      if (found) return Promise.resolve(found);
-      return new Promise<BaresipEvent>((resolve, reject) => {
-        const t = setTimeout(() => {
-          listeners.delete(l);
-          const seen = all.map((e) => e.type).join(', ') || 'none';
-          reject(
-            new Error(
-              `baresip ${addr}:${sipPort}: no ${type} within ${timeoutMs} ms (events so far: ${seen})\n--- log tail ---\n${log().slice(-3000)}`,
-            ),
-          );
-        }, timeoutMs);
-        const l = (): void => {
-          const ev = take(consumed.get(type) ?? 0);
-          if (ev) {
-            clearTimeout(t);
-            listeners.delete(l);
-            resolve(ev);
-          }
-        };
-        listeners.add(l);
-      });
-    },
-  };
+  const { events, onRawEvent } = createEventLog(() => `baresip ${addr}:${sipPort}`, () => log());
 
   try {
     const exitedEarly = new Promise<never>((_, rej) => {

@@ -1,4 +1,5 @@
 /** The leak check every bridge e2e test ends with: the media engine holds no session. */
+import type { RunningApp } from '../../src/app.js';
 import type { MediaEngine } from '../../src/media/types.js';
 import { waitFor } from './wait.js';
 
@@ -10,4 +11,17 @@ export async function expectNoSessionLeft(media: MediaEngine, timeoutMs = 3000):
   await waitFor(async () => (await media.listSessions()).length === 0, { timeoutMs, what: 'the media engine to hold no session' }).catch(async (err) => {
     throw new Error(`${(err as Error).message}: ${(await media.listSessions()).join(', ')}`);
   });
+}
+
+/**
+ * End a bridge e2e test: the leak check on `app`'s media engine, then, whatever it found, close
+ * the app and stop the peers, so the next test starts clean and a failure stays this test's.
+ */
+export async function closeAfterLeakCheck(app: RunningApp | undefined, peers: Array<{ stop(): unknown } | undefined>): Promise<void> {
+  try {
+    if (app) await expectNoSessionLeft(app.media);
+  } finally {
+    await app?.close();
+    for (const p of peers) await p?.stop();
+  }
 }
