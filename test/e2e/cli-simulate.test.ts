@@ -1,6 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
-import { randomMediaRange } from '../harness/rtpengine.js';
+import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { freeDualPort, freePort, sippMessages, startSipp, type SippHandle } from '../harness/sipp.js';
 import { describeWithPeers } from '../support/peers.js';
 import { runCli, writeConfig } from './cli-helpers.js';
@@ -14,6 +14,7 @@ import { runCli, writeConfig } from './cli-helpers.js';
 
 let sipp: SippHandle | undefined;
 let phone: BaresipHandle | undefined;
+let rtpengine: RtpengineDaemon | undefined;
 
 async function configFor(pbx: string, extra: Record<string, unknown> = {}): Promise<{ path: string; sipPort: number }> {
   const sipPort = await freeDualPort('127.0.0.1');
@@ -45,12 +46,14 @@ function expectOrdered(lines: string[], patterns: RegExp[]): void {
   expect([...idx].sort((a, b) => a - b)).toEqual(idx);
 }
 
-describeWithPeers('wa-sip-bridge simulate (real process; SIPp, baresip)', ['sipp', 'baresip'], () => {
+describeWithPeers('wa-sip-bridge simulate (real process; SIPp, baresip, rtpengine)', ['sipp', 'baresip', 'rtpengine'], () => {
   afterEach(async () => {
     sipp?.stop();
     sipp = undefined;
     await phone?.stop();
     phone = undefined;
+    await rtpengine?.stop();
+    rtpengine = undefined;
   });
 
   it('into SIPp echoing RTP: every step timed, PCMU, audio both ways, DTMF echoed, the user hangs up → BYE', async () => {
@@ -80,6 +83,16 @@ describeWithPeers('wa-sip-bridge simulate (real process; SIPp, baresip)', ['sipp
     const received = sippMessages(result.messages).received;
     expect(received[0]).toMatch(/^INVITE sip:600@127\.0\.0\.3:\d+ SIP\/2\.0/);
     expect(received.some((m) => m.startsWith('BYE '))).toBe(true);
+  });
+
+  it('with media.engine rtpengine (a real daemon): the same call, audio both ways', async () => {
+    rtpengine = await startRtpengine(randomMediaRange());
+    const pbx = await sippPbx('cli-uas-echo.xml', true);
+    const { path } = await configFor(pbx, { media: { engine: 'rtpengine', rtpengine: { ng: [rtpengine.ng] } } });
+    const run = await runCli(['simulate', '--config', path, '--duration', '3'], {});
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toMatch(/PBX answered 200 OK, codec PCMU\/8000/);
+    expect(run.stdout).toMatch(/✓ both ways: our 1000 Hz tone came back/);
   });
 
   it('into a PBX that answers but sends no audio: no audio back, exit code 1', async () => {
