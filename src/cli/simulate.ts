@@ -125,6 +125,12 @@ export async function runSimulate(argv: string[], io: CliIo = stdio): Promise<nu
       if (e.code === 'EADDRINUSE') io.out('    fix: a SIP or media port of the config is taken: stop the running bridge first (simulate binds the same ports)');
       return EXIT.failed;
     }
+    const running = app;
+    // Ctrl-C mid-call: end the call properly (BYE to the PBX) before leaving.
+    process.once('SIGINT', () => {
+      io.out('interrupted: ending the call');
+      void running.close().finally(() => process.exit(130));
+    });
     const observer = observeBridge(app);
     sim.setWebhookUrl(`${app.url}/webhook`);
     io.out(`the bridge runs in this process with this config, except: Graph API → the built-in WhatsApp simulator (${sim.graphUrl}), token and webhook secret → the simulator's (it signs every webhook), HTTP → ${app.url}`);
