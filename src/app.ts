@@ -47,6 +47,7 @@ export async function startApp(config: Readonly<Config>, log: Logger): Promise<R
     ...(config.sip.auth ? { credentials: { ...config.sip.auth } } : {}),
     inviteTimeoutMs: config.sip.inviteTimeoutSec * 1000,
     limits: { ...config.sip.limits },
+    sessionTimers: { expiresSec: config.sip.sessionExpiresSec, minSec: config.sip.minSessionExpiresSec },
     logger: log,
   });
 

@@ -13,6 +13,7 @@ import {
   formatNameAddrObject,
   generateCallId,
   generateTag,
+  headerText,
   reasonHeader,
   safeHeaders,
   safeUri,
@@ -22,6 +23,7 @@ import {
   toWire,
 } from './headers.js';
 import type { LibEndpoint } from './lib.js';
+import { inviteHeaders, termsFromAnswer } from './session-timer.js';
 import { SipFailure, type InviteOptions, type OutgoingCall, type OutgoingInvite, type SipDialog } from './types.js';
 
 export interface UacOptions {
@@ -87,6 +89,7 @@ export class Uac implements OutgoingCall {
         'max-forwards': '70',
         'user-agent': this.core.userAgent,
         allow: ALLOW,
+        ...inviteHeaders(this.core.session),
         'content-type': 'application/sdp',
         ...extra,
       },
@@ -199,6 +202,9 @@ export class Uac implements OutgoingCall {
         localSdp: this.req.sdp,
         remoteSdp: sdpBody(rs),
         digest: this.digest,
+        session: termsFromAnswer(this.core.session, headerText(rs, 'session-expires')),
+        announceSession: headerText(rs, 'session-expires') !== undefined, // the peer supports timers
+        peerAllowsUpdate: /\bUPDATE\b/i.test(headerText(rs, 'allow') ?? ''),
       });
       this.dialogs.set(remoteTag, dialog);
       dialog.ackTwoXx(this.seq);
