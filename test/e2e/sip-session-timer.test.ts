@@ -67,6 +67,13 @@ describeWithPeers('SIP session timers (RFC 4028) and UPDATE (RFC 3311) against S
     expect(dialog.state).toBe('terminated');
   });
 
+  it('a 422 from the PBX: the INVITE is sent again once, with the interval its Min-SE asks for', async () => {
+    const { received } = await callUntilBye('sip-uas-timer-422.xml', 4);
+    const invites = received.filter((m) => m.startsWith('INVITE'));
+    expect(invites.map((m) => headerOf(m, 'Session-Expires'))).toEqual(['4', '6']);
+    expect(invites.map((m) => headerOf(m, 'CSeq'))).toEqual(['1 INVITE', '2 INVITE']);
+  });
+
   it('the PBX is the refresher and never refreshes: BYE before the interval ends', async () => {
     const { afterMs, received } = await callUntilBye('sip-uas-timer-silent.xml', 0);
     expect(firstLines(received).at(-1)).toMatch(/^BYE /);
