@@ -220,8 +220,14 @@ describeWithPeers('the SIP port under attack (simulator + bridge + baresip)', ['
     expect(before).toBeGreaterThan(45);
     expect(during, 'RTP toward WhatsApp during the flood').toBeGreaterThan(45);
     expect(heard.share, 'the WhatsApp user still hears the agent (440 Hz)').toBeGreaterThan(0.7);
-    // Before the front door one 65,000-byte datagram blocked the loop for 250-450 ms.
-    expect(Math.max(...health), `/healthz latencies ${health.map((h) => h.toFixed(0)).join(', ')} ms`).toBeLessThan(250);
+    // Before the front door one 65,000-byte datagram blocked the loop for 250-740 ms, so at this
+    // rate every request waited seconds. The test process also runs the simulator's WebRTC peer
+    // and the media engine on a shared 2-core machine, where a lone 500 ms hiccup happens without
+    // any flood: the typical request must be quick, and none may wait a second.
+    const sorted = [...health].sort((x, y) => x - y);
+    const shown = `/healthz latencies ${health.map((h) => h.toFixed(0)).join(', ')} ms`;
+    expect(sorted[Math.floor(sorted.length / 2)], shown).toBeLessThan(100);
+    expect(sorted.at(-1), shown).toBeLessThan(1000);
     await phone.hangup();
     await call.waitFor('terminate');
   });

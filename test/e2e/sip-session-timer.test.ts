@@ -1,7 +1,11 @@
 import { afterEach, expect, it } from 'vitest';
+import { startApp } from '../../src/app.js';
+import { buildConfig } from '../../src/config/load.js';
+import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createSipStack } from '../../src/sip/stack.js';
 import type { IncomingInvite, SipDialog, SipStack } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
+import { randomMediaRange } from '../harness/rtpengine.js';
 import { firstLines, freeDualPort, freePort, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
 import { describeWithPeers } from '../support/peers.js';
 
@@ -121,5 +125,45 @@ describeWithPeers('SIP session timers (RFC 4028) and UPDATE (RFC 3311) against S
     const r422 = sippMessages(res.messages).received.find((m) => m.startsWith('SIP/2.0 422'))!;
     expect(headerOf(r422, 'Min-SE')).toBe('2');
     expect(invites).toBe(0);
+  });
+});
+
+describeWithPeers('session timer through the bridge (simulator + bridge + SIPp as the PBX)', ['sipp'], () => {
+  afterEach(() => stopAllSipp());
+
+  it('the PBX leg stops refreshing: BYE to the PBX and terminate to WhatsApp, as for a BYE from the PBX', async () => {
+    const sim = await WhatsAppSimulator.start({ phoneNumberId: '1', businessNumber: '13175551399', accessToken: 't', appSecret: 's' });
+    const port = await freePort(PEER, 'udp');
+    const sipp = startSipp({ scenario: 'sip-uas-timer-silent.xml', ip: PEER, port, timeoutSec: 15 });
+    const sipPort = await freeDualPort(US);
+    const app = await startApp(
+      buildConfig({
+        http: { host: US, port: 0 },
+        whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: 't', appSecret: 's' },
+        sip: { udp: { host: US, port: sipPort }, tcp: null, sessionExpiresSec: 3, minSessionExpiresSec: 2 },
+        media: { engine: 'embedded', embedded: { rtpHost: US, rtpAdvertiseHost: US, iceAddresses: [US], ...randomMediaRange() } },
+        routing: { default: `sip:support@${PEER}:${port}` },
+      }),
+      silentLogger(),
+    );
+    try {
+      sim.setWebhookUrl(`${app.url}/webhook`);
+      const ended = new Promise<unknown>((resolve) => app.bridge.onCallEnded(resolve));
+      const call = await sim.userCalls({ userWaId: '5511987654321' });
+      await call.waitFor('accept');
+      const t0 = performance.now();
+      await call.waitFor('terminate', 10_000);
+      // The PBX asked to be the refresher (3 s) and never refreshed: ended at 3 - 1 = 2 s.
+      expect(performance.now() - t0).toBeGreaterThan(1500);
+      expect(await ended).toMatchObject({ label: 'agent-hung-up', whatsapp: 'terminate', sip: 'none' });
+      const res = await sipp.exited;
+      expect(res.code, res.errors).toBe(0);
+      const invite = sippMessages(res.messages).received.find((m) => m.startsWith('INVITE'))!;
+      expect(headerOf(invite, 'Session-Expires')).toBe('3');
+      expect(firstLines(sippMessages(res.messages).received).at(-1)).toMatch(/^BYE /);
+    } finally {
+      await app.close();
+      await sim.close();
+    }
   });
 });
