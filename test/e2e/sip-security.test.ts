@@ -249,6 +249,15 @@ describeWithPeers('the SIP port under attack (simulator + bridge + baresip)', ['
       'digest authentication failed: nonce not issued to this source',
       `digest authentication failed: digest uri "${uriA}" is not the Request-URI`,
     ]);
+    // Control: a correct answer through the same real parser is admitted (the number is not
+    // one, so it ends in 484 without placing a call); replayed as is, it is refused.
+    const notANumber = `sip:9abc@127.0.0.1:${sipPort}`;
+    const fresh = await invite('127.0.0.2', notANumber, 'udp');
+    const nonce2 = /nonce="([^"]+)"/.exec(header(fresh, 'WWW-Authenticate')!)![1]!;
+    const good = digest(nonce2, notANumber);
+    expect((await invite('127.0.0.2', notANumber, 'udp', good)).split('\r\n')[0]).toBe('SIP/2.0 484 Address Incomplete');
+    expect((await invite('127.0.0.2', notANumber, 'udp', good)).split('\r\n')[0]).toBe('SIP/2.0 403 Forbidden');
+    expect(refusalReasons().at(-1)).toBe('digest authentication failed: replayed digest (nc 00000001 already used)');
     expect(sim.graph.actions.filter((x) => x.action === 'connect')).toEqual([]);
   });
 
