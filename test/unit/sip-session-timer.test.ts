@@ -1,5 +1,7 @@
 /** RFC 4028 negotiation and the session timer's schedule (fake timers; the wire is in test/e2e/sip-session-timer.test.ts). */
+import sip from 'sip';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { headerText } from '../../src/sip/headers.js';
 import { inviteHeaders, parseSessionExpires, SessionTimer, termsForOffer, termsFromAnswer } from '../../src/sip/session-timer.js';
 import { silentLogger } from '../../src/util/log.js';
 
@@ -7,6 +9,10 @@ const ON = { expiresSec: 1800, minSec: 90 };
 const OFF = { expiresSec: 0, minSec: 90 };
 
 describe('negotiation', () => {
+  it('reads the compact form x: as Session-Expires', () => {
+    expect(headerText(sip.parse('UPDATE sip:a@b SIP/2.0\r\nx: 600;refresher=uas\r\n\r\n')!, 'session-expires')).toBe('600;refresher=uas');
+  });
+
   it('parses Session-Expires', () => {
     expect(parseSessionExpires('1800;refresher=uac')).toEqual({ sec: 1800, refresher: 'uac' });
     expect(parseSessionExpires(' 90 ; refresher = UAS')).toEqual({ sec: 90, refresher: 'uas' });
