@@ -79,6 +79,7 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
     ...(config.sip.auth ? { credentials: { ...config.sip.auth } } : {}),
     inviteTimeoutMs: config.sip.inviteTimeoutSec * 1000,
     limits: { ...config.sip.limits },
+    sessionTimers: { expiresSec: config.sip.sessionExpiresSec, minSec: config.sip.minSessionExpiresSec },
     logger: log,
     tap: (e) => ops.hub.sip(e),
   });

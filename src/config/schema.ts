@@ -152,10 +152,18 @@ export const configSchema = z.object({
       auth: z.object({ username: z.string().min(1), password: z.string().default('') }).optional(),
       /** Give up on an INVITE that gets no final response (the PBX is silent). */
       inviteTimeoutSec: z.number().positive().default(64),
+      /**
+       * RFC 4028 session timers with the PBX: the interval we ask for (we refresh at half of it,
+       * by UPDATE or re-INVITE; a call whose refresh fails or does not come ends). 0: we ask for
+       * none (a PBX's request is still honoured). 1800 is the RFC's recommendation.
+       */
+      sessionExpiresSec: z.number().int().min(0).default(0),
+      /** Smallest interval accepted (Min-SE; 422 below it). RFC 4028's floor is 90. */
+      minSessionExpiresSec: z.number().int().min(1).default(90),
       /** Front-door limits on what reaches the SIP parser (docs/security.md lists each with its default). */
       limits: sipLimits,
     })
-    .default({ udp: { host: '0.0.0.0', port: 5060 }, tcp: { host: '0.0.0.0', port: 5060 }, userAgent: 'wa-sip-bridge', inviteTimeoutSec: 64, limits: {} }),
+    .default({ udp: { host: '0.0.0.0', port: 5060 }, tcp: { host: '0.0.0.0', port: 5060 }, userAgent: 'wa-sip-bridge', inviteTimeoutSec: 64, sessionExpiresSec: 0, minSessionExpiresSec: 90, limits: {} }),
   media: z
     .object({
       /** `embedded`: in-process (werift), nothing to install. `rtpengine`: the media proxy, for scale. */

@@ -5,6 +5,7 @@
 import type sip from 'sip';
 import type { Logger } from 'pino';
 import type { LibEndpoint } from './lib.js';
+import type { SessionTimerConfig } from './session-timer.js';
 
 /** RFC 3261 section 17.1.1.1 timer values, injectable for tests. */
 export interface SipTimers {
@@ -37,6 +38,8 @@ export interface SipCore {
   readonly userAgent: string;
   readonly credentials: Credentials | undefined;
   readonly timers: SipTimers;
+  /** RFC 4028 session timers (./session-timer.ts). */
+  readonly session: SessionTimerConfig;
   readonly dialogs: DialogRegistry;
   /**
    * Send a request; `onResponse` gets every response (1xx included). When the stack closes

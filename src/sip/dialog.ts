@@ -1,4 +1,7 @@
 /**
+ * Over 400 lines on purpose: one dialog's state (CSeq, target, route set, pending 2xx, session
+ * timer) is shared by every in-dialog method here; splitting it would expose that state.
+ *
  * A confirmed INVITE dialog (RFC 3261 section 12), for both roles. `sip` has no dialog layer:
  * this builds in-dialog requests (12.2.1.1), checks and answers the peer's (12.2.2), sends and
  * re-sends the ACK of a 2xx as UAC (13.2.2.4), and re-sends our 2xx as UAS until the ACK
@@ -11,9 +14,10 @@ import { dialogKey, guarded, type DialogHandle, type SipCore } from './core.js';
 import { contactUri, fromWire, headerText, sdpBody, toWire } from './headers.js';
 import type { LibEndpoint } from './lib.js';
 import { defaultReinviteAnswer } from './sdp-answer.js';
+import { SessionTimer, termsForOffer, type SessionTerms } from './session-timer.js';
 import { SipFailure, type ReinviteHandler, type SipDialog, type SipDialogEvents } from './types.js';
 
-export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO';
+export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE';
 
 export interface DialogInit {
   role: 'uac' | 'uas';
@@ -35,6 +39,12 @@ export interface DialogInit {
   localSdp: string;
   remoteSdp: string | undefined;
   digest?: DigestClient;
+  /** RFC 4028 terms agreed when the dialog was set up; undefined: no session timer. */
+  session?: SessionTerms | undefined;
+  /** Whether our 2xx responses carry Session-Expires (the peer supports timers). */
+  announceSession?: boolean;
+  /** The peer's Allow lists UPDATE: refresh with UPDATE (RFC 4028 section 7.4), else re-INVITE. */
+  peerAllowsUpdate?: boolean;
 }
 
 interface PendingTwoXx {
@@ -65,6 +75,8 @@ export class Dialog implements SipDialog, DialogHandle {
   private readonly listeners: Listeners = { bye: new Set(), info: new Set(), reinvite: new Set() };
   private readonly log: Logger;
   private readonly digest: DigestClient;
+  private readonly sessionTimer: SessionTimer | undefined;
+  private peerAllowsUpdate: boolean;
 
   constructor(
     private readonly core: SipCore,
@@ -81,6 +93,10 @@ export class Dialog implements SipDialog, DialogHandle {
     this.digest = init.digest ?? new DigestClient(core.credentials);
     this.log = core.logger.child({ sipCallId: init.callId, sipRole: init.role });
     core.dialogs.add(this.key, this);
+    this.peerAllowsUpdate = init.peerAllowsUpdate ?? false;
+    this.sessionTimer = init.session
+      ? new SessionTimer(init.session, { refresh: () => this.sendRefresh(), expire: (cause) => this.expire(cause) }, this.log)
+      : undefined;
   }
 
   get state(): 'confirmed' | 'terminated' {
@@ -180,7 +196,7 @@ export class Dialog implements SipDialog, DialogHandle {
    * UAS: send a 2xx to an INVITE and re-send it (T1 doubling up to T2) until its ACK arrives
    * (RFC 3261 section 13.3.1.4); after 64*T1 without ACK the promise rejects and we send BYE.
    */
-  sendTwoXx(ep: LibEndpoint, invite: sip.Message, sdp: string): Promise<void> {
+  sendTwoXx(ep: LibEndpoint, invite: sip.Message, sdp: string, extraHeaders: Record<string, string> = {}): Promise<void> {
     const cseq = invite.headers.cseq?.seq ?? 0;
     const { t1, t2 } = this.core.timers;
     this.localSdp = sdp;
@@ -191,6 +207,8 @@ export class Dialog implements SipDialog, DialogHandle {
           contact: this.core.contact(ep),
           'content-type': 'application/sdp',
           allow: ALLOW,
+          ...this.sessionHeaders(),
+          ...extraHeaders,
           ...(invite.headers['record-route'] ? { 'record-route': invite.headers['record-route'] } : {}),
         },
         content: toWire(sdp),
@@ -263,6 +281,9 @@ export class Dialog implements SipDialog, DialogHandle {
       case 'INVITE':
         this.handleReinvite(rq, ep);
         return;
+      case 'UPDATE':
+        this.handleUpdate(rq, ep);
+        return;
       case 'CANCEL': // a re-INVITE we answer at once cannot be cancelled
         this.core.reply(ep, rq, 200, 'OK');
         return;
@@ -281,16 +302,13 @@ export class Dialog implements SipDialog, DialogHandle {
       this.core.reply(ep, rq, 500, 'Server Internal Error', { headers: { 'retry-after': String(Math.ceil(Math.random() * 10)) } });
       return;
     }
+    if (!this.acceptRefresh(rq, ep)) return;
     this.reinviteBusy = true;
     this.core.reply(ep, rq, 100, 'Trying');
     const target = contactUri(rq);
     if (target) this.remoteTarget = target; // target refresh (RFC 3261 section 12.2.2)
     const offer = sdpBody(rq);
-    const handler = this.reinviteHandler;
-    const answer = handler
-      ? Promise.resolve().then(() => handler(offer))
-      : Promise.resolve().then(() => defaultReinviteAnswer(this.localSdp, offer));
-    answer.then(
+    this.answerOffer(offer).then(
       (sdp) => {
         if (this._state === 'terminated') {
           this.core.reply(ep, rq, 487, 'Request Terminated');
@@ -311,14 +329,126 @@ export class Dialog implements SipDialog, DialogHandle {
     );
   }
 
+  /** The SDP answer to the peer's offer (re-INVITE or UPDATE), or our offer for an offerless re-INVITE. */
+  private answerOffer(offer: string | undefined): Promise<string> {
+    const handler = this.reinviteHandler;
+    return handler ? Promise.resolve().then(() => handler(offer)) : Promise.resolve().then(() => defaultReinviteAnswer(this.localSdp, offer));
+  }
+
+  /**
+   * RFC 3311: UPDATE in a confirmed dialog. Without a body it is a session refresh (RFC 4028):
+   * 200 at once. With an SDP offer (hold/resume without re-INVITE) it is answered like a
+   * re-INVITE's, in the 200.
+   */
+  private handleUpdate(rq: sip.Message, ep: LibEndpoint): void {
+    if (this._state === 'terminated') {
+      this.core.reply(ep, rq, 481, 'Call/Transaction Does Not Exist');
+      return;
+    }
+    if (!this.acceptRefresh(rq, ep)) return;
+    const target = contactUri(rq);
+    if (target) this.remoteTarget = target;
+    const headers = { contact: this.core.contact(ep), allow: ALLOW, ...this.sessionHeaders() };
+    const offer = sdpBody(rq);
+    if (offer === undefined) {
+      this.core.reply(ep, rq, 200, 'OK', { headers });
+      return;
+    }
+    if (this.reinviteBusy || this.pending) {
+      // RFC 3311 section 5.2: an offer while one of ours is pending.
+      this.core.reply(ep, rq, 500, 'Server Internal Error', { headers: { 'retry-after': String(Math.ceil(Math.random() * 10)) } });
+      return;
+    }
+    this.answerOffer(offer).then(
+      (sdp) => {
+        if (this._state === 'terminated') return this.core.reply(ep, rq, 481, 'Call/Transaction Does Not Exist');
+        this.localSdp = sdp;
+        this.core.reply(ep, rq, 200, 'OK', { headers: { ...headers, 'content-type': 'application/sdp' }, content: toWire(sdp) });
+        this.emit('reinvite', offer);
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'sip: UPDATE offer could not be answered');
+        this.core.reply(ep, rq, 488, 'Not Acceptable Here');
+      },
+    );
+  }
+
+  /**
+   * A re-INVITE or UPDATE from the peer refreshes the session (RFC 4028 section 9): its
+   * Session-Expires may change the terms. False (already answered 422) when its interval is
+   * below our Min-SE.
+   */
+  private acceptRefresh(rq: sip.Message, ep: LibEndpoint): boolean {
+    const d = termsForOffer(this.core.session, headerText(rq, 'session-expires'), headerText(rq, 'supported'));
+    if (d.kind === 'too-small') {
+      this.core.reply(ep, rq, 422, 'Session Interval Too Small', { headers: { 'min-se': String(d.minSec) } });
+      return false;
+    }
+    this.sessionTimer?.refreshed(d.kind === 'ok' ? d.terms : undefined);
+    return true;
+  }
+
+  /** Session-Expires for our 2xx (RFC 4028 section 9): `uac` when the peer refreshes. */
+  private sessionHeaders(): Record<string, string> {
+    const t = this.sessionTimer?.current;
+    if (!t || !this.init.announceSession) return {};
+    return { 'session-expires': `${t.intervalSec};refresher=${t.refresher === 'remote' ? 'uac' : 'uas'}`, ...(t.refresher === 'remote' ? { require: 'timer' } : {}) };
+  }
+
+  /** Our session refresh (RFC 4028 section 7.4 / 9): UPDATE without a body if the peer allows it, else a re-INVITE with our current SDP. */
+  private sendRefresh(): Promise<{ status: number; sessionExpires?: string | undefined }> {
+    if (this._state === 'terminated') return Promise.resolve({ status: 481 });
+    const ep = this.core.endpointFor(this.remoteTarget, this.init.routeSet, this.init.endpoint);
+    const t = this.sessionTimer!.current;
+    const method = this.peerAllowsUpdate ? 'UPDATE' : 'INVITE';
+    const headers: Record<string, string> = { supported: 'timer', 'session-expires': `${t.intervalSec};refresher=uac`, contact: this.core.contact(ep) };
+    const ext: sip.Extension = method === 'INVITE' ? { headers: { ...headers, 'content-type': 'application/sdp' }, content: toWire(this.localSdp) } : { headers };
+    this.log.debug({ method, intervalSec: t.intervalSec }, 'sip: refreshing the session');
+    return new Promise((resolve) =>
+      this.sendRequest(
+        ep,
+        method,
+        (rs) => {
+          const status = rs.status ?? 500;
+          if (method === 'INVITE' && status >= 200 && status < 300) this.ackReinvite(ep, rs.headers.cseq?.seq ?? this.localSeq);
+          if (method === 'UPDATE' && (status === 501 || status === 405)) {
+            this.peerAllowsUpdate = false; // fall back to re-INVITE at once
+            resolve(this.sendRefresh());
+            return;
+          }
+          resolve({ status, sessionExpires: headerText(rs, 'session-expires') });
+        },
+        ext,
+      ),
+    );
+  }
+
+  /** ACK for the 2xx of our re-INVITE: its own transaction, the re-INVITE's CSeq (RFC 3261 section 13.2.2.4). */
+  private ackReinvite(ep: LibEndpoint, seq: number): void {
+    const ack = this.buildRequest('ACK', seq, {});
+    ack.headers.via = [{ params: { branch: sip.generateBranch() } }];
+    Object.assign(ack.headers, this.digest.current());
+    ep.send(ack);
+  }
+
+  /** The session interval ran out (RFC 4028 section 10): BYE, then end the call as a remote BYE would. */
+  private expire(cause: string): void {
+    if (this._state === 'terminated') return;
+    this.log.warn({ cause }, 'sip: session expired, ending the call');
+    void this.bye();
+    this.emit('bye');
+  }
+
   private terminate(cause: string): void {
     if (this._state === 'terminated') return;
     this._state = 'terminated';
+    this.sessionTimer?.stop();
     this.clearPending()?.reject(new SipFailure(481, `Dialog ended (${cause})`));
     this.log.debug({ cause }, 'sip: dialog terminated');
   }
 
   dispose(): void {
+    this.sessionTimer?.stop();
     this.clearPending()?.reject(new SipFailure(503, 'SIP stack closed'));
   }
 }

@@ -193,7 +193,8 @@ const AUTH_HEADERS = new Set(['authorization', 'proxy-authorization', 'www-authe
 /** A received header as text; structured headers parsed by `sip` are turned back into text. */
 export function headerText(msg: sip.Message, name: string): string | undefined {
   const key = name.toLowerCase();
-  const v = msg.headers[key];
+  // RFC 4028 compact form `x`, which `sip` does not expand.
+  const v = msg.headers[key] ?? (key === 'session-expires' ? msg.headers['x'] : undefined);
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return fromWire(v);
   if (typeof v === 'number') return String(v);

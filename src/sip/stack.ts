@@ -20,7 +20,8 @@ import type { Logger } from 'pino';
 import { dialogKey, DEFAULT_TIMERS, guarded, type DialogHandle, type SipCore, type SipTimers } from './core.js';
 import { ALLOW } from './dialog.js';
 import { DEFAULT_SIP_LIMITS, FrontDoor, type FrontDoorStats, type SipLimits } from './front-door.js';
-import { generateTag, printable, tagOf } from './headers.js';
+import { generateTag, headerText, printable, tagOf } from './headers.js';
+import { SESSION_TIMERS_OFF, termsForOffer, type SessionTimerConfig } from './session-timer.js';
 import { openEndpoint, type HostPort, type LibEndpoint, type TransportName } from './lib.js';
 import { Uac } from './uac.js';
 import { Uas } from './uas.js';
@@ -39,6 +40,8 @@ export interface SipStackOptions {
   logger: Logger;
   /** RFC 3261 T1/T2; tests may shorten them. */
   timers?: SipTimers;
+  /** RFC 4028 session timers; default off (a peer's request is still honoured). */
+  sessionTimers?: SessionTimerConfig;
   /** Front-door limits (./front-door.ts); unset ones take `DEFAULT_SIP_LIMITS`. */
   limits?: Partial<SipLimits>;
   /** Told of every SIP message sent and received (metrics, call traces); must be cheap. */
@@ -74,6 +77,7 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStackWit
     userAgent: opts.userAgent ?? 'wa-sip-bridge',
     credentials: opts.credentials,
     timers: opts.timers ?? DEFAULT_TIMERS,
+    session: opts.sessionTimers ?? SESSION_TIMERS_OFF,
     dialogs: {
       add: (key, d) => dialogs.set(key, d),
       remove: (key) => dialogs.delete(key),
@@ -135,6 +139,12 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStackWit
         }
         const key = pendingKey(rq);
         if (pendingUas.has(key)) return; // a retransmission the transaction layer missed
+        const se = termsForOffer(core.session, headerText(rq, 'session-expires'), headerText(rq, 'supported'));
+        if (se.kind === 'too-small') {
+          // RFC 4028 section 8.1.1: the interval is below our Min-SE.
+          core.reply(ep, rq, 422, 'Session Interval Too Small', { headers: { 'min-se': String(se.minSec) } });
+          return;
+        }
         const uas = new Uas(core, rq, remote, ep, () => pendingUas.delete(key));
         pendingUas.set(key, uas);
         const handler = inviteHandler;

@@ -13,6 +13,7 @@ import {
   formatNameAddrObject,
   generateCallId,
   generateTag,
+  headerText,
   reasonHeader,
   safeHeaders,
   safeUri,
@@ -22,6 +23,7 @@ import {
   toWire,
 } from './headers.js';
 import type { LibEndpoint } from './lib.js';
+import { inviteHeaders, termsFromAnswer, type SessionTimerConfig } from './session-timer.js';
 import { SipFailure, type InviteOptions, type OutgoingCall, type OutgoingInvite, type SipDialog } from './types.js';
 
 export interface UacOptions {
@@ -43,6 +45,9 @@ export class Uac implements OutgoingCall {
   private cancelSent = false;
   private invite: sip.Message;
   private seq = 1;
+  /** RFC 4028 section 7.4: after a 422, the interval the peer's Min-SE asks for. */
+  private session: SessionTimerConfig;
+  private retried422 = false;
   private readonly localTag = generateTag();
   private readonly fromHeader: string;
   private readonly endpoint: LibEndpoint;
@@ -58,6 +63,7 @@ export class Uac implements OutgoingCall {
     endpoint: LibEndpoint,
   ) {
     this.endpoint = endpoint;
+    this.session = core.session;
     this.callId = generateCallId(`${endpoint.advertised.host}`);
     this.log = core.logger.child({ sipCallId: this.callId, sipRole: 'uac' });
     this.digest = new DigestClient(core.credentials);
@@ -89,6 +95,7 @@ export class Uac implements OutgoingCall {
         'max-forwards': '70',
         'user-agent': this.core.userAgent,
         allow: ALLOW,
+        ...inviteHeaders(this.session),
         'content-type': 'application/sdp',
         ...extra,
       },
@@ -161,6 +168,7 @@ export class Uac implements OutgoingCall {
     }
     if (this.phase === 'done') return;
     if ((status === 401 || status === 407) && !this.cancelReason && this.retryWithAuth(rs)) return;
+    if (status === 422 && !this.cancelReason && this.retryWithMinSe(rs)) return;
     this.phase = 'done';
     clearTimeout(this.timer);
     this.log.info({ status, reason: rs.reason }, 'sip: INVITE failed');
@@ -173,6 +181,22 @@ export class Uac implements OutgoingCall {
     const next = this.buildInvite();
     if (!this.digest.authorize(next, rs)) return false;
     this.log.info({ status: rs.status }, 'sip: answering digest challenge');
+    this.invite = next;
+    this.phase = 'calling';
+    this.core.request(this.endpoint, next, (r) => this.onResponse(r, next));
+    return true;
+  }
+
+  /** RFC 4028 section 7.4: 422 Session Interval Too Small: once, with the interval its Min-SE asks for. */
+  private retryWithMinSe(rs: sip.Message): boolean {
+    const minSe = Number(/^\s*(\d{1,9})/.exec(headerText(rs, 'min-se') ?? '')?.[1]);
+    if (this.retried422 || this.session.expiresSec <= 0 || !(minSe > this.session.expiresSec)) return false;
+    this.retried422 = true;
+    this.session = { expiresSec: minSe, minSec: Math.min(this.session.minSec, minSe) };
+    this.seq += 1;
+    const next = this.buildInvite();
+    Object.assign(next.headers, this.digest.current());
+    this.log.info({ minSe }, 'sip: 422, retrying with the Min-SE interval');
     this.invite = next;
     this.phase = 'calling';
     this.core.request(this.endpoint, next, (r) => this.onResponse(r, next));
@@ -202,6 +226,9 @@ export class Uac implements OutgoingCall {
         localSdp: this.req.sdp,
         remoteSdp: sdpBody(rs),
         digest: this.digest,
+        session: termsFromAnswer(this.session, headerText(rs, 'session-expires')),
+        announceSession: headerText(rs, 'session-expires') !== undefined, // the peer supports timers
+        peerAllowsUpdate: /\bUPDATE\b/i.test(headerText(rs, 'allow') ?? ''),
       });
       this.dialogs.set(remoteTag, dialog);
       dialog.ackTwoXx(this.seq);

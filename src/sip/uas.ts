@@ -18,6 +18,7 @@ import {
   toWire,
 } from './headers.js';
 import type { LibEndpoint } from './lib.js';
+import { termsForOffer } from './session-timer.js';
 import { SipFailure, type IncomingInvite, type NameAddr, type SipDialog } from './types.js';
 
 type Phase = 'proceeding' | 'accepting' | 'done';
@@ -82,6 +83,7 @@ export class Uas implements IncomingInvite {
   accept(sdp: string): Promise<SipDialog> {
     if (this.phase !== 'proceeding') return Promise.reject(new SipFailure(481, 'INVITE already answered or cancelled'));
     this.phase = 'accepting';
+    const se = termsForOffer(this.core.session, this.header('session-expires'), this.header('supported'));
     const dialog = new Dialog(this.core, {
       role: 'uas',
       callId: this.callId,
@@ -96,6 +98,8 @@ export class Uas implements IncomingInvite {
       endpoint: this.ep,
       localSdp: sdp,
       remoteSdp: this.sdp,
+      ...(se.kind === 'ok' ? { session: se.terms, announceSession: Object.keys(se.headers).length > 0 } : {}),
+      peerAllowsUpdate: /\bUPDATE\b/i.test(this.header('allow') ?? ''),
     });
     this.log.info('sip: answering INVITE');
     const acked = dialog.sendTwoXx(this.ep, this.rq, sdp);

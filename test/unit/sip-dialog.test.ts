@@ -3,6 +3,7 @@ import type sip from 'sip';
 import type { SipCore } from '../../src/sip/core.js';
 import { Dialog } from '../../src/sip/dialog.js';
 import type { LibEndpoint } from '../../src/sip/lib.js';
+import { SESSION_TIMERS_OFF } from '../../src/sip/session-timer.js';
 import { SipFailure } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
 
@@ -18,6 +19,7 @@ function fakeCore() {
     userAgent: 'test',
     credentials: undefined,
     timers: { t1: 500, t2: 4000 },
+    session: SESSION_TIMERS_OFF,
     dialogs: { add: (k, d) => dialogs.set(k, d), remove: (k) => dialogs.delete(k) },
     request: (_ep, rq, onResponse) => {
       requests.push(rq);

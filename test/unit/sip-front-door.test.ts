@@ -5,6 +5,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { buildConfig, ConfigError } from '../../src/config/load.js';
 import { checkDatagram, DEFAULT_SIP_LIMITS, RateLimiter, StreamFramer } from '../../src/sip/front-door.js';
 import { createSipStack, type SipStackWithStats } from '../../src/sip/stack.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -94,6 +95,14 @@ describe('RateLimiter', () => {
     r.take('b');
     r.take('c');
     expect(r.size).toBe(2);
+  });
+});
+
+describe('sip.limits in the config', () => {
+  it('takes partial overrides and refuses nonsense', () => {
+    expect(buildConfig({ sip: { limits: { ratePerSec: 50 } } }).sip.limits).toEqual({ ratePerSec: 50 });
+    expect(() => buildConfig({ sip: { limits: { maxMessageBytes: 100 } } })).toThrow(ConfigError);
+    expect(() => buildConfig({ sip: { limits: { maxHeaders: -1 } } })).toThrow(ConfigError);
   });
 });
 
