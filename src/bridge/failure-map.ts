@@ -1,3 +1,4 @@
+import { quotedString, warningValue } from '../sip/headers.js';
 import type { MediaFailure, MediaFailureKind } from '../media/types.js';
 import type { GraphApiError } from '../whatsapp/types.js';
 import { describeWaError, SDP_VALIDATION_SUBCODE, WA_ERROR, WA_UNREACHABLE_SIP } from '../whatsapp/errors.js';
@@ -243,7 +244,7 @@ const Q850: ReadonlyArray<{ labels: readonly string[]; cause: number }> = [
 /** The `Reason` header value for a BYE or CANCEL that ends a call with `label`. */
 export function sipReasonHeader(label: string): string {
   const cause = Q850.find((r) => r.labels.includes(label))?.cause ?? 41;
-  return `Q.850;cause=${cause};text="${label.replace(/["\\]/g, '')}"`;
+  return `Q.850;cause=${cause};text=${quotedString(label, 80)}`;
 }
 
 /**
@@ -271,10 +272,11 @@ export function sipRefusal(kind: RefusalKind, detail?: string): SipFinal {
 
 /** The headers of a final response: Warning (what a desk phone shows), Reason, Retry-After. */
 export function sipFinalHeaders(f: SipFinal): Record<string, string> {
-  const text = f.warning.replace(/["\\]/g, '');
+  // The Warning text may carry outside data (a dialled number's reason): sanitised where every
+  // header value built from outside data is (src/sip/headers.ts).
   return {
-    Warning: `399 wa-sip-bridge "${text}"`,
-    Reason: `SIP;cause=${f.status};text="${text}"`,
+    Warning: warningValue(f.warning),
+    Reason: `SIP;cause=${f.status};text=${quotedString(f.warning, 200)}`,
     ...(f.retryAfterSec !== undefined ? { 'Retry-After': String(f.retryAfterSec) } : {}),
   };
 }

@@ -39,7 +39,9 @@ describe('failure table', () => {
   });
 
   it('a refusal detail with quotes cannot break the Warning header', () => {
-    expect(sipFinalHeaders(sipRefusal('bad-number', 'bad "x\\" number')).Warning).toBe('399 wa-sip-bridge "bad x number"');
+    // Escaped as an RFC 3261 quoted-string (quoted-pair), so the header stays one quoted string.
+    expect(sipFinalHeaders(sipRefusal('bad-number', 'bad "x\\" number')).Warning).toBe('399 wa-sip-bridge "bad \\"x\\\\\\" number"');
+    expect(sipFinalHeaders(sipRefusal('bad-number', 'bad\r\nAlert-Info: x')).Warning).not.toMatch(/[\r\n]/);
   });
 
   it('BYE/CANCEL Reason: Q.850 16 for a hang-up, 102 for the maximum duration, 41 for failures, label as text', () => {

@@ -102,7 +102,12 @@ describe('inbound call', () => {
     await flush();
     expect(wa.names()).toEqual(['pre_accept', 'accept', 'terminate']);
     expect(await media.listSessions()).toEqual([]);
-    expect(ended).toEqual([{ direction: 'inbound', waCallId: 'wacid.A', sipCallId: 'sip-call-1', label: 'agent-hung-up', whatsapp: 'terminate', sip: 'none' }]);
+    expect(ended).toHaveLength(1);
+    expect(ended[0]).toMatchObject({ direction: 'inbound', waCallId: 'wacid.A', sipCallId: 'sip-call-1', label: 'agent-hung-up', whatsapp: 'terminate', sip: 'none' });
+    // The call record's facts come with it: who called, where it was routed, when it was answered.
+    expect(ended[0]!.route).toBe('default');
+    expect(ended[0]!.times!.answeredAt).toBeGreaterThanOrEqual(ended[0]!.times!.receivedAt);
+    expect(ended[0]!.times!.endedAt).toBeGreaterThanOrEqual(ended[0]!.times!.answeredAt!);
     expect(bridge.activeCalls).toBe(0);
   });
 
