@@ -1,4 +1,7 @@
 /**
+ * (Over 400 lines on purpose: the offer/answer API of both call directions and the packet
+ * routing share one call's negotiated state; the parts with their own state live beside it.)
+ *
  * One call's media in the embedded engine: the MediaSession API (offer/answer in both call
  * directions), composing the WhatsApp leg (whatsapp-leg.ts), the PBX leg (pbx-leg.ts), the two
  * transcoding pipelines (transcode.ts), Opus pass-through (passthrough.ts), the RFC 4733 relays
@@ -18,16 +21,20 @@ import { randomBytes } from 'node:crypto';
 import type { RtpPacket } from 'werift';
 import type { Logger } from 'pino';
 import { MediaError, type MediaFailure, type MediaSession } from '../types.js';
-import { checkWhatsAppAnswer, sameSdpIgnoringVersion } from '../sdp-rules.js';
+import {
+  WHATSAPP_OPUS_FMTP,
+  WHATSAPP_OPUS_PT,
+  WHATSAPP_TE_PT,
+  checkWhatsAppAnswer,
+  sameSdpIgnoringVersion,
+} from '../whatsapp-profile.js';
+import { FailureSignal, WhatsAppMediaTimer } from '../watchdog.js';
 import type { EmbeddedEngine } from './engine.js';
 import { FillSchedule, senderReport, serializeRtcp } from './keepalive.js';
 import { OPUS_FRAME_TICKS, OpusRestamp } from './passthrough.js';
-import { PbxLeg } from './pbx-leg.js';
+import { DEFAULT_SOURCE_RULES, PbxLeg } from './pbx-leg.js';
 import { RtpOutStream, TelephoneEventRelay, type RtpView } from './rtp.js';
 import {
-  WA_OPUS_PT,
-  WA_TE_PT,
-  WHATSAPP_OPUS_FMTP,
   parsePlain,
   pickCodec,
   shapeWebRtcSdp,
@@ -64,6 +71,8 @@ export interface SessionStats {
   dtlsState: string;
   pbxCodec: string | undefined;
   latchedTo: string | undefined;
+  /** PBX-side RTP/RTCP packets dropped because they came from someone other than the PBX. */
+  pbxDropped: number;
 }
 
 export class EmbeddedSession implements MediaSession {
@@ -74,8 +83,8 @@ export class EmbeddedSession implements MediaSession {
 
   // negotiation
   private direction: 'inbound' | 'outbound' | undefined;
-  private waOpusPt = WA_OPUS_PT;
-  private waTePt: number | undefined = WA_TE_PT;
+  private waOpusPt = WHATSAPP_OPUS_PT;
+  private waTePt: number | undefined = WHATSAPP_TE_PT;
   private whatsAppAnswer: string | undefined;
   private outboundOffer: string | undefined;
   private lastPbxSdp: string | undefined;
@@ -104,6 +113,8 @@ export class EmbeddedSession implements MediaSession {
   private lastRtcpPbx = 0;
   private waIn: { ssrc: number; highestSeq: number } | undefined;
   private readonly cname = randomBytes(8).toString('hex');
+  private readonly failure: FailureSignal;
+  private readonly waTimer: WhatsAppMediaTimer;
   private readonly counters = { waIn: 0, waOut: 0, pbxOut: 0, silenceOut: 0, dtmfToPbx: 0, dtmfToWa: 0 };
 
   constructor(
@@ -111,7 +122,11 @@ export class EmbeddedSession implements MediaSession {
     private readonly engine: EmbeddedEngine,
     private readonly log: Logger,
   ) {
-    this.pbx = new PbxLeg(callId, log, (rtp) => this.onPbxRtp(rtp));
+    this.failure = new FailureSignal(callId, log);
+    this.waTimer = new WhatsAppMediaTimer(engine.opts.whatsappMediaTimeoutSec);
+    const src = engine.opts.pbxSource;
+    const rules = { mode: src?.mode ?? DEFAULT_SOURCE_RULES.mode, learnWindowMs: src?.learnWindowMs ?? DEFAULT_SOURCE_RULES.learnWindowMs };
+    this.pbx = new PbxLeg(callId, log, (rtp) => this.onPbxRtp(rtp), rules);
     this.toPbx = new OpusToPbx((payload, ticks) => this.sendToPbx(this.sendCodec!.pt, this.pbxOut!.frame(ticks, this.nowMs), payload));
     this.toWa = new PbxToOpus(
       { bitrate: engine.opts.opusBitrate ?? 20000, complexity: engine.opts.opusComplexity ?? 5 },
@@ -127,6 +142,7 @@ export class EmbeddedSession implements MediaSession {
       dtlsState: this.wa?.dtlsState ?? 'new',
       pbxCodec: this.sendCodec ? `${this.sendCodec.name}/${this.sendCodec.pt}` : undefined,
       latchedTo: this.pbx.latchedTo,
+      pbxDropped: this.pbx.dropped,
     };
   }
 
@@ -161,8 +177,9 @@ export class EmbeddedSession implements MediaSession {
   private onDtlsState(state: string): void {
     if (state === 'connected') {
       this.log.debug({ callId: this.callId, role: this.wa?.dtlsRole }, 'WhatsApp leg connected (ICE + DTLS)');
-    } else if (state === 'failed') {
-      this.log.warn({ callId: this.callId }, 'WhatsApp DTLS failed');
+      this.waTimer.activity(performance.now(), false); // the timeout counts from the connection
+    } else if (state === 'failed' || state === 'closed') {
+      this.failure.fire('webrtc-failed', `WhatsApp DTLS ${state}`);
     }
   }
 
@@ -212,6 +229,7 @@ export class EmbeddedSession implements MediaSession {
     const now = (this.nowMs = performance.now());
     const h = rtp.header;
     this.counters.waIn++;
+    this.waTimer.activity(now);
     this.waIn = { ssrc: h.ssrc, highestSeq: h.sequenceNumber };
     const codec = this.sendCodec;
     if (!codec || !this.pbxOut || !this.pbx.hasRemote) return;
@@ -273,9 +291,12 @@ export class EmbeddedSession implements MediaSession {
   // ---------------------------------------------------------------- keep-alive and RTCP (engine tick)
 
   tick(now: number): void {
+    if (this.closing) return;
+    const expired = this.waTimer.expired(now);
+    if (expired) this.failure.fire('whatsapp-media-timeout', expired);
     const wa = this.wa;
     const out = wa?.out;
-    if (this.closing || !wa?.connected || !out) return;
+    if (!wa?.connected || !out) return;
     this.nowMs = now;
     if (now - this.lastPbxAudioMs >= IDLE_MS) {
       // The PBX is silent: fill the WhatsApp stream with 20 ms Opus silence frames (on a schedule).
@@ -350,6 +371,7 @@ export class EmbeddedSession implements MediaSession {
       const violations = checkWhatsAppAnswer(sdp);
       if (violations.length > 0) throw new MediaError(`embedded answer breaks WhatsApp rules: ${violations.join('; ')}`, ENGINE, 'sdp rules');
       this.whatsAppAnswer = sdp;
+      this.waTimer.arm(performance.now());
       return sdp;
     });
   }
@@ -375,7 +397,7 @@ export class EmbeddedSession implements MediaSession {
       this.selectSendCodec(codec, plain.tePt);
       await this.openPbxPorts();
 
-      const wa = this.openWhatsAppLeg({ opusPt: WA_OPUS_PT, opusFmtp: WHATSAPP_OPUS_FMTP, tePt: WA_TE_PT });
+      const wa = this.openWhatsAppLeg({ opusPt: WHATSAPP_OPUS_PT, opusFmtp: WHATSAPP_OPUS_FMTP, tePt: WHATSAPP_TE_PT });
       let sdp: string;
       try {
         sdp = shapeWebRtcSdp(await wa.localDescription('offer'), 'actpass');
@@ -403,6 +425,7 @@ export class EmbeddedSession implements MediaSession {
       } catch (err) {
         throw this.fail('werift rejected the WhatsApp answer', 'sdp', err);
       }
+      this.waTimer.arm(performance.now());
       const o = this.engine.opts;
       return writePlainAnswer(o.rtpAdvertiseHost, port, this.sendCodec, this.pbxOffer.tePt, this.pbxOffer.direction);
     });
@@ -420,6 +443,7 @@ export class EmbeddedSession implements MediaSession {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.failure.close();
       this.engine.forget(this);
       try {
         await this.wa?.close();
@@ -433,10 +457,8 @@ export class EmbeddedSession implements MediaSession {
     return this.closing;
   }
 
-  private failureListener: ((f: MediaFailure) => void) | undefined;
-
   onFailure(listener: (failure: MediaFailure) => void): void {
-    this.failureListener = listener;
+    this.failure.onFailure(listener);
   }
 
   /** Whether the latest PBX SDP changed the answer (never: WhatsApp keeps the first). */
