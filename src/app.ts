@@ -210,7 +210,13 @@ function defaultContactHost(listen: { host: string; port: number }, log: Logger)
 /** The configured media engine; switching `media.engine` changes nothing else. */
 async function createMediaEngine(media: Config['media'], advertiseHost: string, log: Logger): Promise<MediaEngine> {
   if (media.engine === 'rtpengine') {
-    return createRtpengineEngine({ ng: [...media.rtpengine.ng], timeoutMs: media.rtpengine.timeoutMs, logger: log, allowUnreachable: true });
+    return createRtpengineEngine({
+      ng: [...media.rtpengine.ng],
+      timeoutMs: media.rtpengine.timeoutMs,
+      logger: log,
+      allowUnreachable: true,
+      whatsappMediaTimeoutSec: media.whatsappMediaTimeoutSec,
+    });
   }
   const e = media.embedded;
   // Lower half of the range for plain RTP toward the PBX, upper half for ICE toward WhatsApp,
@@ -223,6 +229,8 @@ async function createMediaEngine(media: Config['media'], advertiseHost: string, 
     portMin: e.portMin,
     portMax: mid % 2 === 0 ? mid - 1 : mid,
     icePortRange: [mid + 1, e.portMax],
+    pbxSource: { mode: e.pbxSource },
+    whatsappMediaTimeoutSec: media.whatsappMediaTimeoutSec,
     logger: log,
   });
 }

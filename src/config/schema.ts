@@ -168,6 +168,12 @@ export const configSchema = z.object({
     .object({
       /** `embedded`: in-process (werift), nothing to install. `rtpengine`: the media proxy, for scale. */
       engine: z.enum(['rtpengine', 'embedded']).default('embedded'),
+      /**
+       * End the call when WhatsApp has sent no media this long (at the start, from when it could
+       * connect; mid-call, since its last packet). WhatsApp itself gives up after ~20 s at the
+       * start and ~30 s mid-call. 0 = off.
+       */
+      whatsappMediaTimeoutSec: z.number().min(0).max(3600).default(20),
       rtpengine: z
         .object({
           ng: z.array(hostPort('127.0.0.1', 22222)).min(1).default([{ host: '127.0.0.1', port: 22222 }]),
@@ -185,13 +191,20 @@ export const configSchema = z.object({
           /** UDP port range for both sides (RTP toward the PBX, ICE toward WhatsApp). */
           portMin: z.number().int().min(1024).max(65535).default(40000),
           portMax: z.number().int().min(1024).max(65535).default(40999),
+          /**
+           * Whose RTP/RTCP the PBX side takes (everything else is dropped and counted): `strict`,
+           * only the address the PBX's SDP names; `learn` (default, for a PBX behind NAT), the
+           * SDP's address or else the first source within 3 s, then locked to it and its SSRC.
+           */
+          pbxSource: z.enum(['strict', 'learn']).default('learn'),
         })
-        .default({ rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999 }),
+        .default({ rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999, pbxSource: 'learn' }),
     })
     .default({
       engine: 'embedded',
+      whatsappMediaTimeoutSec: 20,
       rtpengine: { ng: [{ host: '127.0.0.1', port: 22222 }], timeoutMs: 2000 },
-      embedded: { rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999 },
+      embedded: { rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999, pbxSource: 'learn' },
     }),
   calls: z
     .object({

@@ -25,15 +25,20 @@ import {
   type RTCDtlsTransport,
   type RTCRtpTransceiver,
 } from 'werift';
-import { checkWhatsAppAnswer, checkWhatsAppOffer } from '../media/sdp-rules.js';
+import {
+  WHATSAPP_OPUS_FMTP,
+  WHATSAPP_OPUS_PT,
+  WHATSAPP_TE_PT,
+  WHATSAPP_TE_RATE,
+  checkWhatsAppAnswer,
+  checkWhatsAppOffer,
+} from '../media/whatsapp-profile.js';
 import { SDP_VALIDATION_SUBCODE } from '../whatsapp/errors.js';
 import { ToneSource, hasTone as pcmHasTone, toneWindows as pcmToneWindows } from '../media/audio/tone.js';
 
-/** Meta's Opus fmtp in user-initiated offers. */
-export const WHATSAPP_OPUS_FMTP =
-  'maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1';
-export const WHATSAPP_OPUS_PT = 111;
-export const WHATSAPP_TELEPHONE_EVENT_PT = 126;
+export { WHATSAPP_OPUS_FMTP, WHATSAPP_OPUS_PT } from '../media/whatsapp-profile.js';
+/** telephone-event's PT (the profile's WHATSAPP_TE_PT, under the name tests use). */
+export const WHATSAPP_TELEPHONE_EVENT_PT = WHATSAPP_TE_PT;
 
 /** What Graph API returns when an accept/pre_accept SDP breaks its rules (error code 100). */
 export class WhatsAppSdpError extends Error {
@@ -168,7 +173,7 @@ export class WhatsAppMediaPeer {
           }),
           new RTCRtpCodecParameters({
             mimeType: 'audio/telephone-event',
-            clockRate: 8000,
+            clockRate: WHATSAPP_TE_RATE,
             payloadType: WHATSAPP_TELEPHONE_EVENT_PT,
           }),
         ],

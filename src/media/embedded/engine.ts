@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { MediaError, type EngineReadiness, type MediaEngine, type MediaSession } from '../types.js';
 import { PortAllocator } from './ports.js';
+import type { PbxSourceRules } from './pbx-leg.js';
 import type { PbxCodecName } from './sdp.js';
 import { EmbeddedSession, type SessionStats } from './session.js';
 
@@ -34,6 +35,17 @@ export interface EmbeddedEngineOptions {
   opusBitrate?: number;
   /** Opus encoder complexity 0..10; default 5 (half the CPU of libopus' default 10 in WebAssembly). */
   opusComplexity?: number;
+  /**
+   * Whose RTP the PBX leg takes (pbx-leg.ts): `strict` only the address the PBX's SDP names;
+   * `learn` (default) the SDP's address or else the first source within `learnWindowMs`
+   * (default 3000), then locked to it and its SSRC.
+   */
+  pbxSource?: { mode: PbxSourceRules['mode']; learnWindowMs?: number };
+  /**
+   * A session reports `whatsapp-media-timeout` after this long without RTP from WhatsApp,
+   * counted from its connection (or from when WhatsApp could first connect); default 20, 0 = off.
+   */
+  whatsappMediaTimeoutSec?: number;
 }
 
 export class EmbeddedEngine implements MediaEngine {

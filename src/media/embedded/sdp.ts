@@ -4,12 +4,11 @@
  */
 import { randomInt } from 'node:crypto';
 import { parse, write, type MediaAttributes, type SessionDescription } from 'sdp-transform';
+import { checkPbxAudio } from '../pbx-sdp.js';
+import { assertSdpSize } from '../sdp-limits.js';
+import { WHATSAPP_OPUS_CHANNELS, WHATSAPP_OPUS_FMTP, WHATSAPP_OPUS_PT, WHATSAPP_OPUS_RATE } from '../whatsapp-profile.js';
 
-/** Meta's Opus fmtp in WhatsApp's own offers. */
-export const WHATSAPP_OPUS_FMTP =
-  'maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1';
-export const WA_OPUS_PT = 111;
-export const WA_TE_PT = 126;
+/** telephone-event's PT in our plain offers to the PBX. */
 export const PBX_TE_PT = 101;
 
 export type PbxCodecName = 'opus' | 'G722' | 'PCMU' | 'PCMA';
@@ -43,12 +42,14 @@ const STATIC: Record<number, SdpCodec> = {
   9: { pt: 9, name: 'G722', rate: 8000 },
 };
 
+/**
+ * The PBX's plain SDP, checked (./../pbx-sdp.ts) so that nothing in it can make a send throw
+ * later.
+ */
 export function parsePlain(sdp: string): PlainMedia {
+  assertSdpSize(sdp);
   const s = parse(sdp);
-  const m = s.media.find((x) => x.type === 'audio');
-  if (!m) throw new Error('plain SDP has no audio m-line');
-  const host = m.connection?.ip ?? s.connection?.ip;
-  if (!host) throw new Error('plain SDP has no c= address');
+  const { m, host, rtcpMux, rtcpPort } = checkPbxAudio(s);
   const payloads = String(m.payloads ?? '')
     .split(/\s+/)
     .filter(Boolean)
@@ -61,8 +62,7 @@ export function parsePlain(sdp: string): PlainMedia {
     else if (STATIC[pt]) codecs.push(STATIC[pt]);
   }
   const te = codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.rate === 8000);
-  const rtcpMux = m.rtcpMux !== undefined;
-  const rtcpPort = rtcpMux ? m.port : (m.rtcp?.port ?? m.port + 1);
+
   return {
     host,
     port: m.port,
@@ -91,7 +91,7 @@ export function pickCodec(codecs: SdpCodec[], allowed: readonly PbxCodecName[]):
 function codecLine(kind: PbxCodecName, opusPt: number): SdpCodec {
   switch (kind) {
     case 'opus':
-      return { pt: opusPt, name: 'opus', rate: 48000, channels: 2, fmtp: WHATSAPP_OPUS_FMTP };
+      return { pt: opusPt, name: 'opus', rate: WHATSAPP_OPUS_RATE, channels: WHATSAPP_OPUS_CHANNELS, fmtp: WHATSAPP_OPUS_FMTP };
     case 'G722':
       return { pt: 9, name: 'G722', rate: 8000 };
     case 'PCMU':
@@ -142,7 +142,7 @@ export function writePlain(opts: {
 }
 
 /** Our plain offer to the PBX for an inbound call: Opus passthrough first, then G.722, PCMU, PCMA. */
-export function writePlainOffer(host: string, port: number, kinds: readonly PbxCodecName[], opusPt = WA_OPUS_PT): string {
+export function writePlainOffer(host: string, port: number, kinds: readonly PbxCodecName[], opusPt = WHATSAPP_OPUS_PT): string {
   return writePlain({ host, port, codecs: kinds.map((k) => codecLine(k, opusPt)), tePt: PBX_TE_PT });
 }
 
@@ -204,6 +204,7 @@ export interface WebRtcOfferInfo {
 
 /** The codecs WhatsApp's offer (or answer) carries on its audio m-line. */
 export function webRtcCodecs(sdp: string): WebRtcOfferInfo {
+  assertSdpSize(sdp);
   const s = parse(sdp);
   const m = s.media.find((x) => x.type === 'audio');
   if (!m) throw new Error('WebRTC SDP has no audio m-line');

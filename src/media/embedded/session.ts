@@ -1,4 +1,7 @@
 /**
+ * (Over 400 lines on purpose: the offer/answer API of both call directions and the packet
+ * routing share one call's negotiated state; the parts with their own state live beside it.)
+ *
  * One call's media in the embedded engine: the MediaSession API (offer/answer in both call
  * directions), composing the WhatsApp leg (whatsapp-leg.ts), the PBX leg (pbx-leg.ts), the two
  * transcoding pipelines (transcode.ts), Opus pass-through (passthrough.ts), the RFC 4733 relays
@@ -19,16 +22,20 @@ import type { RtpPacket } from 'werift';
 import type { Logger } from 'pino';
 import { MediaError, type MediaFailure, type MediaMilestone, type MediaSession, type MediaStats } from '../types.js';
 import { RtpReceiveStats } from '../rtp-stats.js';
-import { checkWhatsAppAnswer, sameSdpIgnoringVersion } from '../sdp-rules.js';
+import {
+  WHATSAPP_OPUS_FMTP,
+  WHATSAPP_OPUS_PT,
+  WHATSAPP_TE_PT,
+  checkWhatsAppAnswer,
+  sameSdpIgnoringVersion,
+} from '../whatsapp-profile.js';
+import { FailureSignal, WhatsAppMediaTimer } from '../watchdog.js';
 import type { EmbeddedEngine } from './engine.js';
 import { FillSchedule, senderReport, serializeRtcp } from './keepalive.js';
 import { OPUS_FRAME_TICKS, OpusRestamp } from './passthrough.js';
-import { PbxLeg } from './pbx-leg.js';
+import { DEFAULT_SOURCE_RULES, PbxLeg } from './pbx-leg.js';
 import { RtpOutStream, TelephoneEventRelay, type RtpView } from './rtp.js';
 import {
-  WA_OPUS_PT,
-  WA_TE_PT,
-  WHATSAPP_OPUS_FMTP,
   parsePlain,
   pickCodec,
   shapeWebRtcSdp,
@@ -65,6 +72,8 @@ export interface SessionStats {
   dtlsState: string;
   pbxCodec: string | undefined;
   latchedTo: string | undefined;
+  /** PBX-side RTP/RTCP packets dropped because they came from someone other than the PBX. */
+  pbxDropped: number;
 }
 
 export class EmbeddedSession implements MediaSession {
@@ -75,8 +84,8 @@ export class EmbeddedSession implements MediaSession {
 
   // negotiation
   private direction: 'inbound' | 'outbound' | undefined;
-  private waOpusPt = WA_OPUS_PT;
-  private waTePt: number | undefined = WA_TE_PT;
+  private waOpusPt = WHATSAPP_OPUS_PT;
+  private waTePt: number | undefined = WHATSAPP_TE_PT;
   private whatsAppAnswer: string | undefined;
   private outboundOffer: string | undefined;
   private lastPbxSdp: string | undefined;
@@ -105,6 +114,8 @@ export class EmbeddedSession implements MediaSession {
   private lastRtcpPbx = 0;
   private waIn: { ssrc: number; highestSeq: number } | undefined;
   private readonly cname = randomBytes(8).toString('hex');
+  private readonly failure: FailureSignal;
+  private readonly waTimer: WhatsAppMediaTimer;
   private readonly counters = { waIn: 0, waOut: 0, pbxOut: 0, silenceOut: 0, dtmfToPbx: 0, dtmfToWa: 0 };
   /** Loss and jitter of what each side sends us (RFC 3550), for the call record. */
   private readonly rxWa = new RtpReceiveStats(48000);
@@ -115,7 +126,11 @@ export class EmbeddedSession implements MediaSession {
     private readonly engine: EmbeddedEngine,
     private readonly log: Logger,
   ) {
-    this.pbx = new PbxLeg(callId, log, (rtp) => this.onPbxRtp(rtp));
+    this.failure = new FailureSignal(callId, log);
+    this.waTimer = new WhatsAppMediaTimer(engine.opts.whatsappMediaTimeoutSec);
+    const src = engine.opts.pbxSource;
+    const rules = { mode: src?.mode ?? DEFAULT_SOURCE_RULES.mode, learnWindowMs: src?.learnWindowMs ?? DEFAULT_SOURCE_RULES.learnWindowMs };
+    this.pbx = new PbxLeg(callId, log, (rtp) => this.onPbxRtp(rtp), rules);
     this.toPbx = new OpusToPbx((payload, ticks) => this.sendToPbx(this.sendCodec!.pt, this.pbxOut!.frame(ticks, this.nowMs), payload));
     this.toWa = new PbxToOpus(
       { bitrate: engine.opts.opusBitrate ?? 20000, complexity: engine.opts.opusComplexity ?? 5 },
@@ -131,6 +146,7 @@ export class EmbeddedSession implements MediaSession {
       dtlsState: this.wa?.dtlsState ?? 'new',
       pbxCodec: this.sendCodec ? `${this.sendCodec.name}/${this.sendCodec.pt}` : undefined,
       latchedTo: this.pbx.latchedTo,
+      pbxDropped: this.pbx.dropped,
     };
   }
 
@@ -191,9 +207,10 @@ export class EmbeddedSession implements MediaSession {
     if (state === 'connected') {
       this.log.debug({ callId: this.callId, role: this.wa?.dtlsRole }, 'WhatsApp leg connected (ICE + DTLS)');
       this.milestone(`ICE + DTLS up (${this.wa?.dtlsRole ?? '?'})`, 'media', 'whatsapp');
-    } else if (state === 'failed') {
-      this.milestone('DTLS failed', 'whatsapp', 'media');
-      this.log.warn({ callId: this.callId }, 'WhatsApp DTLS failed');
+      this.waTimer.activity(performance.now(), false); // the timeout counts from the connection
+    } else if (state === 'failed' || state === 'closed') {
+      this.milestone(`DTLS ${state}`, 'whatsapp', 'media');
+      this.failure.fire('webrtc-failed', `WhatsApp DTLS ${state}`);
     }
   }
 
@@ -243,6 +260,7 @@ export class EmbeddedSession implements MediaSession {
     const now = (this.nowMs = performance.now());
     const h = rtp.header;
     if (++this.counters.waIn === 1) this.milestone('first RTP from WhatsApp', 'whatsapp', 'media');
+    this.waTimer.activity(now);
     this.waIn = { ssrc: h.ssrc, highestSeq: h.sequenceNumber };
     this.rxWa.packet(h.ssrc, h.sequenceNumber, h.timestamp, now);
     const codec = this.sendCodec;
@@ -307,9 +325,12 @@ export class EmbeddedSession implements MediaSession {
   // ---------------------------------------------------------------- keep-alive and RTCP (engine tick)
 
   tick(now: number): void {
+    if (this.closing) return;
+    const expired = this.waTimer.expired(now);
+    if (expired) this.failure.fire('whatsapp-media-timeout', expired);
     const wa = this.wa;
     const out = wa?.out;
-    if (this.closing || !wa?.connected || !out) return;
+    if (!wa?.connected || !out) return;
     this.nowMs = now;
     if (now - this.lastPbxAudioMs >= IDLE_MS) {
       // The PBX is silent: fill the WhatsApp stream with 20 ms Opus silence frames (on a schedule).
@@ -386,6 +407,7 @@ export class EmbeddedSession implements MediaSession {
       const violations = checkWhatsAppAnswer(sdp);
       if (violations.length > 0) throw new MediaError(`embedded answer breaks WhatsApp rules: ${violations.join('; ')}`, ENGINE, 'sdp rules');
       this.whatsAppAnswer = sdp;
+      this.waTimer.arm(performance.now());
       return sdp;
     });
   }
@@ -411,7 +433,7 @@ export class EmbeddedSession implements MediaSession {
       this.selectSendCodec(codec, plain.tePt);
       await this.openPbxPorts();
 
-      const wa = this.openWhatsAppLeg({ opusPt: WA_OPUS_PT, opusFmtp: WHATSAPP_OPUS_FMTP, tePt: WA_TE_PT });
+      const wa = this.openWhatsAppLeg({ opusPt: WHATSAPP_OPUS_PT, opusFmtp: WHATSAPP_OPUS_FMTP, tePt: WHATSAPP_TE_PT });
       let sdp: string;
       try {
         sdp = shapeWebRtcSdp(await wa.localDescription('offer'), 'actpass');
@@ -439,6 +461,7 @@ export class EmbeddedSession implements MediaSession {
       } catch (err) {
         throw this.fail('werift rejected the WhatsApp answer', 'sdp', err);
       }
+      this.waTimer.arm(performance.now());
       const o = this.engine.opts;
       return writePlainAnswer(o.rtpAdvertiseHost, port, this.sendCodec, this.pbxOffer.tePt, this.pbxOffer.direction);
     });
@@ -456,6 +479,7 @@ export class EmbeddedSession implements MediaSession {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.failure.close();
       this.engine.forget(this);
       try {
         await this.wa?.close();
@@ -469,10 +493,8 @@ export class EmbeddedSession implements MediaSession {
     return this.closing;
   }
 
-  private failureListener: ((f: MediaFailure) => void) | undefined;
-
   onFailure(listener: (failure: MediaFailure) => void): void {
-    this.failureListener = listener;
+    this.failure.onFailure(listener);
   }
 
   /** Whether the latest PBX SDP changed the answer (never: WhatsApp keeps the first). */

@@ -6,6 +6,7 @@
  */
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, type RTCDtlsTransport, type RtpPacket } from 'werift';
 import type { RtcpPacket } from 'werift';
+import { WHATSAPP_OPUS_CHANNELS, WHATSAPP_OPUS_RATE } from '../whatsapp-profile.js';
 import { RtpOutStream } from './rtp.js';
 
 export interface WhatsAppLegOptions {
@@ -130,8 +131,8 @@ function createPeerConnection(
   const codecs = [
     new RTCRtpCodecParameters({
       mimeType: 'audio/opus',
-      clockRate: 48000,
-      channels: 2,
+      clockRate: WHATSAPP_OPUS_RATE,
+      channels: WHATSAPP_OPUS_CHANNELS,
       payloadType: codec.opusPt,
       parameters: codec.opusFmtp,
       rtcpFeedback: [],

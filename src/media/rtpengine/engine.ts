@@ -5,10 +5,15 @@
  * MediaError carrying rtpengine's `error-reason`.
  */
 import { randomBytes } from 'node:crypto';
-import rtpengineClient, { type NgMessage, type NgTarget } from 'rtpengine-client';
+import type { NgMessage, NgTarget } from 'rtpengine-client';
+import { NgClient } from './ng-client.js';
+import { FailureSignal, WhatsAppMediaTimer } from '../watchdog.js';
+import { RtpengineWatch, type WatchOptions } from './watchdog.js';
 import type { Logger } from 'pino';
 import { MediaError, type EngineReadiness, type MediaFailure, type MediaEngine, type MediaSession } from '../types.js';
-import { checkWhatsAppAnswer, checkWhatsAppOffer, sameSdpIgnoringVersion } from '../sdp-rules.js';
+import { checkWhatsAppAnswer, checkWhatsAppOffer, sameSdpIgnoringVersion } from '../whatsapp-profile.js';
+import { pbxSdpProblem } from '../pbx-sdp.js';
+import { sdpSizeProblem } from '../sdp-limits.js';
 import { KEEPALIVE_SILENCE, KEEPALIVE_REPEAT_TIMES } from './keepalive.js';
 import { DELETE_NOW, PBX_ANSWER_TO_WHATSAPP, PBX_OFFER_TO_WHATSAPP, WHATSAPP_ANSWER_TO_PBX, WHATSAPP_OFFER_TO_PBX } from './flags.js';
 import {
@@ -31,86 +36,34 @@ export interface RtpengineEngineOptions {
    * a MediaError and are rejected until one comes up). Default false: throw.
    */
   allowUnreachable?: boolean;
-}
-
-type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping' | 'playMedia' | 'stopMedia';
-
-/** Thin typed wrapper: timeouts, error-reason and transport errors all become MediaError. */
-class NgClient {
-  private readonly client: InstanceType<typeof rtpengineClient.Client>;
-  private closed = false;
-
-  constructor(
-    private readonly timeoutMs: number,
-    private readonly log: Logger,
-  ) {
-    this.client = new rtpengineClient.Client({ localAddress: '0.0.0.0', timeout: timeoutMs });
-    // Late replies after a timeout and socket errors are emitted as 'error': log, never crash.
-    this.client.on('error', (err: unknown) => this.log.debug({ err: String(err) }, 'rtpengine ng client event'));
-  }
-
-  async request(target: NgTarget, command: Command, params: NgMessage = {}): Promise<NgMessage> {
-    if (this.closed) throw new MediaError(`rtpengine ${command}: engine closed`, ENGINE, 'closed');
-    const started = performance.now();
-    let reply: NgMessage;
-    try {
-      // Backstop in case the client's own timer never fires (e.g. a send error path).
-      reply = await withTimeout(this.client[command](target, params), this.timeoutMs + 100);
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      const timeout = msg.includes('timeout');
-      throw new MediaError(
-        `rtpengine ${command} to ${target.host}:${target.port} failed: ${timeout ? `no reply within ${this.timeoutMs} ms` : msg}`,
-        ENGINE,
-        timeout ? 'timeout' : msg,
-      );
-    }
-    const ms = performance.now() - started;
-    if (reply['result'] === 'error') {
-      const reason = String(reply['error-reason'] ?? 'unknown error');
-      throw new MediaError(`rtpengine ${command} failed: ${reason}`, ENGINE, reason);
-    }
-    if (reply['result'] === 'load limit') {
-      throw new MediaError(`rtpengine ${command} refused: load limit`, ENGINE, 'load limit');
-    }
-    if (reply['warning']) this.log.warn({ command, warning: reply['warning'] }, 'rtpengine warning');
-    this.log.debug({ command, ms: Math.round(ms * 100) / 100 }, 'rtpengine ng round trip');
-    return reply;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      this.client.close();
-    } catch {
-      /* already closed */
-    }
-  }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('timeout')), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
+  /**
+   * A session reports `whatsapp-media-timeout` after its WhatsApp-side packet counters (ng
+   * `query`) stood still this long, counted from when WhatsApp could first send; default 20,
+   * 0 = off.
+   */
+  whatsappMediaTimeoutSec?: number;
+  /** The watchdog's ping/query period and how many missed pings make an rtpengine dead. */
+  watch?: WatchOptions;
 }
 
 const tag = (): string => randomBytes(8).toString('hex');
 
+/** A PBX SDP whose address or ports cannot carry RTP: a clear MediaError before rtpengine sees it. */
+function checkPbxSdp(sdp: string, what: 'offer' | 'answer'): void {
+  const problem = pbxSdpProblem(sdp);
+  if (problem) throw new MediaError(`unusable PBX ${what}: ${problem}`, ENGINE, 'sdp');
+}
+
+/** WhatsApp's SDP is parsed here before rtpengine sees it: too big to parse is refused. */
+function checkWhatsAppSdpSize(sdp: string, what: 'offer' | 'answer'): void {
+  const problem = sdpSizeProblem(sdp);
+  if (problem) throw new MediaError(`unusable WhatsApp ${what}: ${problem}`, ENGINE, 'sdp');
+}
+
 class RtpengineSession implements MediaSession {
   private readonly fromTag = tag();
   private readonly toTag = tag();
-  private target: NgTarget | undefined;
+  target: NgTarget | undefined;
   private webrtcOffer: string | undefined;
   private lastPbxAnswer: string | undefined;
   private whatsAppAnswer: string | undefined;
@@ -122,16 +75,29 @@ class RtpengineSession implements MediaSession {
   private queue: Promise<unknown> = Promise.resolve();
   /** Whether rtpengine is playing keep-alive silence toward WhatsApp (PBX on hold). */
   private keepAlive = false;
-  private failureListener: ((f: MediaFailure) => void) | undefined;
+  readonly failure: FailureSignal;
+  readonly waTimer: WhatsAppMediaTimer;
+  /** WhatsApp's leg's tag, once WhatsApp can send (the watchdog queries its counters). */
+  whatsAppTag: string | undefined;
 
   constructor(
     readonly callId: string,
     private readonly engine: RtpengineEngine,
     private readonly log: Logger,
-  ) {}
+    whatsappMediaTimeoutSec: number | undefined,
+  ) {
+    this.failure = new FailureSignal(callId, log);
+    this.waTimer = new WhatsAppMediaTimer(whatsappMediaTimeoutSec);
+  }
 
   onFailure(listener: (failure: MediaFailure) => void): void {
-    this.failureListener = listener;
+    this.failure.onFailure(listener);
+  }
+
+  /** WhatsApp can send media now (its leg's tag: the offerer's on inbound calls). */
+  private armWatch(): void {
+    this.whatsAppTag = this.direction === 'inbound' ? this.fromTag : this.toTag;
+    this.waTimer.arm(performance.now());
   }
 
   /** One ng operation at a time per session, in call order. */
@@ -145,6 +111,7 @@ class RtpengineSession implements MediaSession {
     return this.serial(async () => {
       if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
       if (this.direction === 'outbound') throw new MediaError('offerFromWhatsApp on an outbound session', ENGINE, 'direction');
+      checkWhatsAppSdpSize(webrtcOffer, 'offer');
       const { target, reply } = await this.engine.offerAnyTarget({
         ...WHATSAPP_OFFER_TO_PBX,
         'call-id': this.callId,
@@ -172,6 +139,7 @@ class RtpengineSession implements MediaSession {
       }
       // The same PBX SDP again (183 then 200 with one SDP): nothing changes in rtpengine.
       if (this.whatsAppAnswer && plainAnswer === this.lastPbxAnswer) return this.whatsAppAnswer;
+      checkPbxSdp(plainAnswer, 'answer');
       const reply = await this.engine.ng.request(this.target, 'answer', {
         ...PBX_ANSWER_TO_WHATSAPP,
         'call-id': this.callId,
@@ -196,6 +164,7 @@ class RtpengineSession implements MediaSession {
         throw new MediaError(`rtpengine answer breaks WhatsApp rules: ${violations.join('; ')}`, ENGINE, 'sdp rules');
       }
       this.whatsAppAnswer = sdp;
+      this.armWatch();
       return sdp;
     });
   }
@@ -204,6 +173,7 @@ class RtpengineSession implements MediaSession {
     return this.serial(async () => {
       if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
       if (this.direction) throw new MediaError(`offerFromPbx on a session already used (${this.direction})`, ENGINE, 'direction');
+      checkPbxSdp(plainOffer, 'offer');
       const { target, reply } = await this.engine.offerAnyTarget({
         ...PBX_OFFER_TO_WHATSAPP,
         'call-id': this.callId,
@@ -235,6 +205,7 @@ class RtpengineSession implements MediaSession {
       }
       // A redelivered connect webhook: the same answer gives the same PBX SDP, no new ng answer.
       if (this.pbxAnswer && webrtcAnswer === this.lastWhatsAppAnswer) return this.pbxAnswer;
+      checkWhatsAppSdpSize(webrtcAnswer, 'answer');
       const reply = await this.engine.ng.request(this.target, 'answer', {
         ...WHATSAPP_ANSWER_TO_PBX,
         'call-id': this.callId,
@@ -247,6 +218,7 @@ class RtpengineSession implements MediaSession {
       });
       this.lastWhatsAppAnswer = webrtcAnswer;
       this.pbxAnswer = cleanPlainOffer(String(reply['sdp'] ?? ''));
+      this.armWatch();
       return this.pbxAnswer;
     });
   }
@@ -287,6 +259,7 @@ class RtpengineSession implements MediaSession {
   }
 
   close(): Promise<void> {
+    this.failure.close();
     this.closing ??= this.serial(async () => {
       this.engine.forget(this);
       const target = this.target;
@@ -311,13 +284,15 @@ class RtpengineEngine implements MediaEngine {
   private readonly targets: NgTarget[];
   private next = 0;
   private readonly sessions = new Set<RtpengineSession>();
+  private readonly watch: RtpengineWatch;
 
   constructor(
-    opts: RtpengineEngineOptions,
+    private readonly opts: RtpengineEngineOptions,
     private readonly log: Logger,
   ) {
     this.targets = opts.ng.map((t) => ({ host: t.host, port: t.port }));
     this.ng = new NgClient(opts.timeoutMs ?? 2000, log);
+    this.watch = new RtpengineWatch(this.ng, () => this.sessions, log, opts.watch);
   }
 
   async pingAll(): Promise<void> {
@@ -357,7 +332,7 @@ class RtpengineEngine implements MediaEngine {
   }
 
   createSession(callId: string): MediaSession {
-    const s = new RtpengineSession(callId, this, this.log);
+    const s = new RtpengineSession(callId, this, this.log, this.opts.whatsappMediaTimeoutSec);
     this.sessions.add(s);
     return s;
   }
@@ -388,6 +363,7 @@ class RtpengineEngine implements MediaEngine {
   }
 
   async close(): Promise<void> {
+    this.watch.close();
     await Promise.all([...this.sessions].map((s) => s.close()));
     this.ng.close();
   }
@@ -404,7 +380,7 @@ export async function createRtpengineEngine(opts: RtpengineEngineOptions): Promi
       log.error({ err }, 'no rtpengine reachable at start-up; WhatsApp calls will be rejected until one answers');
       return engine;
     }
-    engine.ng.close();
+    await engine.close();
     throw err;
   }
   return engine;

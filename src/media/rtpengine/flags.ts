@@ -5,6 +5,7 @@
  * /48000) and why keep-alive is a hold-driven `play media`: the Media section of
  * docs/architecture.md.
  */
+import { WHATSAPP_OPUS_CHANNELS, WHATSAPP_OPUS_FMTP, WHATSAPP_OPUS_RATE } from '../whatsapp-profile.js';
 
 /** The subset of ng offer/answer options this project uses, typed. */
 export interface NgMediaFlags {
@@ -18,7 +19,23 @@ export interface NgMediaFlags {
   codec?: { mask?: string[]; transcode?: string[]; strip?: string[]; offer?: string[]; accept?: string[] };
   replace?: Array<'origin' | 'origin-full' | 'sdp-version' | 'session-name' | 'username' | 'zero-address'>;
   flags?: string[];
+  /** How rtpengine learns a peer's real address from its first packets (see SOURCE_RULES). */
+  'endpoint-learning'?: 'off' | 'immediate' | 'delayed' | 'heuristic';
 }
+
+/**
+ * Media that only listens to its peer (issue 8), on every offer and answer: `strict source`
+ * keeps checking each packet's source after rtpengine's learning phase and drops (does not
+ * forward) a mismatch; `endpoint-learning: heuristic` makes the learning phase prefer a source
+ * that is exactly the SDP's address, then one on its IP, then any, so a third party sending
+ * during the first seconds does not win over the PBX. `media handover` (re-latch to any new
+ * source at any time) is never sent.
+ */
+export const SOURCE_RULES = {
+  'endpoint-learning': 'heuristic',
+  flags: ['strict-source'],
+} as const satisfies NgMediaFlags;
+
 
 /**
  * Inbound call, `offer`: WhatsApp's WebRTC offer (ICE-lite, DTLS-SRTP, Opus) becomes a plain
@@ -33,7 +50,8 @@ export const WHATSAPP_OFFER_TO_PBX = {
   'rtcp-mux': ['demux'],
   codec: { mask: ['opus'], transcode: ['PCMU', 'PCMA', 'G722'] },
   replace: ['origin'],
-  flags: ['strip-extmap'],
+  'endpoint-learning': SOURCE_RULES['endpoint-learning'],
+  flags: ['strip-extmap', ...SOURCE_RULES.flags],
 } as const satisfies NgMediaFlags;
 
 /**
@@ -47,19 +65,18 @@ export const WHATSAPP_OFFER_TO_PBX = {
 export const PBX_ANSWER_TO_WHATSAPP = {
   'DTLS-fingerprint': 'sha-256',
   replace: ['origin'],
-  flags: ['full-rtcp-attribute'],
+  'endpoint-learning': SOURCE_RULES['endpoint-learning'],
+  flags: ['full-rtcp-attribute', ...SOURCE_RULES.flags],
 } as const satisfies NgMediaFlags;
 
-/** Meta's Opus fmtp (what WhatsApp itself offers on PT 111). */
-export const WHATSAPP_OPUS_FMTP =
-  'maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1';
+export { WHATSAPP_OPUS_FMTP } from '../whatsapp-profile.js';
 
 /**
  * rtpengine's codec specification `name/clock/channels/bitrate/ptime/fmtp`: Opus stereo-signalled
  * as WhatsApp does, encoded at 20 kbit/s in 20 ms frames, with Meta's fmtp written by rtpengine
  * itself into the offer (verified on 10.5: `a=fmtp:<pt> maxaveragebitrate=20000;...`).
  */
-export const WHATSAPP_OPUS_CODEC_SPEC = `opus/48000/2/20000/20/${WHATSAPP_OPUS_FMTP}`;
+export const WHATSAPP_OPUS_CODEC_SPEC = `opus/${WHATSAPP_OPUS_RATE}/${WHATSAPP_OPUS_CHANNELS}/20000/20/${WHATSAPP_OPUS_FMTP}`;
 
 /**
  * Outbound call, `offer`: a PBX's plain RTP offer becomes a WebRTC offer for WhatsApp's
@@ -84,12 +101,14 @@ export const PBX_OFFER_TO_WHATSAPP = {
   'rtcp-mux': ['require'],
   codec: { transcode: [WHATSAPP_OPUS_CODEC_SPEC], mask: ['PCMU', 'PCMA', 'G722'] },
   replace: ['origin'],
-  flags: ['generate-mid', 'full-rtcp-attribute'],
+  'endpoint-learning': SOURCE_RULES['endpoint-learning'],
+  flags: ['generate-mid', 'full-rtcp-attribute', ...SOURCE_RULES.flags],
 } as const satisfies NgMediaFlags;
 
 /** Outbound call, `answer`: WhatsApp's answer in, the plain answer for the PBX's 200 OK out. */
 export const WHATSAPP_ANSWER_TO_PBX = {
   replace: ['origin'],
+  ...SOURCE_RULES,
 } as const satisfies NgMediaFlags;
 
 /** `delete`: drop the call at once instead of keeping it queryable (default delete-delay 30 s). */

@@ -3,6 +3,7 @@
  */
 import { parse, write, type MediaAttributes, type SessionDescription } from 'sdp-transform';
 import { PBX_STRIP_MEDIA_ATTRS, PBX_STRIP_SESSION_ATTRS } from './flags.js';
+import { WHATSAPP_OPUS_PT, WHATSAPP_TE_FMTP, WHATSAPP_TE_PT, WHATSAPP_TE_RATE } from '../whatsapp-profile.js';
 
 /** sdp-transform's property for an attribute name (undefined: it lands in `invalid`). */
 const ATTR_KEY: Record<string, string> = {
@@ -152,7 +153,7 @@ export function finishWhatsAppAnswer(answer: string, webrtcOffer: string, pbxAns
 // ---- outbound calls (business-initiated) ---------------------------------------------------
 
 /** WhatsApp's payload types, which the offer for `connect` must use (see checkWhatsAppOffer). */
-export const WHATSAPP_PT = { opus: 111, telephoneEvent: 126 } as const;
+export const WHATSAPP_PT = { opus: WHATSAPP_OPUS_PT, telephoneEvent: WHATSAPP_TE_PT } as const;
 
 type Media = SessionDescription['media'][number];
 
@@ -209,8 +210,8 @@ export function finishWhatsAppOffer(rtpengineOffer: string): string {
   if (te) renamePayload(audio, te.payload, parked);
   renamePayload(audio, opus.payload, WHATSAPP_PT.opus);
   if (te) {
-    renamePayload(audio, parked, WHATSAPP_PT.telephoneEvent, 8000);
-    for (const f of audio.fmtp ?? []) if (f.payload === WHATSAPP_PT.telephoneEvent) f.config = '0-15';
+    renamePayload(audio, parked, WHATSAPP_PT.telephoneEvent, WHATSAPP_TE_RATE);
+    for (const f of audio.fmtp ?? []) if (f.payload === WHATSAPP_PT.telephoneEvent) f.config = WHATSAPP_TE_FMTP;
   }
   audio.setup = 'actpass';
   if (audio.mid === undefined) audio.mid = '0';

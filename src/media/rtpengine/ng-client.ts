@@ -1,0 +1,83 @@
+/**
+ * A thin typed client of rtpengine's ng protocol (rtpengine-client over UDP): per-request
+ * timeouts, `result: error` with its `error-reason`, `load limit` and transport errors all
+ * become MediaError.
+ */
+import rtpengineClient, { type NgMessage, type NgTarget } from 'rtpengine-client';
+import type { Logger } from 'pino';
+import { MediaError } from '../types.js';
+
+const ENGINE = 'rtpengine';
+
+type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping' | 'query' | 'playMedia' | 'stopMedia';
+
+/** Thin typed wrapper: timeouts, error-reason and transport errors all become MediaError. */
+export class NgClient {
+  private readonly client: InstanceType<typeof rtpengineClient.Client>;
+  private closed = false;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    this.client = new rtpengineClient.Client({ localAddress: '0.0.0.0', timeout: timeoutMs });
+    // Late replies after a timeout and socket errors are emitted as 'error': log, never crash.
+    this.client.on('error', (err: unknown) => this.log.debug({ err: String(err) }, 'rtpengine ng client event'));
+  }
+
+  async request(target: NgTarget, command: Command, params: NgMessage = {}): Promise<NgMessage> {
+    if (this.closed) throw new MediaError(`rtpengine ${command}: engine closed`, ENGINE, 'closed');
+    const started = performance.now();
+    let reply: NgMessage;
+    try {
+      // Backstop in case the client's own timer never fires (e.g. a send error path).
+      reply = await withTimeout(this.client[command](target, params), this.timeoutMs + 100);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      const timeout = msg.includes('timeout');
+      throw new MediaError(
+        `rtpengine ${command} to ${target.host}:${target.port} failed: ${timeout ? `no reply within ${this.timeoutMs} ms` : msg}`,
+        ENGINE,
+        timeout ? 'timeout' : msg,
+      );
+    }
+    const ms = performance.now() - started;
+    if (reply['result'] === 'error') {
+      const reason = String(reply['error-reason'] ?? 'unknown error');
+      throw new MediaError(`rtpengine ${command} failed: ${reason}`, ENGINE, reason);
+    }
+    if (reply['result'] === 'load limit') {
+      throw new MediaError(`rtpengine ${command} refused: load limit`, ENGINE, 'load limit');
+    }
+    if (reply['warning']) this.log.warn({ command, warning: reply['warning'] }, 'rtpengine warning');
+    this.log.debug({ command, ms: Math.round(ms * 100) / 100 }, 'rtpengine ng round trip');
+    return reply;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.client.close();
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('timeout')), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+

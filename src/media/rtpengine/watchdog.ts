@@ -1,0 +1,132 @@
+/**
+ * The rtpengine engine's watchdog (issue 9): every few seconds, a cheap ng `ping` to each
+ * rtpengine that serves a live session, and a `query` of each live session.
+ * - An rtpengine that misses `deadAfterMisses` pings in a row is dead: every session on it gets
+ *   `engine-dead`. A session rtpengine no longer knows (restarted, or it timed the call out)
+ *   gets `engine-dead` too.
+ * - A session whose WhatsApp-side packet counters (from `query`) stop moving for the WhatsApp
+ *   media timeout gets `whatsapp-media-timeout`.
+ * One round at a time; a round never throws.
+ */
+import type { Logger } from 'pino';
+import type { NgMessage, NgTarget } from 'rtpengine-client';
+import { MediaError } from '../types.js';
+import type { FailureSignal, WhatsAppMediaTimer } from '../watchdog.js';
+import type { NgClient } from './ng-client.js';
+
+export interface WatchedSession {
+  readonly callId: string;
+  readonly target: NgTarget | undefined;
+  /** WhatsApp's leg's tag once WhatsApp can send media; undefined before (not queried yet). */
+  readonly whatsAppTag: string | undefined;
+  readonly failure: FailureSignal;
+  readonly waTimer: WhatsAppMediaTimer;
+}
+
+export interface WatchOptions {
+  /** Time between rounds; default 2000 ms. */
+  intervalMs?: number;
+  /** Consecutive failed pings that make an rtpengine dead; default 2. */
+  deadAfterMisses?: number;
+}
+
+const key = (t: NgTarget): string => `${t.host}:${t.port}`;
+/** A rate of WhatsApp-side packets above RTCP's (about 1/s) and far below audio's (50/s). */
+const MIN_MEDIA_PPS = 5;
+
+/** Packets rtpengine counted on every stream of one tag (RTP and RTCP alike). */
+export function tagPackets(reply: NgMessage, tag: string): number | undefined {
+  const tags = reply['tags'] as Record<string, { medias?: Array<{ streams?: Array<{ stats?: { packets?: number } }> }> }> | undefined;
+  const t = tags?.[tag];
+  if (!t) return undefined;
+  let n = 0;
+  for (const m of t.medias ?? []) for (const st of m.streams ?? []) n += Number(st.stats?.packets ?? 0);
+  return n;
+}
+
+export class RtpengineWatch {
+  private readonly timer: NodeJS.Timeout;
+  private readonly misses = new Map<string, number>();
+  /** WhatsApp-side packets at the last sign of media, per session. */
+  private readonly lastPackets = new WeakMap<WatchedSession, { packets: number; at: number }>();
+  private running = false;
+  private readonly deadAfter: number;
+
+  constructor(
+    private readonly ng: NgClient,
+    private readonly sessions: () => Iterable<WatchedSession>,
+    private readonly log: Logger,
+    opts: WatchOptions = {},
+  ) {
+    this.deadAfter = opts.deadAfterMisses ?? 2;
+    this.timer = setInterval(() => void this.round(), opts.intervalMs ?? 2000);
+    this.timer.unref();
+  }
+
+  private async round(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const live = [...this.sessions()].filter((s) => s.target && !s.failure.failure);
+      const targets = new Map(live.map((s) => [key(s.target!), s.target!]));
+      const dead = new Set<string>();
+      await Promise.all(
+        [...targets.values()].map(async (t) => {
+          try {
+            await this.ng.request(t, 'ping');
+            this.misses.delete(key(t));
+          } catch (err) {
+            const n = (this.misses.get(key(t)) ?? 0) + 1;
+            this.misses.set(key(t), n);
+            this.log.warn({ rtpengine: key(t), misses: n, err: (err as Error).message }, 'rtpengine missed a watchdog ping');
+            if (n >= this.deadAfter) dead.add(key(t));
+          }
+        }),
+      );
+      await Promise.all(
+        live.map(async (s) => {
+          const k = key(s.target!);
+          if (dead.has(k)) return s.failure.fire('engine-dead', `rtpengine ${k} stopped answering ng ping`);
+          if (this.misses.has(k)) return; // not answering right now: wait for the verdict
+          await this.query(s);
+        }),
+      );
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'rtpengine watchdog round failed');
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async query(s: WatchedSession): Promise<void> {
+    if (!s.whatsAppTag) return;
+    const now = performance.now();
+    s.waTimer.arm(now);
+    let reply: NgMessage;
+    try {
+      reply = await this.ng.request(s.target!, 'query', { 'call-id': s.callId });
+    } catch (err) {
+      if (err instanceof MediaError && /unknown call/i.test(err.reason ?? '')) {
+        s.failure.fire('engine-dead', `rtpengine ${key(s.target!)} no longer knows the call`);
+      }
+      return; // a lost reply: the ping decides
+    }
+    const packets = tagPackets(reply, s.whatsAppTag);
+    const last = this.lastPackets.get(s);
+    if (packets !== undefined) {
+      // rtpengine 10.5 counts muxed RTCP with RTP, per stream only (its per-SSRC table stays
+      // empty): a peer that stopped its audio still sends RTCP (about one a second). Media is
+      // 50 packets/s; anything above MIN_MEDIA_PPS is media.
+      const dtSec = last ? (now - last.at) / 1000 : 0;
+      if (last && packets - last.packets >= MIN_MEDIA_PPS * dtSec) s.waTimer.activity(now);
+      else if (!last && packets > 0) s.waTimer.activity(now);
+      if (!last || packets - last.packets >= MIN_MEDIA_PPS * dtSec) this.lastPackets.set(s, { packets, at: now });
+    }
+    const expired = s.waTimer.expired(now);
+    if (expired) s.failure.fire('whatsapp-media-timeout', expired);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
