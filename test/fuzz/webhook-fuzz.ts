@@ -183,11 +183,21 @@ export function generateCase(rng: () => number, i: number): FuzzCase {
     const spot = randomSpot(rng, body, stopP);
     if (!spot) continue;
     const { parent, key } = spot;
-    (parent as Record<string | number, unknown>)[key] = mutateValue(rng, (parent as Record<string | number, unknown>)[key]);
+    const holder = parent as Record<string | number, unknown>;
+    const before = holder[key];
+    holder[key] = mutateValue(rng, before);
     steps.push(String(key));
+    // The copies of a multiplied array share their elements: a later change to one would be
+    // multiplied too, past any size. One multiplication per case, and it comes last.
+    if (Array.isArray(before) && Array.isArray(holder[key]) && (holder[key] as unknown[]).length > before.length) break;
   }
-  const out = JSON.stringify(body);
-  // Shared copies can multiply past any use (the route stops at 1 MiB): keep bodies near that.
+  let out: string;
+  try {
+    out = JSON.stringify(body);
+  } catch {
+    out = 'x'.repeat(5_000_000); // beyond V8's string limit: stands for "over 4 MB" below
+  }
+  // Keep bodies near the route's 1 MiB limit: past 4 MB they stand for "too big" as a flat body.
   if (out.length > 4_000_000) return { raw: Buffer.from(`{"object":"whatsapp_business_account","entry":[${'0,'.repeat(1_000_000)}0]}`), what: `mutated ${steps.join(', ')} (over 4 MB: flat 2 MB body)` };
   return { raw: Buffer.from(out), what: `mutated ${steps.join(', ')}` };
 }
