@@ -76,7 +76,7 @@ const webhookKeys = {
   /** A connect webhook older than this (by its `timestamp`) is not rung; the call is ended on WhatsApp. */
   maxWebhookAgeSec: z.number().int().positive().max(86_400).default(60),
   /** Events (calls[], statuses[], messages[] items) taken from one POST; the rest are dropped and counted. */
-  maxEventsPerPost: z.number().int().positive().max(10_000).default(100),
+  maxEventsPerPost: z.number().int().positive().max(10_000).default(50),
   /** Graph call actions: attempts (first try included) on 5xx, 429, rate limits, timeouts, connection errors. */
   retry: z
     .object({
@@ -86,7 +86,7 @@ const webhookKeys = {
     })
     .default({ attempts: 3, baseDelayMs: 200, maxDelayMs: 3000 }),
 };
-const webhookDefaults = { allowUnsignedWebhooks: false, maxWebhookAgeSec: 60, maxEventsPerPost: 100, retry: { attempts: 3, baseDelayMs: 200, maxDelayMs: 3000 } } as const;
+const webhookDefaults = { allowUnsignedWebhooks: false, maxWebhookAgeSec: 60, maxEventsPerPost: 50, retry: { attempts: 3, baseDelayMs: 200, maxDelayMs: 3000 } } as const;
 
 export const configSchema = z.object({
   http: hostPort('0.0.0.0', 8080).default({ host: '0.0.0.0', port: 8080 }),

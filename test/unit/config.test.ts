@@ -79,6 +79,6 @@ describe('config', () => {
   it('with no config file at all, runs the local trial: unsigned webhooks from loopback only', () => {
     expect(loadConfig({}).whatsapp.allowUnsignedWebhooks).toBe('loopback');
     expect(loadConfig({ WA_APP_SECRET: 's' }).whatsapp.allowUnsignedWebhooks).toBe(false);
-    expect(loadConfig({}).whatsapp).toMatchObject({ maxWebhookAgeSec: 60, maxEventsPerPost: 100, retry: { attempts: 3 } });
+    expect(loadConfig({}).whatsapp).toMatchObject({ maxWebhookAgeSec: 60, maxEventsPerPost: 50, retry: { attempts: 3 } });
   });
 });
