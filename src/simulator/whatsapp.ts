@@ -237,7 +237,8 @@ export class SimulatedUser {
 
   /** Resolves when the user answered (the connect webhook with the SDP answer was delivered). */
   waitForConnect(timeoutMs = 10_000): Promise<BusinessCallConnect> {
-    if (this.lastConnect && this.lastConnect.callId === this.callId) return Promise.resolve(this.lastConnect);
+    // Only a call still up counts: an ended call's connect must not answer for the next call.
+    if (this.lastConnect && this.lastConnect.callId === this.callId && !this.ended) return Promise.resolve(this.lastConnect);
     return new Promise<BusinessCallConnect>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.connectWaiters = this.connectWaiters.filter((w) => w !== done);

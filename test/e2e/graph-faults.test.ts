@@ -3,6 +3,7 @@ import { startApp, type RunningApp } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
 import type { GraphFault, RecordedAction, SimAction } from '../../src/simulator/graph-server.js';
+import { buildUserConnectWebhook, newCallId } from '../../src/simulator/webhook-sender.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
@@ -245,5 +246,21 @@ describeWithPeers('Graph faults at each call action (simulator + baresip/SIPp, e
     await done('terminate', connect.callId!, 10_000);
     expect(sim.graph.getCall(connect.callId!)!.state).toBe('terminated');
     expect(app!.whatsappCounters.get('connect_reconciled', { outcome: 'terminated' })).toBe(1);
+  }, 40_000);
+
+  it('a connect redelivered after an outage (older than maxWebhookAgeSec) is not rung; the call is rejected on WhatsApp', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+    await startBridge(phone.sipUri);
+    const callId = newCallId();
+    sim.graph.registerCall(callId, PHONE_NUMBER_ID);
+    const hourAgo = Math.floor(Date.now() / 1000) - 3600;
+    const payload = buildUserConnectWebhook({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: BUSINESS, callId, userWaId: CALLER, sdp: 'v=0\r\n', timestamp: hourAgo });
+    expect(await sim.webhooks.send(payload)).toBe(200);
+    await done('reject', callId, 10_000);
+    // The decision not to ring is taken before the reject is sent: no INVITE can follow it.
+    expect(phone.events.all.filter((e) => e.type === 'CALL_INCOMING')).toEqual([]);
+    expect(sim.graph.getCall(callId)!.state).toBe('rejected');
+    expect(app!.whatsappCounters.get('webhook_connect_stale')).toBe(1);
+    expect(ended).toEqual([]);
   }, 40_000);
 });

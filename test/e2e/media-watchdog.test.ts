@@ -4,6 +4,7 @@
  * WhatsApp leg's DTLS closes (embedded), and when rtpengine dies mid-call (`engine-dead` for
  * the live session within seconds, nothing for a session already closed).
  */
+import rtpengineClient from 'rtpengine-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbeddedEngine } from '../../src/media/embedded/index.js';
 import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
@@ -131,6 +132,21 @@ describeWithPeers('media watchdog, rtpengine', ['rtpengine'], () => {
   });
 
   it('WhatsApp media stopping mid-call fires whatsapp-media-timeout once', () => mediaStops(engine, 'wd-rtpengine'));
+
+  it('a session rtpengine no longer knows (deleted behind our back) fires engine-dead', async () => {
+    const c = await liveCall(engine, 'wd-forgotten');
+    const ng = new rtpengineClient.Client({ localAddress: '127.0.0.1', timeout: 2000 });
+    try {
+      await until(() => c.pbx.rtpIn > 25, 10_000, 'call audio at the PBX');
+      await ng.delete(daemon.ng, { 'call-id': c.session.callId, 'delete-delay': 0 });
+      await until(() => c.failures.length > 0, 10_000, 'engine-dead for the forgotten call');
+      expect(c.failures.map((f) => f.failure.kind)).toEqual(['engine-dead']);
+      expect(c.failures[0]!.failure.detail).toMatch(/no longer knows the call/);
+    } finally {
+      ng.close();
+      await c.close();
+    }
+  });
 
   it('rtpengine killed mid-call: engine-dead for the live session within seconds, nothing for a closed one', async () => {
     const closed = await liveCall(engine, 'wd-closed');

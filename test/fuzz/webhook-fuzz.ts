@@ -293,7 +293,8 @@ export async function runWebhookFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   };
   try {
     sip = await createSipStack({ udp: { host: opts.bridgeHost ?? '127.0.0.1', port: 0 }, logger: log, inviteTimeoutMs: 5000 });
-    const config = buildConfig({ routing: { default: `sip:fuzz@${opts.pbxHost ?? '127.0.0.3'}:${pbx.port}` }, calls: { ringTimeoutSec: 10 } });
+    const config = buildConfig({ routing: { default: `sip:fuzz@${opts.pbxHost ?? '127.0.0.3'}:${pbx.port}` }, // Cases come faster than the default set-up rate guard (10/s) admits; every valid connect must ring.
+      calls: { ringTimeoutSec: 10, maxSetupsPerSec: 100_000, maxConcurrent: 100_000 } });
     const bridge = new Bridge({ config, sip, media: new FakeMedia(), whatsapp: new FakeWhatsApp(), log, fromDomain: 'bridge.test' });
     const delivered: WaEvent[][] = [];
     const http = createHttpServer({
