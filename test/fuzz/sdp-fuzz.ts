@@ -14,6 +14,10 @@ import { cleanPlainOffer, iceLiteIntoMedia } from '../../src/media/rtpengine/ind
 import { relabelTelephoneEvent } from '../../src/media/rtpengine/sdp-post.js';
 import { checkWhatsAppAnswer, checkWhatsAppOffer } from '../../src/media/whatsapp-profile.js';
 import { assertSdpSize } from '../../src/media/sdp-limits.js';
+import { seededRandom as rng } from './seeded.js';
+
+export { rng };
+
 
 /** rtpengine's SDP helpers run on WhatsApp's SDP only after the engine's size check. */
 const sized =
@@ -66,17 +70,6 @@ const WHATSAPP = [
   'a=ssrc:1234 cname:x',
 ];
 
-/** mulberry32: small, fast, seeded. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NUMBERS = ['0', '-1', '65535', '65536', '4294967296', '99999999999999999999', 'NaN', '1e309', '0x10', ''];
 const JUNK = ['\u0000', '\r', '\n', '\r\n', '\u001b[2J', '\u007f', '\uffff', '%0d%0a', ' ', '\t', ':', '/', '=', '"', '\ud800'];

@@ -11,18 +11,10 @@ import sip from 'sip';
 import { checkDatagram, DEFAULT_SIP_LIMITS, type FrontDoorStats, type SipLimits } from '../../src/sip/front-door.js';
 import { silentLogger } from '../../src/util/log.js';
 import { freeDualPort, freePort } from '../harness/sipp.js';
+import { seededRandom as prng } from './seeded.js';
 
-/** mulberry32: small, fast, good enough to pick mutations. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
+
 
 const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
 

@@ -30,18 +30,11 @@ import { parseWebhook } from '../../src/whatsapp/webhook.js';
 import { WebhookAuth } from '../../src/whatsapp/webhook-auth.js';
 import * as build from '../../src/simulator/webhook-sender.js';
 import { FakeMedia, FakeWhatsApp } from '../support/fakes.js';
+import { seededRandom } from './seeded.js';
 
-/** mulberry32: small, fast, seeded. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
+
+
 
 const INJECT = '\r\nX-Injected: 1\r\nAlert-Info: <http://x>;info=alert-autoanswer';
 const HOSTILE: readonly unknown[] = [
