@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { createRtpengineEngine } from '../src/media/rtpengine/index.js';
 import { silentLogger } from '../src/util/log.js';
 import { randomMediaRange, startRtpengine } from '../test/harness/rtpengine.js';
-import { freeDualPort, startSipp } from '../test/harness/sipp.js';
+import { startSipp } from '../test/harness/sipp.js';
+import { freeDualPort } from '../test/harness/ports.js';
 import { enginesToMeasure, quantile, startBenchBridge, summary, type EngineName } from './harness.js';
 
 const N = Number(process.argv[2] ?? 20);

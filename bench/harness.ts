@@ -8,7 +8,7 @@ import { buildConfig } from '../src/config/load.js';
 import { WhatsAppSimulator } from '../src/simulator/whatsapp.js';
 import { createLogger } from '../src/util/log.js';
 import { randomMediaRange, type RtpengineDaemon } from '../test/harness/rtpengine.js';
-import { freeDualPort } from '../test/harness/sipp.js';
+import { freeDualPort } from '../test/harness/ports.js';
 
 export type EngineName = 'rtpengine' | 'embedded';
 export const ENGINE_NAMES: readonly EngineName[] = ['rtpengine', 'embedded'];

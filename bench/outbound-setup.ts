@@ -8,7 +8,8 @@
  *   npx tsx bench/outbound-setup.ts [calls=10]    BENCH_ENGINES=embedded,rtpengine (default both)
  */
 import { randomMediaRange, startRtpengine } from '../test/harness/rtpengine.js';
-import { freeDualPort, startSipp } from '../test/harness/sipp.js';
+import { startSipp } from '../test/harness/sipp.js';
+import { freeDualPort } from '../test/harness/ports.js';
 import { waitFor } from '../test/support/wait.js';
 import { enginesToMeasure, startBenchBridge, summary } from './harness.js';
 

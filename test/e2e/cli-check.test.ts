@@ -4,7 +4,8 @@ import { buildConfig } from '../../src/config/load.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { silentLogger } from '../../src/util/log.js';
 import { freeUdpPort, randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
-import { freeDualPort, sippMessages, startSipp, type SippHandle } from '../harness/sipp.js';
+import { sippMessages, startSipp, type SippHandle } from '../harness/sipp.js';
+import { freeDualPort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 import { fixOf, row, runCli, writeConfig } from './cli-helpers.js';
 

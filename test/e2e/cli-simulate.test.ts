@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
-import { freeDualPort, freePort, sippMessages, startSipp, type SippHandle } from '../harness/sipp.js';
+import { sippMessages, startSipp, type SippHandle } from '../harness/sipp.js';
+import { freeDualPort, freePort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 import { runCli, writeConfig } from './cli-helpers.js';
 

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { randomMediaRange } from '../harness/rtpengine.js';
-import { firstLines, freePort, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
+import { firstLines, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
+import { freePort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 
 /**

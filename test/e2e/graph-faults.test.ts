@@ -8,7 +8,8 @@ import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange } from '../harness/rtpengine.js';
-import { freeDualPort, startSipp, type SippHandle } from '../harness/sipp.js';
+import { startSipp, type SippHandle } from '../harness/sipp.js';
+import { freeDualPort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 
 /**

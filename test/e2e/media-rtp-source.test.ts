@@ -12,7 +12,7 @@ import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
 import type { MediaEngine } from '../../src/media/types.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
-import { CodecRtpEndpoint } from '../harness/rtp-endpoint-g722.js';
+import { RtpEndpoint } from '../harness/rtp-endpoint.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { describeWithPeers } from '../support/peers.js';
 
@@ -30,8 +30,8 @@ async function callWithAttacker(
   opts: { beforeClose?: (callId: string) => void; learningMs?: number } = {},
 ) {
   const peer = new WhatsAppMediaPeer({ toneHz: WA_HZ });
-  const pbx = await CodecRtpEndpoint.create({ codec: 'PCMU', toneHz: PBX_HZ });
-  const attacker = await CodecRtpEndpoint.create({ codec: 'PCMU', toneHz: ATTACKER_HZ, host: ATTACKER_HOST, amplitude: 0.5 });
+  const pbx = await RtpEndpoint.create({ codec: 'PCMU', toneHz: PBX_HZ });
+  const attacker = await RtpEndpoint.create({ codec: 'PCMU', toneHz: ATTACKER_HZ, host: ATTACKER_HOST, amplitude: 0.5 });
   const session = engine.createSession(`${name}-${Date.now()}`);
   try {
     const plainOffer = await session.offerFromWhatsApp(await peer.createOffer());

@@ -11,7 +11,7 @@ import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
 import type { MediaEngine, MediaFailure, MediaSession } from '../../src/media/types.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { silentLogger } from '../../src/util/log.js';
-import { CodecRtpEndpoint } from '../harness/rtp-endpoint-g722.js';
+import { RtpEndpoint } from '../harness/rtp-endpoint.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { describeWithPeers } from '../support/peers.js';
 
@@ -19,7 +19,7 @@ const TIMEOUT_SEC = 2;
 
 interface LiveCall {
   peer: WhatsAppMediaPeer;
-  pbx: CodecRtpEndpoint;
+  pbx: RtpEndpoint;
   session: MediaSession;
   failures: Array<{ failure: MediaFailure; at: number }>;
   close(): Promise<void>;
@@ -28,7 +28,7 @@ interface LiveCall {
 /** An inbound call with media both ways; every failure the session reports is recorded. */
 async function liveCall(engine: MediaEngine, name: string): Promise<LiveCall> {
   const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
-  const pbx = await CodecRtpEndpoint.create({ codec: 'PCMU', toneHz: 440 });
+  const pbx = await RtpEndpoint.create({ codec: 'PCMU', toneHz: 440 });
   const session = engine.createSession(`${name}-${Date.now()}`);
   const failures: LiveCall['failures'] = [];
   session.onFailure((failure) => failures.push({ failure, at: performance.now() }));

@@ -10,7 +10,7 @@ import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange } from '../harness/rtpengine.js';
-import { freeDualPort, freePort } from '../harness/sipp.js';
+import { freeDualPort, freePort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 
 /**

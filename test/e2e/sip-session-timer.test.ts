@@ -6,7 +6,8 @@ import { createSipStack } from '../../src/sip/stack.js';
 import type { IncomingInvite, SipDialog, SipStack } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
 import { randomMediaRange } from '../harness/rtpengine.js';
-import { firstLines, freeDualPort, freePort, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
+import { firstLines, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
+import { freeDualPort, freePort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 
 /**

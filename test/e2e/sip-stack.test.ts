@@ -9,7 +9,8 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createSipStack } from '../../src/sip/stack.js';
 import { SipFailure, type IncomingInvite, type SipDialog, type SipStack } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
-import { firstLines, freeDualPort, freePort, headerOf, sippMessages, startSipp, stopAllSipp, waitListening, type SippHandle } from '../harness/sipp.js';
+import { firstLines, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
+import { freeDualPort, freePort, waitListening } from '../harness/ports.js';
 
 const US = '127.0.0.1';
 const PEER = '127.0.0.2';

@@ -10,7 +10,7 @@ import { createSipStack, type SipStackWithStats } from '../../src/sip/stack.js';
 import sip from 'sip';
 import { checkDatagram, DEFAULT_SIP_LIMITS, type FrontDoorStats, type SipLimits } from '../../src/sip/front-door.js';
 import { silentLogger } from '../../src/util/log.js';
-import { freeDualPort, freePort } from '../harness/sipp.js';
+import { freeDualPort, freePort } from '../harness/ports.js';
 import { seededRandom as prng } from './seeded.js';
 
 

@@ -368,5 +368,3 @@ function remoteOf(sdp: SessionDescription, m: SessionDescription['media'][number
   return { host: addr, port: m.port };
 }
 
-/** Earlier names of the same endpoint (PCMU-only and PCMU/G.722 versions), kept for imports. */
-export { RtpEndpoint as PlainRtpEndpoint, RtpEndpoint as CodecRtpEndpoint };

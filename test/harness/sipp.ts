@@ -115,7 +115,6 @@ export function stopAllSipp(): void {
 }
 
 // Where these lived before test/harness/ports.ts; kept so existing imports work.
-export { freeDualPort, freePort, portFree, portListening, waitListening } from './ports.js';
 
 /** Split SIPp's message log into the messages it received (`received`) and sent (`sent`). */
 export function sippMessages(log: string): { received: string[]; sent: string[] } {

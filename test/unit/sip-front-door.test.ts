@@ -9,7 +9,7 @@ import { buildConfig, ConfigError } from '../../src/config/load.js';
 import { checkDatagram, DEFAULT_SIP_LIMITS, RateLimiter, StreamFramer } from '../../src/sip/front-door.js';
 import { createSipStack, type SipStackWithStats } from '../../src/sip/stack.js';
 import { silentLogger } from '../../src/util/log.js';
-import { freeDualPort } from '../harness/sipp.js';
+import { freeDualPort } from '../harness/ports.js';
 
 const L = DEFAULT_SIP_LIMITS;
 

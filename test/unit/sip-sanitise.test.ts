@@ -10,7 +10,7 @@ import { escapeUserPart, quoteDisplayName, safeHeader, safeUri, warningValue } f
 import { createSipStack } from '../../src/sip/stack.js';
 import type { SipStack } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
-import { freeDualPort, freePort } from '../harness/sipp.js';
+import { freeDualPort, freePort } from '../harness/ports.js';
 
 describe('sanitisers', () => {
   it('display names: no controls (NUL, ESC, DEL, C1, CR/LF), quotes and backslashes escaped', () => {
