@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'sdp-transform';
 import { RtpHeader } from 'werift';
-import { createEmbeddedEngine, type EmbeddedEngine } from '../../src/media/embedded/index.js';
+import type { EmbeddedEngine } from '../../src/media/embedded/index.js';
 import { checkWhatsAppAnswer } from '../../src/media/sdp-rules.js';
 import type { MediaEngine, MediaSession } from '../../src/media/types.js';
 import { createRtpengineEngine } from '../../src/media/rtpengine/index.js';
@@ -18,6 +18,7 @@ import { silentLogger } from '../../src/util/log.js';
 import { RtpEndpoint, type EndpointCodec } from '../harness/rtp-endpoint.js';
 import { exchangeTones, expectTwoWayAudio, waitForTone } from '../support/audio.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { loopbackEmbeddedEngine } from '../support/embedded.js';
 
 const RUNS = 5;
 const MIN_SHARE = 0.8;
@@ -54,18 +55,10 @@ let nextPeerTs = 123456;
 
 describe('media through the embedded engine', () => {
   let engine: EmbeddedEngine;
-  const portMin = 40000 + Math.floor(Math.random() * 20) * 1000;
   const connectTimes: Array<{ iceMs: number; dtlsMs: number }> = [];
 
   beforeAll(async () => {
-    engine = (await createEmbeddedEngine({
-      rtpHost: '127.0.0.1',
-      rtpAdvertiseHost: '127.0.0.1',
-      iceAddresses: ['127.0.0.1'],
-      portMin,
-      portMax: portMin + 999,
-      logger: silentLogger(),
-    })) as EmbeddedEngine;
+    engine = await loopbackEmbeddedEngine();
   });
 
   afterAll(async () => {
