@@ -18,11 +18,29 @@ import { DTLS_HANDSHAKE_TIMEOUT_MS } from '../../src/media/embedded/dtls-guard.j
 import type { EmbeddedSession } from '../../src/media/embedded/session.js';
 import { WhatsAppMediaPeer, type WhatsAppMediaPeerOptions } from '../../src/simulator/webrtc-peer.js';
 import { RtpEndpoint } from '../harness/rtp-endpoint.js';
-import { expectTwoWayAudio } from '../support/audio.js';
+import { exchangeTones } from '../support/audio.js';
 import { loopbackEmbeddedEngine } from '../support/embedded.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const MIN_SHARE = 0.8;
+/**
+ * 100 ms windows each side must receive in the 1.6 s measurement window: media flows, with room
+ * for the loss a heavily loaded 2-core machine causes (the engine, both codecs and the peer share
+ * this process); loss itself is media-embedded.test.ts's concern, the handshake is this file's.
+ */
+const MIN_WINDOWS = 5;
+/** Windows received (PBX/peer) per call, printed at the end. */
+const received: string[] = [];
+
+/** Both sides play their tone; each must hear the other's (the WhatsApp leg carries SRTP both ways). */
+async function expectAudioBothWays(pbx: RtpEndpoint, peer: WhatsAppMediaPeer): Promise<void> {
+  const { atPbx, atPeer } = await exchangeTones(pbx, peer, { pbxHears: 1000, peerHears: 440 });
+  received.push(`${atPbx.windows}/${atPeer.windows}`);
+  expect(atPbx.windows, `PBX received audio ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_WINDOWS);
+  expect(atPeer.windows, `peer received audio ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_WINDOWS);
+  expect(atPbx.share, `PBX hears 1000 Hz ${JSON.stringify(atPbx)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+  expect(atPeer.share, `peer hears 440 Hz ${JSON.stringify(atPeer)}`).toBeGreaterThanOrEqual(MIN_SHARE);
+}
 
 interface Inbound {
   peer: WhatsAppMediaPeer;
@@ -44,6 +62,7 @@ describe('embedded engine: DTLS when WhatsApp gets our answer late', () => {
   afterAll(async () => {
     for (const c of open.splice(0)) await teardown(c);
     await engine?.close();
+    if (received.length) console.info(`[media-dtls-late-answer] 100 ms windows received PBX/peer: ${received.join(' ')}`);
   });
 
   async function teardown(c: { peer: WhatsAppMediaPeer; pbx: RtpEndpoint; session: EmbeddedSession }): Promise<void> {
@@ -107,7 +126,7 @@ describe('embedded engine: DTLS when WhatsApp gets our answer late', () => {
             expect(c.peer.stats.dtlsDropped, 'ClientHellos dropped by the peer').toBeGreaterThanOrEqual(2);
           }
           expect(c.peer.dtlsRole).toBe('server');
-          await expectTwoWayAudio(c.pbx, c.peer, { pbxHears: 1000, peerHears: 440, minShare: MIN_SHARE });
+          await expectAudioBothWays(c.pbx, c.peer);
         } finally {
           await close(c);
         }
@@ -169,7 +188,7 @@ describe('embedded engine: DTLS when WhatsApp gets our answer late', () => {
         await peer.waitConnected(15_000);
         await waitFor(() => session.stats.dtlsState === 'connected', { what: "the bridge's DTLS to connect", timeoutMs: 15_000 });
         expect(peer.dtlsRole).toBe(setup === 'active' ? 'client' : 'server');
-        await expectTwoWayAudio(pbx, peer, { pbxHears: 1000, peerHears: 440, minShare: MIN_SHARE });
+        await expectAudioBothWays(pbx, peer);
       } finally {
         open.splice(open.indexOf(c), 1);
         await teardown(c);
