@@ -67,6 +67,13 @@ export interface WhatsAppMediaPeerOptions {
   hostAddress?: string;
   /** Opus encoder bitrate in bit/s; default 20000 (Meta's maxaveragebitrate). */
   bitrate?: number;
+  /**
+   * DTLS records that arrive before this peer's DTLS side exists (the business's ClientHello
+   * before its answer is applied): `replay` them once it starts (default), or `drop` them, as a
+   * WhatsApp that ignores a handshake it cannot place yet would; the business's retransmission
+   * must then carry it.
+   */
+  earlyDtls?: 'replay' | 'drop';
 }
 
 export interface ConnectTimes {
@@ -142,6 +149,7 @@ export class WhatsAppMediaPeer {
   private closed = false;
   private readonly earlyDtls: Buffer[] = [];
   private dtlsReplayed = 0;
+  private dtlsDropped = 0;
   private unsubscribers: Array<() => void> = [];
 
   constructor(opts: WhatsAppMediaPeerOptions = {}) {
@@ -150,6 +158,7 @@ export class WhatsAppMediaPeer {
       amplitude: opts.amplitude ?? 0.3,
       hostAddress: opts.hostAddress ?? '127.0.0.1',
       bitrate: opts.bitrate ?? 20000,
+      earlyDtls: opts.earlyDtls ?? 'replay',
     };
     this.tone = new ToneSource(this.opts.toneHz, SAMPLE_RATE, this.opts.amplitude);
     this.pc = new RTCPeerConnection({
@@ -288,7 +297,9 @@ export class WhatsAppMediaPeer {
       const b = data[0];
       if (b === undefined || b < 20 || b > 63) return;
       const inner = (dtls as unknown as { dtls?: unknown }).dtls;
-      if (!inner && this.earlyDtls.length < 32) this.earlyDtls.push(Buffer.from(data));
+      if (inner) return;
+      if (this.opts.earlyDtls === 'drop') this.dtlsDropped++;
+      else if (this.earlyDtls.length < 32) this.earlyDtls.push(Buffer.from(data));
     });
     this.unsubscribers.push(early.unSubscribe);
     const onState = dtls.onStateChange.subscribe((state) => {
@@ -387,9 +398,10 @@ export class WhatsAppMediaPeer {
   get iceRole(): 'controlling' | 'controlled' {
     return this.dtls?.iceTransport.connection.iceControlling ? 'controlling' : 'controlled';
   }
-  get stats(): { rtpIn: number; rtpOut: number; decodeErrors: number; receivedMs: number; dtlsReplayed: number } {
+  get stats(): { rtpIn: number; rtpOut: number; decodeErrors: number; receivedMs: number; dtlsReplayed: number; dtlsDropped: number } {
     return {
       dtlsReplayed: this.dtlsReplayed,
+      dtlsDropped: this.dtlsDropped,
       rtpIn: this.rtpIn,
       rtpOut: this.rtpOut,
       decodeErrors: this.decodeErrors,

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'sdp-transform';
 import { RtpHeader } from 'werift';
-import { createEmbeddedEngine, type EmbeddedEngine } from '../../src/media/embedded/index.js';
+import type { EmbeddedEngine } from '../../src/media/embedded/index.js';
 import { checkWhatsAppAnswer } from '../../src/media/sdp-rules.js';
 import type { MediaSession } from '../../src/media/types.js';
 import { rtpengineForBlock } from '../support/engines.js';
@@ -17,6 +17,7 @@ import { silentLogger } from '../../src/util/log.js';
 import { RtpEndpoint, type EndpointCodec } from '../harness/rtp-endpoint.js';
 import { exchangeTones, expectTwoWayAudio, waitForTone } from '../support/audio.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { loopbackEmbeddedEngine } from '../support/embedded.js';
 
 const RUNS = 5;
 const MIN_SHARE = 0.8;
@@ -53,18 +54,10 @@ let nextPeerTs = 123456;
 
 describe('media through the embedded engine', () => {
   let engine: EmbeddedEngine;
-  const portMin = 40000 + Math.floor(Math.random() * 20) * 1000;
   const connectTimes: Array<{ iceMs: number; dtlsMs: number }> = [];
 
   beforeAll(async () => {
-    engine = (await createEmbeddedEngine({
-      rtpHost: '127.0.0.1',
-      rtpAdvertiseHost: '127.0.0.1',
-      iceAddresses: ['127.0.0.1'],
-      portMin,
-      portMax: portMin + 999,
-      logger: silentLogger(),
-    })) as EmbeddedEngine;
+    engine = await loopbackEmbeddedEngine();
   });
 
   afterAll(async () => {

@@ -2,11 +2,13 @@
  * The WhatsApp leg of an embedded session: a werift peer connection (full ICE agent, controlling
  * toward WhatsApp's ICE-lite; DTLS client when answering; SRTP), its DTLS state, and RTP/RTCP
  * in and out. RTP is taken from the DTLS transport before werift's router, which drops SSRCs the
- * SDP does not announce.
+ * SDP does not announce. The DTLS handshake is guarded (dtls-guard.ts): WhatsApp may get our
+ * answer, and so start its DTLS side, seconds after ICE is up.
  */
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, type RTCDtlsTransport, type RtpPacket } from 'werift';
 import type { RtcpPacket } from 'werift';
 import { WHATSAPP_OPUS_CHANNELS, WHATSAPP_OPUS_RATE } from '../whatsapp-profile.js';
+import { guardDtlsHandshake, type DtlsGuardStats } from './dtls-guard.js';
 import { RtpOutStream } from './rtp.js';
 
 export interface WhatsAppLegOptions {
@@ -31,6 +33,8 @@ export class WhatsAppLeg {
   out: RtpOutStream | undefined;
   connected = false;
   dtlsState = 'new';
+  /** What the DTLS guard did (repeated HelloVerifyRequests dropped, handshake timeout). */
+  dtlsGuard: DtlsGuardStats | undefined;
 
   constructor(
     opts: WhatsAppLegOptions,
@@ -80,6 +84,9 @@ export class WhatsAppLeg {
     this.dtls = dtls;
     const sender = this.pc.getTransceivers()[0]?.sender;
     this.out = new RtpOutStream(48000, sender?.ssrc);
+    const guard = guardDtlsHandshake(dtls);
+    this.dtlsGuard = guard.stats;
+    this.unsubs.push(guard.dispose);
     this.unsubs.push(dtls.onRtp.subscribe((rtp) => this.events.rtp(rtp)).unSubscribe);
     this.unsubs.push(
       dtls.onStateChange.subscribe((state) => {
