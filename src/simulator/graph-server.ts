@@ -239,6 +239,8 @@ class GraphSimulatorImpl extends EventEmitter implements GraphSimulator {
 
   constructor(private readonly opts: GraphSimulatorOptions) {
     super();
+    // One listener per waitForAction(); a load or soak run waits on many calls at once.
+    this.setMaxListeners(0);
     this.app = Fastify({ logger: false, forceCloseConnections: true });
     this.routes();
   }
