@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { startApp, type RunningApp } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
@@ -11,6 +11,7 @@ import { randomMediaRange } from '../harness/rtpengine.js';
 import { startSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Graph having a bad second, on real peers: the WhatsApp simulator (Graph API with injected
@@ -65,14 +66,10 @@ async function startBridge(target: string): Promise<RunningApp> {
   return app;
 }
 
-/** A bounded wait on a condition (vitest's poller): the reason is in the error. */
-const until = (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> =>
-  vi.waitFor(
-    async () => {
-      if (!(await cond())) throw new Error(`timed out waiting for ${what}`);
-    },
-    { timeout: timeoutMs, interval: 50 },
-  );
+/** A bounded wait on a condition: the reason is in the error. */
+const until = async (cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> => {
+  await waitFor(cond, { timeoutMs, what });
+};
 
 /** The first answered-200 request for `action` on `callId`. */
 const done = (action: SimAction, callId: string, timeoutMs = 10_000): Promise<RecordedAction> =>

@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/util/log.js';
 import { RtpEndpoint } from '../harness/rtp-endpoint.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { describeWithPeers } from '../support/peers.js';
+import { waitFor } from '../support/wait.js';
 
 const TIMEOUT_SEC = 2;
 
@@ -51,13 +52,9 @@ async function liveCall(engine: MediaEngine, name: string): Promise<LiveCall> {
 }
 
 /** Wait until `cond` holds, at most `ms` (the reason is in the error). */
-async function until(cond: () => boolean, ms: number, reason: string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${reason}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = async (cond: () => boolean, ms: number, what: string): Promise<void> => {
+  await waitFor(cond, { timeoutMs: ms, what });
+};
 
 /** WhatsApp stops sending mid-call: one `whatsapp-media-timeout`, not before the timeout. */
 async function mediaStops(engine: MediaEngine, name: string): Promise<void> {
