@@ -1,4 +1,6 @@
 /**
+ * (Over 400 lines on purpose: one bench, both engines, both codecs and both call counts, with its
+ *  load generator and report in one place.)
  * Media CPU per call, packet loss and added latency: the embedded engine vs rtpengine, in one
  * run, for 10 and 50 concurrent calls, Opus<->PCMU and Opus<->G.722 (both directions carry audio).
  * Not a timed test. Run: `npx tsx bench/media-cpu.ts` (about 2 minutes on 2 cores).

@@ -1,4 +1,6 @@
 /**
+ * (Over 400 lines on purpose: every Graph route the bridge uses, for both providers, with Meta's
+ *  call-state rules and the fault injection, mirroring one external API.)
  * A fake WhatsApp calling API on loopback: Meta's Graph routes and 360dialog's pass-through
  * routes, with Meta's auth, body and call-state rules, so the bridge's client can be tested on
  * the wire (docs/whatsapp-calling-api.md sections 1, 4, 5).

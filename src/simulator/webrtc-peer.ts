@@ -1,4 +1,6 @@
 /**
+ * (Over 400 lines on purpose: one peer with WhatsApp's whole media behaviour, both call
+ *  directions, both DTLS roles, tone and DTMF measurement, mirroring one external system.)
  * A WebRTC media peer that behaves like WhatsApp's side of a call (werift): ICE-lite (always
  * controlled), BUNDLE + rtcp-mux, one audio m-line with Opus on PT 111 (Meta's fmtp) and
  * telephone-event/8000 on PT 126, one sha-256 fingerprint, host candidates only, all of them in

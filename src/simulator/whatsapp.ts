@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: WhatsApp as a whole (user-initiated calls, simulated users answering
+// business calls, permission replies) in one façade over graph-server, webhook-sender and webrtc-peer.
 import type { Logger } from '../util/log.js';
 import { checkWhatsAppAnswer, checkWhatsAppOffer } from '../media/sdp-rules.js';
 import { createGraphSimulator, type ConnectHookEvent, type GraphSimulator, type RecordedAction } from './graph-server.js';

@@ -1,4 +1,6 @@
 /**
+ * (Over 400 lines on purpose: the one desk-phone harness: config, process, recording and
+ *  control of a real baresip.)
  * Test harness: a real SIP desk phone (baresip 1.0.0) run headless, e.g. as the agent's phone
  * behind a PBX in end-to-end tests.
  *
