@@ -34,7 +34,9 @@ function api(over: Partial<CallsApiOptions> = {}) {
     version: 'v23.0',
     accessToken: TOKEN,
     logger: silentLogger(),
-    timeoutMs: 300,
+    // Generous: a loaded machine can take hundreds of ms to answer, and a late answer must not
+    // count as lost (it would add a retry). Tests of lost answers and hangs set a shorter one.
+    timeoutMs: 5000,
     retry: { attempts: 3, baseDelayMs: 10, maxDelayMs: 2000 },
     counters,
     // Records the delay the client chose, then waits a token time (the policy, not the clock, is under test).
@@ -42,6 +44,9 @@ function api(over: Partial<CallsApiOptions> = {}) {
     ...over,
   } as CallsApiOptions);
 }
+
+/** The client's timeout where an answer is meant to be lost: long enough for a real answer on a busy machine. */
+const LOST_MS = 1500;
 
 const count = (action: string) => sim.actions.filter((a) => a.action === action).length;
 
@@ -87,7 +92,7 @@ describe('Graph actions survive a bad second', () => {
   });
 
   it('a hang (no answer) on accept is retried; "already accepted" after a lost answer counts as success', async () => {
-    const c = api();
+    const c = api({ timeoutMs: LOST_MS });
     sim.registerCall('wacid.lost', PN);
     sim.injectFault('accept', { kind: 'lost-response' });
     await c.accept(PN, 'wacid.lost', SDP);
@@ -121,7 +126,7 @@ describe('Graph actions survive a bad second', () => {
   });
 
   it('connect whose answer is lost is NOT sent again (a second call would ring): outcomeUnknown', async () => {
-    const c = api();
+    const c = api({ timeoutMs: LOST_MS });
     sim.injectFault('connect', { kind: 'lost-response' });
     const err = await c.connect(PN, '12185552828', SDP, 'opaque-2').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GraphApiError);
@@ -131,7 +136,7 @@ describe('Graph actions survive a bad second', () => {
   });
 
   it('the permission GET is retried on 500 and on a hang', async () => {
-    const c = api();
+    const c = api({ timeoutMs: LOST_MS });
     sim.injectFault('call_permissions', { kind: 'http-500' });
     sim.injectFault('call_permissions', { kind: 'hang' });
     const p = await c.getCallPermissions(PN, '12185552828');
