@@ -27,7 +27,8 @@ const BUSINESS = '13175551399';
 const CALLER = '5511987654321';
 const SECRET = 'faults-secret';
 const TOKEN = 'faults-token';
-const REQUEST_TIMEOUT_MS = 600;
+// Long enough that a real answer on a loaded machine is not taken for a lost one (which adds a retry).
+const REQUEST_TIMEOUT_MS = 1500;
 
 let sim: WhatsAppSimulator;
 let app: RunningApp | undefined;
@@ -196,7 +197,7 @@ describeWithPeers('Graph faults at each call action (simulator + baresip/SIPp, e
     sim.graph.injectFault('connect', { kind: 'hang' });
     phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
     await phone.dial(`sip:9+${CALLER}@127.0.0.1:${sipPort}`);
-    // timeout (600 ms) + the wait for a webhook naming the call (5 s), then a final response
+    // timeout (REQUEST_TIMEOUT_MS) + the wait for a webhook naming the call (5 s), then a final response
     await phone.events.waitFor('CALL_CLOSED', 15_000);
     await until(() => ended.length === 1, 5000, 'the call to end');
     expect(sim.graph.actions.filter((a) => a.action === 'connect')).toHaveLength(1);
