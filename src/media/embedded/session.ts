@@ -83,10 +83,13 @@ export class EmbeddedSession implements MediaSession {
   private queue: Promise<unknown> = Promise.resolve();
 
   // negotiation
-  private direction: 'inbound' | 'outbound' | undefined;
+  /** click: business-initiated from the bridge itself (click to call), no PBX offer at the start. */
+  private direction: 'inbound' | 'outbound' | 'click' | undefined;
   private waOpusPt = WHATSAPP_OPUS_PT;
   private waTePt: number | undefined = WHATSAPP_TE_PT;
   private whatsAppAnswer: string | undefined;
+  /** Click to call: WhatsApp's answer to our offer, once applied. */
+  private waAnswerIn: string | undefined;
   private outboundOffer: string | undefined;
   private lastPbxSdp: string | undefined;
   private pbxPlain: PlainMedia | undefined;
@@ -384,18 +387,7 @@ export class EmbeddedSession implements MediaSession {
       const wa = this.wa;
       if (this.direction !== 'inbound' || !wa) throw new MediaError('answerFromPbx before offerFromWhatsApp', ENGINE, 'no offer');
       if (this.whatsAppAnswer && plainAnswer === this.lastPbxSdp) return this.whatsAppAnswer;
-      let plain: PlainMedia;
-      try {
-        plain = parsePlain(plainAnswer);
-      } catch (err) {
-        throw this.fail('unusable PBX answer', 'sdp', err);
-      }
-      const codec = pickCodec(plain.codecs, this.engine.opts.pbxCodecs ?? DEFAULT_CODECS);
-      if (!codec) throw new MediaError(`PBX answer has no codec we offered (${plain.codecs.map((c) => c.name).join(',')})`, ENGINE, 'codec');
-      const tePt = plain.codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.rate === 8000)?.pt;
-      this.setPbxRemote(plain);
-      this.selectSendCodec(codec, tePt);
-      this.lastPbxSdp = plainAnswer;
+      this.takePbxAnswer(plainAnswer);
       if (this.whatsAppAnswer) return this.whatsAppAnswer; // accept SDP == pre_accept SDP
 
       let sdp: string;
@@ -409,6 +401,57 @@ export class EmbeddedSession implements MediaSession {
       this.whatsAppAnswer = sdp;
       this.waTimer.arm(performance.now());
       return sdp;
+    });
+  }
+
+  /** The PBX's answer to our plain offer: where it is, and the codec we send it. */
+  private takePbxAnswer(plainAnswer: string): void {
+    let plain: PlainMedia;
+    try {
+      plain = parsePlain(plainAnswer);
+    } catch (err) {
+      throw this.fail('unusable PBX answer', 'sdp', err);
+    }
+    const codec = pickCodec(plain.codecs, this.engine.opts.pbxCodecs ?? DEFAULT_CODECS);
+    if (!codec) throw new MediaError(`PBX answer has no codec we offered (${plain.codecs.map((c) => c.name).join(',')})`, ENGINE, 'codec');
+    const tePt = plain.codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.rate === 8000)?.pt;
+    this.setPbxRemote(plain);
+    this.selectSendCodec(codec, tePt);
+    this.lastPbxSdp = plainAnswer;
+  }
+
+  /** The WhatsApp leg with Meta's codec profile, and its WebRTC offer shaped for `connect`. */
+  private async offerWhatsAppLeg(): Promise<string> {
+    const wa = this.openWhatsAppLeg({ opusPt: WHATSAPP_OPUS_PT, opusFmtp: WHATSAPP_OPUS_FMTP, tePt: WHATSAPP_TE_PT });
+    let sdp: string;
+    try {
+      sdp = shapeWebRtcSdp(await wa.localDescription('offer'), 'actpass');
+    } catch (err) {
+      throw this.fail('WebRTC offer failed', 'webrtc', err);
+    }
+    this.outboundOffer = sdp;
+    return sdp;
+  }
+
+  // ---------------------------------------------------------------- MediaSession: click to call
+
+  offerToWhatsApp(): Promise<string> {
+    return this.serial(async () => {
+      this.assertOpen();
+      if (this.outboundOffer && this.direction === 'click') return this.outboundOffer;
+      if (this.direction) throw new MediaError(`offerToWhatsApp on a session already used (${this.direction})`, ENGINE, 'state');
+      this.direction = 'click';
+      await this.openPbxPorts();
+      return this.offerWhatsAppLeg();
+    });
+  }
+
+  answerFromPbxToOffer(plainAnswer: string): Promise<void> {
+    return this.serial(async () => {
+      this.assertOpen();
+      if (this.direction !== 'click' || !this.waAnswerIn) throw new MediaError('answerFromPbxToOffer before answerFromWhatsApp', ENGINE, 'no offer');
+      if (plainAnswer === this.lastPbxSdp) return;
+      this.takePbxAnswer(plainAnswer);
     });
   }
 
@@ -432,16 +475,7 @@ export class EmbeddedSession implements MediaSession {
       this.setPbxRemote(plain);
       this.selectSendCodec(codec, plain.tePt);
       await this.openPbxPorts();
-
-      const wa = this.openWhatsAppLeg({ opusPt: WHATSAPP_OPUS_PT, opusFmtp: WHATSAPP_OPUS_FMTP, tePt: WHATSAPP_TE_PT });
-      let sdp: string;
-      try {
-        sdp = shapeWebRtcSdp(await wa.localDescription('offer'), 'actpass');
-      } catch (err) {
-        throw this.fail('WebRTC offer failed', 'webrtc', err);
-      }
-      this.outboundOffer = sdp;
-      return sdp;
+      return this.offerWhatsAppLeg();
     });
   }
 
@@ -449,8 +483,13 @@ export class EmbeddedSession implements MediaSession {
     return this.serial(async () => {
       this.assertOpen();
       const port = this.pbx.port;
-      if (this.direction !== 'outbound' || !this.wa || !this.pbxOffer || !this.sendCodec || port === undefined) {
-        throw new MediaError('answerFromWhatsApp before offerFromPbx', ENGINE, 'no offer');
+      const click = this.direction === 'click';
+      if (click && this.waAnswerIn) {
+        if (webrtcAnswer !== this.waAnswerIn) throw new MediaError('a second, different WhatsApp answer', ENGINE, 'state');
+        return this.plainOfferToPbx(port!);
+      }
+      if (!this.wa || port === undefined || (!click && (this.direction !== 'outbound' || !this.pbxOffer || !this.sendCodec))) {
+        throw new MediaError('answerFromWhatsApp before an offer to WhatsApp', ENGINE, 'no offer');
       }
       try {
         const info = webRtcCodecs(webrtcAnswer);
@@ -462,9 +501,19 @@ export class EmbeddedSession implements MediaSession {
         throw this.fail('werift rejected the WhatsApp answer', 'sdp', err);
       }
       this.waTimer.arm(performance.now());
+      if (click) {
+        this.waAnswerIn = webrtcAnswer;
+        return this.plainOfferToPbx(port);
+      }
       const o = this.engine.opts;
-      return writePlainAnswer(o.rtpAdvertiseHost, port, this.sendCodec, this.pbxOffer.tePt, this.pbxOffer.direction);
+      return writePlainAnswer(o.rtpAdvertiseHost, port, this.sendCodec!, this.pbxOffer!.tePt, this.pbxOffer!.direction);
     });
+  }
+
+  /** Click to call: our plain offer for the extension, as for an inbound call (Opus first on WhatsApp's PT). */
+  private plainOfferToPbx(port: number): string {
+    const o = this.engine.opts;
+    return writePlainOffer(o.rtpAdvertiseHost, port, o.pbxCodecs ?? DEFAULT_CODECS, this.waOpusPt);
   }
 
   // ---------------------------------------------------------------- teardown

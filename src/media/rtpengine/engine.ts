@@ -197,6 +197,15 @@ class RtpengineSession implements MediaSession {
     });
   }
 
+  /** Click to call needs an ng flow without a PBX offer; not built for rtpengine (see types.ts). */
+  offerToWhatsApp(): Promise<string> {
+    return Promise.reject(new MediaError('click-to-call needs the embedded engine', ENGINE, 'unsupported'));
+  }
+
+  answerFromPbxToOffer(): Promise<void> {
+    return Promise.reject(new MediaError('click-to-call needs the embedded engine', ENGINE, 'unsupported'));
+  }
+
   answerFromWhatsApp(webrtcAnswer: string): Promise<string> {
     return this.serial(async () => {
       if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
