@@ -10,7 +10,7 @@ import { headerOf, sippMessages, startSipp, type SippHandle } from '../harness/s
 import { freeDualPort } from '../harness/ports.js';
 import { exchangeTones, recordingParty } from '../support/audio.js';
 import { describeWithPeers } from '../support/peers.js';
-import { closeAfterLeakCheck } from '../support/sessions.js';
+import { finishBridgeTest } from '../support/sessions.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -69,14 +69,9 @@ describeWithPeers('click to call end to end (CRM → WhatsApp user, then an exte
   });
 
   afterEach(async (ctx) => {
-    const s = sipp;
-    const [a, peers] = [app, [ext, s ? { stop: () => s.stop() } : undefined]];
+    const [a, e, s] = [app, ext, sipp];
     [app, ext, sipp] = [undefined, undefined, undefined];
-    if (ctx.task.result?.state === 'fail') process.stderr.write(logLines.slice(-80).join(''));
-    await closeAfterLeakCheck(a, peers).finally(() => {
-      logLines.length = 0;
-      ended = [];
-    });
+    await finishBridgeTest(ctx.task.result?.state === 'fail', logLines, a, [e, s], () => (ended = []));
   });
 
   afterAll(async () => {
