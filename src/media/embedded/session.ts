@@ -88,8 +88,9 @@ export class EmbeddedSession implements MediaSession {
   private waOpusPt = WHATSAPP_OPUS_PT;
   private waTePt: number | undefined = WHATSAPP_TE_PT;
   private whatsAppAnswer: string | undefined;
-  /** Click to call: WhatsApp's answer to our offer, once applied. */
+  /** Click to call: WhatsApp's answer to our offer, once applied, and our plain offer for the extension. */
   private waAnswerIn: string | undefined;
+  private clickPlainOffer: string | undefined;
   private outboundOffer: string | undefined;
   private lastPbxSdp: string | undefined;
   private pbxPlain: PlainMedia | undefined;
@@ -460,8 +461,8 @@ export class EmbeddedSession implements MediaSession {
   offerFromPbx(plainOffer: string): Promise<string> {
     return this.serial(async () => {
       this.assertOpen();
-      if (this.outboundOffer) return this.outboundOffer;
-      if (this.direction) throw new MediaError('offerFromPbx on an inbound session', ENGINE, 'state');
+      if (this.outboundOffer && this.direction === 'outbound') return this.outboundOffer;
+      if (this.direction) throw new MediaError(`offerFromPbx on a session already used (${this.direction})`, ENGINE, 'state');
       this.direction = 'outbound';
       let plain: PlainMedia;
       try {
@@ -510,10 +511,11 @@ export class EmbeddedSession implements MediaSession {
     });
   }
 
-  /** Click to call: our plain offer for the extension, as for an inbound call (Opus first on WhatsApp's PT). */
+  /** Click to call: our plain offer for the extension, as for an inbound call (Opus first on WhatsApp's PT); the same every time. */
   private plainOfferToPbx(port: number): string {
     const o = this.engine.opts;
-    return writePlainOffer(o.rtpAdvertiseHost, port, o.pbxCodecs ?? DEFAULT_CODECS, this.waOpusPt);
+    this.clickPlainOffer ??= writePlainOffer(o.rtpAdvertiseHost, port, o.pbxCodecs ?? DEFAULT_CODECS, this.waOpusPt);
+    return this.clickPlainOffer;
   }
 
   // ---------------------------------------------------------------- teardown
