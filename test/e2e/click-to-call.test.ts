@@ -106,6 +106,15 @@ describeWithPeers('click to call end to end (CRM → WhatsApp user, then an exte
     expect(ended[0]!.times?.answeredAt).toBeDefined();
     // Who asked is in the logs of the call.
     expect(logLines.some((l) => l.includes('"by":"crm"') && l.includes('both legs up'))).toBe(true);
+    // The call view has its ladder under the click-to-call id: connect before the INVITE.
+    const view = await fetch(`${app!.url}/admin/calls/${r.json.id as string}`, { headers: { authorization: `Bearer ${ADMIN.token}` } });
+    const trace = (await view.json()) as { summary: { direction: string; waCallId: string }; arrows: Array<{ label: string }> };
+    expect(trace.summary).toMatchObject({ direction: 'click-to-call', waCallId: r.json.waCallId });
+    const labels = trace.arrows.map((a) => a.label);
+    const connectAt = labels.findIndex((l) => /connect/.test(l));
+    const inviteAt = labels.findIndex((l) => /^INVITE/.test(l));
+    expect(connectAt, labels.join(' | ')).toBeGreaterThanOrEqual(0);
+    expect(inviteAt, labels.join(' | ')).toBeGreaterThan(connectAt);
   });
 
   it('the WhatsApp user hangs up → BYE to the extension', async () => {
