@@ -17,7 +17,7 @@ import { waitFor } from '../support/wait.js';
  * Click to call against real peers: a CRM (this test, over HTTP with an admin token) asks the
  * bridge to call a WhatsApp user (the simulator: signed webhooks, werift WebRTC peer) and, once
  * they answer, to ring an extension: baresip (127.0.0.2, answers at once) or SIPp (127.0.0.3,
- * busy). Embedded media engine; rtpengine refuses such calls with 501.
+ * busy). Embedded media engine; one call on rtpengine.
  */
 const PHONE_NUMBER_ID = '436666719526789';
 const USER = '5511987654321';
@@ -186,24 +186,39 @@ describeWithPeers('click to call end to end (CRM → WhatsApp user, then an exte
   });
 });
 
-describeWithPeers('click to call on rtpengine', ['rtpengine'], () => {
+describeWithPeers('click to call on rtpengine', ['rtpengine', 'baresip'], () => {
   let rtpengine: RtpengineDaemon;
   beforeAll(async () => {
     rtpengine = await startRtpengine(randomMediaRange());
     sim = await WhatsAppSimulator.start({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: '13175551399', accessToken: TOKEN, appSecret: SECRET });
   });
+  afterEach(async (ctx) => {
+    const [a, e] = [app, ext];
+    [app, ext] = [undefined, undefined];
+    await finishBridgeTest(ctx.task.result?.state === 'fail', logLines, a, [e], () => (ended = []));
+  });
   afterAll(async () => {
-    await app?.close();
-    app = undefined;
     await sim?.close();
     await rtpengine?.stop();
   });
 
-  it('is refused with 501, naming the embedded engine, before anything reaches WhatsApp', async () => {
+  it('the user answers, then the extension: tones cross both ways; the user hangs up → BYE', async () => {
     await startBridge({ engine: 'rtpengine', rtpengine: { ng: [rtpengine.ng] } });
-    const r = await clickToCall({ to: USER, extension: '2001' });
-    expect(r.status).toBe(501);
-    expect(r.json.error).toBe('click-to-call needs the embedded engine');
-    expect(sim.graph.actions.some((a) => a.action === 'connect')).toBe(false);
+    ext = await startBaresip({ sipAddress: '127.0.0.2', user: '2001', answerMode: 'auto', toneHz: 440, codecs: ['PCMA'] });
+    const user = sim.user('5511900000005', { kind: 'answer', afterMs: 300, toneHz: 1000 });
+    const r = await clickToCall({ to: '5511900000005', extension: `sip:2001@127.0.0.2:${ext.sipPort}` });
+    expect(r.status, JSON.stringify(r.json)).toBe(202);
+    await user.waitForConnect(10_000);
+    await ext.events.waitFor('CALL_ESTABLISHED', 10_000);
+    await user.peer!.waitConnected(5000);
+    await waitFor(() => logLines.some((l) => l.includes('both legs up')), { what: 'the bridged call to be active' });
+    const desk = recordingParty(() => ext!.recordedPcm());
+    const { atPbx, atPeer } = await exchangeTones(desk, user.peer!, { pbxHears: 1000, peerHears: 440, windowMs: 2000 });
+    expect(atPbx.share, 'the extension hears the WhatsApp user').toBeGreaterThan(0.7);
+    expect(atPeer.share, 'the WhatsApp user hears the extension').toBeGreaterThan(0.7);
+    expect(await user.hangUp()).toBe(200);
+    await ext.events.waitFor('CALL_CLOSED', 5000);
+    await waitFor(() => ended.length === 1, { timeoutMs: 5000, what: 'call end' });
+    expect(ended[0]).toMatchObject({ direction: 'click-to-call', label: 'user-hung-up', sip: 'bye', whatsapp: 'none' });
   });
 });
