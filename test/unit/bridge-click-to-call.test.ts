@@ -3,6 +3,7 @@ import { Bridge, type EndedCallRecord } from '../../src/bridge/bridge.js';
 import { parseClickRequest } from '../../src/bridge/click-calls.js';
 import type { ClickPlaced } from '../../src/bridge/click-call.js';
 import { buildConfig } from '../../src/config/load.js';
+import { planClickTeardown, type ClickEndCause } from '../../src/bridge/failure-map.js';
 import { MediaError, type MediaEngine } from '../../src/media/types.js';
 import { silentLogger } from '../../src/util/log.js';
 import { GraphApiError, type WaStatusEvent } from '../../src/whatsapp/types.js';
@@ -230,5 +231,29 @@ describe('click to call: the flow on fakes', () => {
     await until(() => s.media.sessions.get(id)!.answers.length === 2, 'both legs up');
     expect(s.sip.invites).toHaveLength(1);
     expect(s.media.sessions.get(id)!.answers[0]).toBe('wa-answer');
+  });
+});
+
+describe('click to call: the failure table', () => {
+  const up = { whatsappCallStarted: true, sip: 'confirmed' as const };
+  const ringingExt = { whatsappCallStarted: true, sip: 'inviting' as const };
+  const ringingUser = { whatsappCallStarted: true, sip: 'none' as const };
+  const before = { whatsappCallStarted: false, sip: 'none' as const };
+  it.each<[ClickEndCause, Parameters<typeof planClickTeardown>[1], string, string, string]>([
+    [{ kind: 'wa-terminate', status: 'COMPLETED' }, up, 'none', 'bye', 'user-hung-up'],
+    [{ kind: 'wa-terminate', status: 'FAILED', errorCode: 131000 }, ringingExt, 'none', 'cancel', 'whatsapp-failed'],
+    [{ kind: 'wa-rejected' }, ringingUser, 'none', 'none', 'user-declined'],
+    [{ kind: 'pbx-final', status: 486, reason: 'Busy Here' }, ringingExt, 'terminate', 'none', 'pbx-busy'],
+    [{ kind: 'pbx-bye' }, up, 'terminate', 'none', 'agent-hung-up'],
+    [{ kind: 'ring-timeout', side: 'whatsapp' }, ringingUser, 'terminate', 'none', 'no-answer'],
+    [{ kind: 'ring-timeout', side: 'pbx' }, ringingExt, 'terminate', 'cancel', 'ring-timeout'],
+    [{ kind: 'wa-api-error', action: 'connect', code: 131047, message: 'x' }, before, 'none', 'none', 'whatsapp-connect-failed'],
+    [{ kind: 'no-permission' }, before, 'none', 'none', 'wa-no-permission'],
+    [{ kind: 'media-error', message: 'x' }, ringingUser, 'terminate', 'none', 'media-failed'],
+    [{ kind: 'media-failure', failure: { kind: 'webrtc-failed', detail: 'x' } }, up, 'terminate', 'bye', 'whatsapp-webrtc-failed'],
+    [{ kind: 'admin-hangup', by: 'ops' }, up, 'terminate', 'bye', 'admin-hangup'],
+    [{ kind: 'shutdown' }, ringingExt, 'terminate', 'cancel', 'shutdown'],
+  ])('%j with %j → WhatsApp %s, SIP %s (%s)', (cause, legs, whatsapp, sip, label) => {
+    expect(planClickTeardown(cause, legs)).toEqual({ whatsapp, sip, label });
   });
 });
