@@ -1,9 +1,9 @@
 /**
- * (Over 400 lines on purpose: the offer/answer API of both call directions and the packet
- * routing share one call's negotiated state; the parts with their own state live beside it.)
+ * (Over 400 lines on purpose: the offer/answer API of all three call directions (inbound,
+ * outbound, click to call) and the packet routing share one call's negotiated state; the parts with their own state live beside it.)
  *
- * One call's media in the embedded engine: the MediaSession API (offer/answer in both call
- * directions), composing the WhatsApp leg (whatsapp-leg.ts), the PBX leg (pbx-leg.ts), the two
+ * One call's media in the embedded engine: the MediaSession API (offer/answer in every call
+ * direction), composing the WhatsApp leg (whatsapp-leg.ts), the PBX leg (pbx-leg.ts), the two
  * transcoding pipelines (transcode.ts), Opus pass-through (passthrough.ts), the RFC 4733 relays
  * (rtp.ts) and the keep-alive (keepalive.ts), which the engine's one 20 ms clock drives (tick).
  *
