@@ -1,6 +1,7 @@
 /**
  * (Over 400 lines on purpose: the offer/answer API of all three call directions (inbound,
- * outbound, click to call) and the packet routing share one call's negotiated state; the parts with their own state live beside it.)
+ * outbound, click to call) and the packet routing share one call's negotiated state; the parts
+ * with their own state live beside it.)
  *
  * One call's media in the embedded engine: the MediaSession API (offer/answer in every call
  * direction), composing the WhatsApp leg (whatsapp-leg.ts), the PBX leg (pbx-leg.ts), the two
