@@ -142,7 +142,7 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
       return { ok: false, error };
     }
   };
-  ops.register(http, { hangup: (id, by) => bridge.hangup(id, by), reloadRouting });
+  ops.register(http, { hangup: (id, by) => bridge.hangup(id, by), reloadRouting, placeCall: (body, by) => bridge.placeCall(body, by) });
   const address = await http.listen({ host: config.http.host, port: config.http.port });
   log.info({ http: address, sip: { udp: config.sip.udp, tcp: config.sip.tcp }, media: media.name }, 'wa-sip-bridge started');
 

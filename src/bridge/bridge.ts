@@ -8,16 +8,19 @@ import { CapacityGuard, capacityLimits } from './capacity.js';
 import { withTimeout, type CallLimits } from './call-base.js';
 import { ExpiringSet } from './dedupe.js';
 import { InboundCall } from './inbound-call.js';
-import { sipFinalHeaders, sipRefusal, type OutboundTeardownPlan, type SipFinal, type TeardownPlan } from './failure-map.js';
+import { sipFinalHeaders, sipRefusal, type SipFinal } from './failure-map.js';
 import { CallAdmission, businessNumberFor } from './admission.js';
 import { parseDialedNumber } from './numbers.js';
 import { OutboundCall } from './outbound-call.js';
 import { PermissionCache } from './permissions.js';
 import { ConnectReconciler } from './connect-reconciler.js';
+import { ClickCalls, parseClickRequest, refusedClick } from './click-calls.js';
+import type { ClickCall, ClickPlaced } from './click-call.js';
 import type { WhatsAppCounters } from '../whatsapp/counters.js';
 import { route } from './routing.js';
 import { inboundFacts, outboundFacts } from './call-facts.js';
-import type { CallFacts, CallObserver, StartedCall } from './observer.js';
+import { CallNotices, type CallObserver, type EndedCallRecord, type StartedCall } from './observer.js';
+export type { EndedCallRecord } from './observer.js';
 
 export interface BridgeDeps {
   config: Readonly<Config>;
@@ -48,15 +51,6 @@ export type BridgeState = 'running' | 'draining' | 'stopped';
 /** Why a new call was refused before it started (a WhatsApp reject or a SIP 503). */
 export type CallRefusal = 'draining' | 'over-capacity' | 'setup-rate';
 
-export interface EndedCallRecord extends CallFacts {
-  direction: 'inbound' | 'outbound';
-  waCallId: string | undefined;
-  sipCallId: string | undefined;
-  label: string;
-  whatsapp: TeardownPlan['whatsapp'] | OutboundTeardownPlan['whatsapp'];
-  /** What the SIP leg got: 'cancel' / 'bye' / 'none', or the final status of an outbound INVITE. */
-  sip: TeardownPlan['sip'] | number;
-}
 
 /**
  * The bridge: takes WhatsApp's webhook events, owns the live calls, and ends them all on
@@ -67,12 +61,13 @@ export class Bridge {
   /** Outbound calls by their biz_opaque_callback_data, and by WhatsApp call id once known. */
   private readonly outbound = new Map<string, OutboundCall>();
   private readonly outboundByWaId = new Map<string, OutboundCall>();
+  private readonly clicks: ClickCalls;
   private readonly permissions: PermissionCache;
   private readonly admission: CallAdmission;
   private readonly seenEvents = new ExpiringSet(DEDUPE_TTL_MS, undefined, DEDUPE_MAX_KEYS);
   /** Calls WhatsApp already terminated: a connect arriving late for one of them is dropped. */
   private readonly terminated = new ExpiringSet(DEDUPE_TTL_MS, undefined, DEDUPE_MAX_KEYS);
-  private readonly listeners = new Set<(rec: EndedCallRecord) => void>();
+  private readonly notices: CallNotices;
   /** Connects whose answer was lost: terminated when their webhooks come after we gave up. */
   private readonly reconciler: ConnectReconciler;
   private readonly capacity: CapacityGuard;
@@ -82,6 +77,7 @@ export class Bridge {
   private routing: Config['routing'];
 
   constructor(private readonly deps: BridgeDeps) {
+    this.notices = new CallNotices(deps.log, deps.observer);
     this.reconciler = new ConnectReconciler({ whatsapp: deps.whatsapp, log: deps.log, counters: deps.whatsappCounters });
     const o = deps.config.outbound;
     const c = deps.config.calls;
@@ -91,10 +87,13 @@ export class Bridge {
     this.capacity = new CapacityGuard(capacityLimits(deps.config));
     this.limits = { maxDurationMs: c.maxDurationSec * 1000, mediaOpTimeoutMs: c.mediaOpTimeoutSec * 1000 };
     deps.sip.onInvite((inv) => this.onInvite(inv));
+    const { sip, media, whatsapp, log, fromDomain } = deps;
+    this.clicks = new ClickCalls({ sip, media, whatsapp, log, fromDomain, permissions: this.permissions, limits: this.limits, counters: deps.whatsappCounters, lostConnectGraceMs: deps.lostConnectGraceMs,
+      whatsappRingMs: deps.config.ops.admin.clickToCallRingSec * 1000, pbxRingMs: c.ringTimeoutSec * 1000, observer: (fn) => this.observe(fn), emitEnded: (rec) => this.emitEnded(rec) }); // prettier-ignore
   }
 
   get activeCalls(): number {
-    return this.calls.size + this.outbound.size;
+    return this.calls.size + this.outbound.size + this.clicks.size;
   }
 
   get state(): BridgeState {
@@ -111,6 +110,7 @@ export class Bridge {
         inbound: this.calls.size,
         outbound: this.outbound.size,
         outboundByWaId: this.outboundByWaId.size,
+        clickToCall: this.clicks.size,
         seenEvents: this.seenEvents.size,
         terminated: this.terminated.size,
         permissions: this.permissions.size,
@@ -143,15 +143,29 @@ export class Bridge {
    * both legs end as for any bridge-side cause. False when no such call is up.
    */
   async hangup(id: string, by: string): Promise<boolean> {
-    const call = this.calls.get(id) ?? this.outboundByWaId.get(id) ?? [...this.calls.values(), ...this.outbound.values()].find((c) => c.sipCallId === id);
+    const call = this.calls.get(id) ?? this.outboundByWaId.get(id) ?? [...this.calls.values(), ...this.outbound.values()].find((c) => c.sipCallId === id) ?? this.clicks.byAnyId(id);
     if (!call) return false;
     await call.end({ kind: 'admin-hangup', by });
     return true;
   }
 
+  /**
+   * Click to call (admin API): call the WhatsApp user, then INVITE the extension when they answer.
+   * `body` is validated here; resolves once WhatsApp took the call, or with why not (HTTP status).
+   */
+  placeCall(body: unknown, by: string): Promise<ClickPlaced> {
+    const parsed = parseClickRequest(body, this.deps.config, this.routing);
+    if (!parsed.ok) return Promise.resolve({ ok: false, status: 400, error: parsed.error, label: 'bad-request' });
+    const admitted = this.admitNewCall();
+    if (!admitted.ok) {
+      this.deps.log.warn({ refusal: admitted.reason, activeCalls: this.activeCalls, by }, `click to call refused (${admitted.reason})`);
+      return Promise.resolve(refusedClick(admitted.reason));
+    }
+    return this.clicks.place({ ...parsed.request, by });
+  }
+
   onCallEnded(listener: (rec: EndedCallRecord) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.notices.onEnded(listener);
   }
 
   /** Handle parsed webhook events. Never throws; each event is handled on its own. */
@@ -236,13 +250,7 @@ export class Bridge {
   }
 
   private observe(fn: (o: CallObserver) => void): void {
-    const o = this.deps.observer;
-    if (!o) return;
-    try {
-      fn(o);
-    } catch (err) {
-      this.deps.log.error({ err }, 'call observer failed');
-    }
+    this.notices.observe(fn);
   }
 
   private started(c: StartedCall): void {
@@ -250,17 +258,12 @@ export class Bridge {
   }
 
   private emitEnded(rec: EndedCallRecord): void {
-    for (const l of this.listeners) {
-      try {
-        l(rec);
-      } catch (err) {
-        this.deps.log.error({ err }, 'call-ended listener failed');
-      }
-    }
+    this.notices.ended(rec);
   }
 
-  private findOutbound(waCallId: string, opaque: string | undefined): OutboundCall | undefined {
-    return this.outboundByWaId.get(waCallId) ?? (opaque ? this.outbound.get(opaque) : undefined);
+  /** A business-initiated call (dialled by an agent, or click to call) a webhook names. */
+  private findOutbound(waCallId: string, opaque: string | undefined): OutboundCall | ClickCall | undefined {
+    return this.outboundByWaId.get(waCallId) ?? (opaque ? this.outbound.get(opaque) : undefined) ?? this.clicks.find(waCallId, opaque);
   }
 
   private onStatus(ev: WaStatusEvent): void {
@@ -398,7 +401,7 @@ export class Bridge {
    */
   async close(): Promise<void> {
     this.stateNow = 'stopped';
-    const calls = [...this.calls.values(), ...this.outbound.values()];
+    const calls = [...this.calls.values(), ...this.outbound.values(), ...this.clicks.all()];
     await Promise.all(calls.map((c) => c.end({ kind: 'shutdown' })));
     // Every WhatsApp leg is ended. Give the PBX a moment to answer the BYEs before the SIP stack
     // closes (a BYE is retransmitted until answered); a silent PBX does not hold the stop up.

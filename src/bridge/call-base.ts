@@ -2,7 +2,8 @@ import type { Logger } from '../util/log.js';
 import { MediaError, type MediaSession, type MediaStats } from '../media/types.js';
 import type { WaTerminateEvent } from '../whatsapp/types.js';
 import { IllegalTransition, isLegalMove } from './call-state.js';
-import type { CommonEndCause } from './failure-map.js';
+import { sipReasonHeader, type CommonEndCause, type TeardownPlan } from './failure-map.js';
+import type { OutgoingCall, SipDialog } from '../sip/types.js';
 
 /** Limits every call runs under (calls.* in the config). */
 export interface CallLimits {
@@ -108,6 +109,20 @@ export abstract class BridgedCall<S extends string, C extends { kind: string }> 
     const bounded = withTimeout(p, this.limits.mediaOpTimeoutMs, () => new MediaError(`${what} did not settle within ${this.limits.mediaOpTimeoutMs} ms; abandoned`, this.mediaSession?.callId ?? 'media', 'timeout'));
     this.mediaOp = bounded;
     return bounded;
+  }
+
+  /**
+   * End a SIP leg the bridge placed (its INVITE is ours): CANCEL while pending, BYE once confirmed,
+   * with the teardown's label as Reason. Sent now; the PBX's answer to a BYE is not waited for
+   * (`sipLegEnded` settles with it).
+   */
+  protected endPlacedSipLeg(action: TeardownPlan['sip'], label: string, legs: { outgoing?: OutgoingCall | undefined; dialog?: SipDialog | undefined }, log: Logger): void {
+    try {
+      if (action === 'cancel') legs.outgoing?.cancel(sipReasonHeader(label));
+      else if (action === 'bye') this.sipLegEnded = legs.dialog?.bye(sipReasonHeader(label)) ?? Promise.resolve();
+    } catch (err) {
+      log.warn({ err }, 'ending the SIP leg failed');
+    }
   }
 
   /**

@@ -77,3 +77,30 @@ export const OUTBOUND_TRANSITIONS: Readonly<Record<OutboundState, readonly Outbo
   ending: ['ended'],
   ended: [],
 };
+
+/**
+ * A click-to-call: the bridge calls a WhatsApp user (admin API), then an extension on the PBX.
+ *
+ *   new ──► checking ──► connecting ──► ringing ──► inviting ──► active
+ *    │         │             │   ╲         │            │           │
+ *    ▼         ▼             ▼    ╲────────┼──► (connect webhook)   ▼
+ *    └─────────┴─────────────┴─────────────┴────────────┴───────────┴──► ending ──► ended
+ *
+ * - checking:   WhatsApp call permission is being checked.
+ * - connecting: media offered, Graph `connect` sent.
+ * - ringing:    WhatsApp said RINGING.
+ * - inviting:   the user answered (connect webhook); the extension is being INVITEd.
+ * - active:     the extension answered; both legs up.
+ */
+export type ClickState = 'new' | 'checking' | 'connecting' | 'ringing' | 'inviting' | 'active' | 'ending' | 'ended';
+
+export const CLICK_TRANSITIONS: Readonly<Record<ClickState, readonly ClickState[]>> = {
+  new: ['checking', 'ending'],
+  checking: ['connecting', 'ending'],
+  connecting: ['ringing', 'inviting', 'ending'],
+  ringing: ['inviting', 'ending'],
+  inviting: ['active', 'ending'],
+  active: ['ending'],
+  ending: ['ended'],
+  ended: [],
+};

@@ -15,7 +15,9 @@
  */
 import type { Logger } from '../util/log.js';
 import type { WhatsAppCounters } from '../whatsapp/counters.js';
-import { GraphApiError, type WaConnectEvent, type WaStatusEvent, type WhatsAppCallsApi } from '../whatsapp/types.js';
+import { GraphApiError, type WaConnectEvent, type WaStatusEvent, type WhatsAppCallingApi, type WhatsAppCallsApi } from '../whatsapp/types.js';
+import { WA_ERROR } from '../whatsapp/errors.js';
+import type { PermissionCache } from './permissions.js';
 
 export const LOST_CONNECT_GRACE_MS = 5_000;
 
@@ -101,4 +103,45 @@ export async function carryOnAfterLostConnect(
   counters?.inc('connect_reconciled', { outcome: 'carried-on' });
   log.warn({ waCallId: call.waCallId, reason: err instanceof Error ? err.message : String(err) }, "connect's answer was lost, but WhatsApp's webhook named the call: carrying on");
   return true;
+}
+
+/** Graph `connect` failed, and no webhook named the call (see carryOnAfterLostConnect). */
+export class ConnectFailed extends Error {
+  constructor(readonly error: Error) {
+    super(`WhatsApp connect failed: ${error.message}`);
+  }
+}
+
+/**
+ * Graph `connect` for a business-initiated call (outbound or click to call), with the call's
+ * biz_opaque_callback_data: WhatsApp's call id, also when only the answer was lost and a webhook
+ * named the call. Throws ConnectFailed otherwise.
+ */
+export async function connectCall(
+  call: { readonly waCallId: string | undefined; readonly isEnding: boolean; readonly opaque: string },
+  api: Pick<WhatsAppCallingApi, 'connect'>,
+  target: { phoneNumberId: string; to: string; sdp: string },
+  log: Logger,
+  counters?: WhatsAppCounters,
+  graceMs?: number,
+): Promise<string> {
+  try {
+    return (await api.connect(target.phoneNumberId, target.to, target.sdp, call.opaque)).callId;
+  } catch (err) {
+    if (!(await carryOnAfterLostConnect(call, err, log, counters, graceMs))) throw new ConnectFailed(err as Error);
+    return call.waCallId!;
+  }
+}
+
+/** The end cause of a failed `connect`; a "no permission" answer drops the cached permission. */
+export function connectFailureCause(
+  err: ConnectFailed,
+  permissions: Pick<PermissionCache, 'invalidate'>,
+  phoneNumberId: string,
+  to: string,
+): { kind: 'wa-api-error'; action: 'connect'; code: number; subcode?: number; message: string } {
+  const e = err.error;
+  if (!(e instanceof GraphApiError)) return { kind: 'wa-api-error', action: 'connect', code: 0, message: e.message };
+  if (e.code === WA_ERROR.noPermission) permissions.invalidate(phoneNumberId, to);
+  return { kind: 'wa-api-error', action: 'connect', code: e.code, ...(e.subcode !== undefined ? { subcode: e.subcode } : {}), message: e.message };
 }

@@ -106,8 +106,68 @@ const ORIGIN: { [K in EndCause['kind']]: { gone: 'whatsapp' | 'sip' | 'neither';
 export function planTeardown(cause: EndCause, legs: LegStates): TeardownPlan {
   const origin = ORIGIN[cause.kind] as { gone: 'whatsapp' | 'sip' | 'neither'; label: (c: EndCause) => string };
   const whatsapp = origin.gone === 'whatsapp' ? 'none' : legs.whatsappAccepted ? 'terminate' : 'reject';
-  const sip = origin.gone === 'sip' ? 'none' : legs.sip === 'inviting' ? 'cancel' : legs.sip === 'confirmed' ? 'bye' : 'none';
-  return { whatsapp, sip, label: origin.label(cause) };
+  return { whatsapp, sip: endSipLeg(origin.gone, legs.sip), label: origin.label(cause) };
+}
+
+/** The SIP leg we placed (inbound, click to call): CANCEL while pending, BYE once confirmed, unless the PBX ended it. */
+function endSipLeg(gone: 'whatsapp' | 'sip' | 'neither', sip: LegStates['sip']): TeardownPlan['sip'] {
+  return gone === 'sip' ? 'none' : sip === 'inviting' ? 'cancel' : sip === 'confirmed' ? 'bye' : 'none';
+}
+
+// ---- click to call (the bridge calls a WhatsApp user, then an extension) ----------------------
+
+/** Why a click-to-call ends: the causes of both directions, with which ring timer ran out. */
+export type ClickEndCause =
+  | Exclude<EndCause, { kind: 'ring-timeout' } | { kind: 'wa-api-error' } | { kind: 'media-error' }>
+  /** WhatsApp's RINGING → REJECTED: the user declined; the extension is never rung. */
+  | { kind: 'wa-rejected' }
+  | { kind: 'wa-api-error'; action: string; code: number; subcode?: number; message: string }
+  | { kind: 'no-permission' }
+  /** `unsupported`: the media engine cannot place such calls (rtpengine). */
+  | { kind: 'media-error'; message: string; unsupported?: boolean }
+  /** The WhatsApp user (clickToCallRingSec) or the extension (calls.ringTimeoutSec) did not answer. */
+  | { kind: 'ring-timeout'; side: 'whatsapp' | 'pbx' };
+
+export interface ClickTeardownPlan {
+  whatsapp: 'terminate' | 'none';
+  sip: TeardownPlan['sip'];
+  label: string;
+}
+
+/**
+ * The teardown of a click-to-call. WhatsApp: `terminate` once `connect` gave a call id and
+ * WhatsApp did not end the call itself (business-initiated calls have no reject). SIP (the
+ * extension, INVITEd only once the WhatsApp user answered): CANCEL while ringing, BYE once up.
+ */
+export function planClickTeardown(cause: ClickEndCause, legs: { whatsappCallStarted: boolean; sip: LegStates['sip'] }): ClickTeardownPlan {
+  let gone: 'whatsapp' | 'sip' | 'neither' = 'neither';
+  let label: string;
+  switch (cause.kind) {
+    case 'wa-rejected':
+      [gone, label] = ['whatsapp', 'user-declined'];
+      break;
+    case 'wa-terminate':
+      [gone, label] = ['whatsapp', cause.status === 'FAILED' ? 'whatsapp-failed' : 'user-hung-up'];
+      break;
+    case 'no-permission':
+      label = 'wa-no-permission';
+      break;
+    case 'ring-timeout':
+      label = cause.side === 'whatsapp' ? 'no-answer' : 'ring-timeout';
+      break;
+    case 'wa-api-error':
+      // A failed `connect` started nothing on WhatsApp's side.
+      [gone, label] = [cause.action === 'connect' ? 'whatsapp' : 'neither', `whatsapp-${cause.action}-failed`];
+      break;
+    case 'media-error':
+      label = 'media-failed';
+      break;
+    default: {
+      const origin = ORIGIN[cause.kind] as { gone: 'whatsapp' | 'sip' | 'neither'; label: (c: EndCause) => string };
+      [gone, label] = [origin.gone, origin.label(cause)];
+    }
+  }
+  return { whatsapp: gone === 'whatsapp' || !legs.whatsappCallStarted ? 'none' : 'terminate', sip: endSipLeg(gone, legs.sip), label };
 }
 
 // ---- outbound calls (an agent dials a WhatsApp user) ------------------------------------------

@@ -6,7 +6,7 @@ import { SipFailure } from '../sip/types.js';
 import type { WaConnectEvent, WhatsAppCallsApi } from '../whatsapp/types.js';
 import { BridgedCall, roundMs as round, type CallLimits } from './call-base.js';
 import { TRANSITIONS, type CallState } from './call-state.js';
-import { planTeardown, sipReasonHeader, type EndCause, type TeardownPlan } from './failure-map.js';
+import { planTeardown, type EndCause, type TeardownPlan } from './failure-map.js';
 import type { RouteDecision } from './routing.js';
 
 export interface InboundCallDeps {
@@ -207,13 +207,8 @@ export class InboundCall extends BridgedCall<CallState, EndCause> {
       if (plan.whatsapp === 'reject') await this.deps.whatsapp.reject(this.phoneNumberId, this.waCallId);
       else if (plan.whatsapp === 'terminate') await this.deps.whatsapp.terminate(this.phoneNumberId, this.waCallId);
     })().catch((err) => log.warn({ err }, `WhatsApp ${plan.whatsapp} failed`));
-    try {
-      // Sent now; the dialog layer retransmits and logs the PBX's answer. Not awaited.
-      if (plan.sip === 'cancel') this.outgoing?.cancel(sipReasonHeader(plan.label));
-      else if (plan.sip === 'bye') this.sipLegEnded = this.dialog?.bye(sipReasonHeader(plan.label)) ?? Promise.resolve();
-    } catch (err) {
-      log.warn({ err }, 'ending the SIP leg failed');
-    }
+    // Sent now; the dialog layer retransmits and logs the PBX's answer. Not awaited.
+    this.endPlacedSipLeg(plan.sip, plan.label, { outgoing: this.outgoing, dialog: this.dialog }, log);
     await whatsapp;
     await this.finishTeardown(log, this.timings.connectReceived, () => this.deps.onEnded(this, plan));
   }

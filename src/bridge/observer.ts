@@ -4,10 +4,12 @@
  * guards the calls anyway, so a broken observer never breaks a call.
  */
 import type { MediaStats } from '../media/types.js';
+import type { Logger } from '../util/log.js';
+import type { ClickTeardownPlan, OutboundTeardownPlan, TeardownPlan } from './failure-map.js';
 
 export interface StartedCall {
-  direction: 'inbound' | 'outbound';
-  /** The call's first name: its WhatsApp call id (inbound) or SIP Call-ID (outbound). */
+  direction: 'inbound' | 'outbound' | 'click-to-call';
+  /** The call's first name: its WhatsApp call id (inbound), SIP Call-ID (outbound), or its own id (click to call). */
   key: string;
   waCallId?: string | undefined;
   sipCallId?: string | undefined;
@@ -34,6 +36,19 @@ export interface CallObserver {
   identified(key: string, ids: { waCallId?: string; sipCallId?: string }): void;
 }
 
+/** What the call-ended listeners (call records, metrics, tests) learn of every ended call. */
+export interface EndedCallRecord extends CallFacts {
+  direction: 'inbound' | 'outbound' | 'click-to-call';
+  /** The call's first name when it is neither id (a click-to-call's own id). */
+  key?: string | undefined;
+  waCallId: string | undefined;
+  sipCallId: string | undefined;
+  label: string;
+  whatsapp: TeardownPlan['whatsapp'] | OutboundTeardownPlan['whatsapp'] | ClickTeardownPlan['whatsapp'];
+  /** What the SIP leg got: 'cancel' / 'bye' / 'none', or the final status of an outbound INVITE. */
+  sip: TeardownPlan['sip'] | number;
+}
+
 /** The per-call facts the call record needs, beyond the teardown's outcome. */
 export interface CallFacts {
   phoneNumberId?: string | undefined;
@@ -48,4 +63,39 @@ export interface CallFacts {
 /** Milestones measured on `now` (performance.now()-like) to wall-clock time, at the call's end. */
 export function wallClock(now: number, t: number | undefined): number | undefined {
   return t === undefined ? undefined : Math.round(Date.now() - (now - t));
+}
+
+/** The bridge's call-ended listeners and its observer, each call guarded: a broken one never breaks a call. */
+export class CallNotices {
+  private readonly listeners = new Set<(rec: EndedCallRecord) => void>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly observer: CallObserver | undefined,
+  ) {}
+
+  onEnded(listener: (rec: EndedCallRecord) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  ended(rec: EndedCallRecord): void {
+    for (const l of this.listeners) {
+      try {
+        l(rec);
+      } catch (err) {
+        this.log.error({ err }, 'call-ended listener failed');
+      }
+    }
+  }
+
+  observe(fn: (o: CallObserver) => void): void {
+    const o = this.observer;
+    if (!o) return;
+    try {
+      fn(o);
+    } catch (err) {
+      this.log.error({ err }, 'call observer failed');
+    }
+  }
 }

@@ -3,19 +3,14 @@ import type { Logger } from '../util/log.js';
 import { MediaError, type MediaEngine } from '../media/types.js';
 import { followPbxHold } from './hold.js';
 import type { IncomingInvite, SipDialog } from '../sip/types.js';
-import {
-  GraphApiError,
-  type WaConnectEvent,
-  type WaStatusEvent,
-  type WhatsAppCallingApi,
-} from '../whatsapp/types.js';
+import type { WhatsAppCallingApi } from '../whatsapp/types.js';
 import type { WhatsAppCounters } from '../whatsapp/counters.js';
-import { WA_ERROR } from '../whatsapp/errors.js';
-import { BridgedCall, roundMs as round, type CallLimits } from './call-base.js';
+import { roundMs as round, type CallLimits } from './call-base.js';
+import { BusinessInitiatedCall } from './business-call.js';
 import { OUTBOUND_TRANSITIONS, type OutboundState } from './call-state.js';
 import { planOutboundTeardown, sipFinalHeaders, sipReasonHeader, type OutboundEndCause, type OutboundTeardownPlan } from './failure-map.js';
 import type { PermissionCache } from './permissions.js';
-import { carryOnAfterLostConnect } from './connect-reconciler.js';
+import { ConnectFailed, connectFailureCause } from './connect-reconciler.js';
 
 export interface OutboundCallDeps {
   media: MediaEngine;
@@ -53,25 +48,24 @@ export interface OutboundTimings {
  * status → 180 → connect webhook with WhatsApp's SDP answer → media answer → 200 OK → ACK.
  * No `accept` is sent for business-initiated calls.
  */
-export class OutboundCall extends BridgedCall<OutboundState, OutboundEndCause> {
+export class OutboundCall extends BusinessInitiatedCall<OutboundState, OutboundEndCause> {
   /** Echoed by WhatsApp in every webhook of the call: finds it before `connect` returns. */
   readonly opaque = `wa-sip-bridge:${randomUUID()}`;
-  waCallId: string | undefined;
   readonly timings: OutboundTimings;
   plan: OutboundTeardownPlan | undefined;
 
   private dialog: SipDialog | undefined;
   private ringTimer: NodeJS.Timeout | undefined;
-  private ending: Promise<void> | undefined;
-  private answering = false;
 
   constructor(
     readonly invite: IncomingInvite,
     readonly to: string,
-    readonly phoneNumberId: string,
+    phoneNumberId: string,
     private readonly deps: OutboundCallDeps,
   ) {
-    super(OUTBOUND_TRANSITIONS, 'new', 'ended', deps.log.child({ sipCallId: invite.callId, direction: 'outbound', to }), deps.now, deps.limits);
+    const log = deps.log.child({ sipCallId: invite.callId, direction: 'outbound', to });
+    const wa = { api: deps.whatsapp, phoneNumberId, to, counters: deps.counters, lostConnectGraceMs: deps.lostConnectGraceMs };
+    super(OUTBOUND_TRANSITIONS, log, deps.now, deps.limits, wa);
     this.timings = { inviteReceived: this.now() };
     invite.onCancel(() => void this.end({ kind: 'pbx-cancel' }));
   }
@@ -84,7 +78,7 @@ export class OutboundCall extends BridgedCall<OutboundState, OutboundEndCause> {
     try {
       await this.run();
     } catch (err) {
-      const cause = this.toCause(err);
+      const cause = this.causeOf(err);
       if (cause.kind === 'internal-error') this.log.error({ err }, 'outbound call failed unexpectedly');
       await this.end(cause);
     }
@@ -112,54 +106,18 @@ export class OutboundCall extends BridgedCall<OutboundState, OutboundEndCause> {
     this.ringTimer = setTimeout(() => void this.end({ kind: 'ring-timeout' }), this.deps.ringTimeoutMs);
     this.timings.connectSent = this.now();
     this.log.info({ setupMs: round(this.timings.connectSent - this.timings.inviteReceived) }, 'connect sent to WhatsApp');
-    let waCallId: string;
-    try {
-      ({ callId: waCallId } = await this.deps.whatsapp.connect(this.phoneNumberId, this.to, offer, this.opaque));
-    } catch (err) {
-      // A lost answer: WhatsApp's webhook (matched by our opaque data) may name the call anyway.
-      if (!(await carryOnAfterLostConnect(this, err, this.log, this.deps.counters, this.deps.lostConnectGraceMs))) throw new ConnectFailed(err as Error);
-      waCallId = this.waCallId!;
-    }
-    this.setWhatsAppCallId(waCallId);
-    if (this.ending) {
-      // The PBX cancelled while `connect` was in flight: the teardown ran without a call id.
-      await this.deps.whatsapp.terminate(this.phoneNumberId, waCallId).catch((err) => this.log.warn({ err }, 'terminate failed'));
-    }
+    await this.connect(offer);
   }
 
-  setWhatsAppCallId(id: string): void {
-    if (this.waCallId) return;
-    this.waCallId = id;
-    this.log = this.log.child({ waCallId: id });
+  protected whatsAppCallNamed(id: string): void {
     this.deps.onWhatsAppCallId(this, id);
   }
 
-  /** For the connect reconciler: teardown has begun. */
-  get isEnding(): boolean {
-    return this.ending !== undefined;
+  protected whatsAppRinging(): void {
+    this.invite.progress(180, 'Ringing');
   }
 
-  onStatus(ev: WaStatusEvent): void {
-    this.log.info({ status: ev.status }, 'WhatsApp call status');
-    if (this.ending) return;
-    this.setWhatsAppCallId(ev.callId);
-    if (ev.status === 'RINGING' && this.state === 'connecting') {
-      this.timings.ringing = this.now();
-      this.transition('ringing');
-      this.invite.progress(180, 'Ringing');
-    } else if (ev.status === 'REJECTED') void this.end({ kind: 'wa-rejected' });
-    // ACCEPTED "typically arrives after the call has been established": audit only.
-  }
-
-  /** The connect webhook carrying WhatsApp's SDP answer. */
-  onConnect(ev: WaConnectEvent): void {
-    if (this.ending || this.answering) return;
-    this.answering = true;
-    this.setWhatsAppCallId(ev.callId);
-    void this.answer(ev.sdp).catch((err) => void this.end(this.toCause(err)));
-  }
-
-  private async answer(waSdp: string): Promise<void> {
+  protected async whatsAppAnswered(waSdp: string): Promise<void> {
     this.timings.answerReceived = this.now();
     if (this.state === 'connecting' || this.state === 'ringing') this.transition('answering');
     const plainAnswer = await this.track(this.mediaSession!.answerFromWhatsApp(waSdp), 'media answer');
@@ -193,11 +151,7 @@ export class OutboundCall extends BridgedCall<OutboundState, OutboundEndCause> {
     const log = this.log.child({ cause: plan.label });
     log.info({ whatsapp: plan.whatsapp, sip: plan.sip.kind === 'final' ? plan.sip.final.status : plan.sip.kind }, 'ending call');
     clearTimeout(this.ringTimer);
-    const waCallId = this.waCallId;
-    const whatsapp =
-      plan.whatsapp === 'terminate' && waCallId
-        ? this.deps.whatsapp.terminate(this.phoneNumberId, waCallId).catch((err) => log.warn({ err }, 'WhatsApp terminate failed'))
-        : Promise.resolve();
+    const whatsapp = this.endWhatsAppLeg(plan.whatsapp, log);
     try {
       // Sent now; the PBX's answer to a BYE is not waited for (the dialog layer logs it).
       if (plan.sip.kind === 'final') this.invite.reject(plan.sip.final.status, plan.sip.final.reason, sipFinalHeaders(plan.sip.final));
@@ -221,23 +175,11 @@ export class OutboundCall extends BridgedCall<OutboundState, OutboundEndCause> {
     }
   }
 
-  private toCause(err: unknown): OutboundEndCause {
-    if (err instanceof ConnectFailed) {
-      const e = err.error;
-      if (e instanceof GraphApiError) {
-        if (e.code === WA_ERROR.noPermission) this.deps.permissions.invalidate(this.phoneNumberId, this.to);
-        return { kind: 'wa-api-error', action: 'connect', code: e.code, ...(e.subcode !== undefined ? { subcode: e.subcode } : {}), message: e.message };
-      }
-      return { kind: 'wa-api-error', action: 'connect', code: 0, message: e.message };
-    }
+  protected causeOf(err: unknown): OutboundEndCause {
+    if (err instanceof ConnectFailed) return connectFailureCause(err, this.deps.permissions, this.phoneNumberId, this.to);
     if (err instanceof MediaError) return { kind: 'media-error', message: err.message, beforeConnect: this.waCallId === undefined };
     return { kind: 'internal-error', message: err instanceof Error ? err.message : String(err) };
   }
 
 }
 
-class ConnectFailed extends Error {
-  constructor(readonly error: Error) {
-    super(`WhatsApp connect failed: ${error.message}`);
-  }
-}

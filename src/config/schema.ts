@@ -12,7 +12,7 @@ const hostPort = (defaultHost: string, defaultPort: number) =>
     port: z.number().int().min(0).max(65535).default(defaultPort),
   });
 
-const sipUri = z
+export const sipUri = z
   .string()
   .regex(/^sips?:[^\s]+$/i, 'must be a SIP URI such as sip:queue@pbx.example.com:5060');
 
@@ -329,13 +329,15 @@ export const configSchema = z.object({
           tokens: z.array(z.object({ name: z.string().regex(/^[\w.-]{1,40}$/, 'a short name'), token: z.string().min(16, 'at least 16 characters') })).default([]),
           /** Ended calls kept for the call view. */
           recentCalls: z.number().int().min(0).max(10_000).default(500),
+          /** Click to call (POST /admin/calls): how long the WhatsApp user may ring before the call is given up. */
+          clickToCallRingSec: z.number().positive().max(300).default(60),
         })
-        .default({ tokens: [], recentCalls: 500 }),
+        .default({ tokens: [], recentCalls: 500, clickToCallRingSec: 60 }),
     })
     .default({
       metrics: { enabled: true, token: '' },
       cdr: { file: '', maxBytes: 50 * 1024 * 1024, keep: 5, postUrl: '', postAuthorization: '', postAttempts: 5, postQueue: 10_000 },
-      admin: { tokens: [], recentCalls: 500 },
+      admin: { tokens: [], recentCalls: 500, clickToCallRingSec: 60 },
     }),
 });
 

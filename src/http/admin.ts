@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js';
 import type { BridgeMetrics } from '../ops/metrics.js';
 import type { CallTraces, TraceUpdate } from '../ops/trace.js';
 import { CALL_VIEW_HTML, LOGIN_HTML } from './callview-page.js';
+import type { ClickPlaced } from '../bridge/click-call.js';
 
 export interface AdminToken {
   name: string;
@@ -28,6 +29,11 @@ export interface AdminActions {
   hangup: (id: string, by: string) => Promise<boolean>;
   /** Re-reads the configuration and takes its routing for new calls. */
   reloadRouting: (by: string) => ReloadResult;
+  /**
+   * Click to call: `body` ({ to, extension, phoneNumberId? }, unvalidated) as posted by `by`.
+   * Resolves once WhatsApp took the call (its ids), or with the HTTP status saying why not.
+   */
+  placeCall: (body: unknown, by: string) => Promise<ClickPlaced>;
 }
 
 export interface AdminDeps {
@@ -54,6 +60,15 @@ function tokenName(tokens: AdminToken[], given: string | undefined): string | un
   let found: string | undefined;
   for (const t of tokens) if (timingSafeEqual(digest(t.token), g)) found ??= t.name;
   return found;
+}
+
+/** A request body as JSON (the server may hand it over raw), or undefined when it is not JSON. */
+function jsonBody(body: unknown): unknown {
+  try {
+    return Buffer.isBuffer(body) ? (JSON.parse(body.toString('utf8')) as unknown) : typeof body === 'string' ? (JSON.parse(body) as unknown) : body;
+  } catch {
+    return undefined;
+  }
 }
 
 function bearer(req: FastifyRequest): string | undefined {
@@ -112,14 +127,8 @@ function registerAdmin(app: AnyFastify, a: NonNullable<AdminDeps['admin']>, log:
   app.get('/admin/', async (req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(who(req) ? CALL_VIEW_HTML : LOGIN_HTML));
 
   app.post('/admin/login', async (req, reply) => {
-    const body = req.body;
-    let token: string | undefined;
-    try {
-      const parsed = Buffer.isBuffer(body) ? (JSON.parse(body.toString('utf8')) as unknown) : body;
-      if (parsed && typeof parsed === 'object' && typeof (parsed as { token?: unknown }).token === 'string') token = (parsed as { token: string }).token;
-    } catch {
-      /* not JSON: no token */
-    }
+    const parsed = jsonBody(req.body);
+    const token = parsed && typeof parsed === 'object' && typeof (parsed as { token?: unknown }).token === 'string' ? (parsed as { token: string }).token : undefined;
     const name = tokenName(a.tokens, token);
     if (!name) {
       log.warn({ ip: req.ip }, 'admin login refused');
@@ -152,6 +161,20 @@ function registerAdmin(app: AnyFastify, a: NonNullable<AdminDeps['admin']>, log:
     log.info({ admin: name, ip: req.ip, call: id }, 'admin hangs up a call');
     const ok = await a.hangup(id, name);
     return ok ? { ok: true } : reply.code(404).send({ error: 'no such live call' });
+  });
+
+  app.post('/admin/calls', async (req, reply) => {
+    const name = guard(req, reply);
+    if (!name) return reply;
+    log.info({ admin: name, ip: req.ip }, 'admin places a click-to-call');
+    const r = await a.placeCall(jsonBody(req.body), name);
+    if (r.ok) {
+      log.info({ admin: name, clickId: r.id, waCallId: r.waCallId }, 'click-to-call placed; WhatsApp is calling the user');
+      return reply.code(202).send(r);
+    }
+    log.info({ admin: name, status: r.status, label: r.label, error: r.error }, 'click-to-call not placed');
+    if (r.retryAfterSec !== undefined) void reply.header('retry-after', String(r.retryAfterSec));
+    return reply.code(r.status).send({ error: r.error, label: r.label });
   });
 
   app.post('/admin/routing/reload', async (req, reply) => {

@@ -112,7 +112,7 @@ async function select(id) {
   if (selected !== id) return;
   arrows = t.arrows;
   const c = t.summary;
-  document.getElementById('title').textContent = (c.direction === 'inbound' ? 'Inbound call from ' : 'Outbound call to ') + (c.whatsappUser || '?');
+  document.getElementById('title').textContent = (c.direction === 'inbound' ? 'Inbound call from ' : c.direction === 'click-to-call' ? 'Click-to-call to ' : 'Outbound call to ') + (c.whatsappUser || '?');
   document.getElementById('meta').textContent = 'WhatsApp call id ' + (c.waCallId || '–') + ' · SIP Call-ID ' + (c.sipCallId || '–') + (c.endedAt ? ' · ended: ' + (c.cause || '') : ' · in progress');
   document.getElementById('bodytitle').textContent = '';
   document.getElementById('body').textContent = '';

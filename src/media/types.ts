@@ -71,6 +71,22 @@ export interface MediaSession {
    */
   answerFromWhatsApp(webrtcAnswer: string): Promise<string>;
   /**
+   * Click to call (the bridge itself calls a WhatsApp user, then an extension on the PBX), step
+   * 1: a WebRTC offer for WhatsApp's `connect`, shaped exactly like `offerFromPbx`'s, made before
+   * the PBX is involved (its codecs are not known yet). Step 2 is `answerFromWhatsApp` with
+   * WhatsApp's answer: on a click-to-call session it returns the plain RTP/AVP OFFER for the
+   * INVITE to the extension (PCMU, PCMA, G.722, Opus and telephone-event, as `offerFromWhatsApp`
+   * offers); WhatsApp's leg comes up and is kept alive with silence until the PBX answers.
+   * An engine that cannot do this rejects with a MediaError whose reason is 'unsupported'.
+   */
+  offerToWhatsApp(): Promise<string>;
+  /**
+   * Click to call, step 3: the extension's plain RTP answer (its 200 OK) to the offer
+   * `answerFromWhatsApp` returned; media then flows both ways. Calling it again with the same
+   * SDP does nothing.
+   */
+  answerFromPbxToOffer(plainAnswer: string): Promise<void>;
+  /**
    * The PBX will (not) send audio from now on, as its latest SDP says (a re-INVITE putting the
    * call on hold with `a=inactive`/`a=recvonly`, or resuming it). WhatsApp drops a call after
    * about 30 s without media, so while the PBX is silent the engine must keep WhatsApp's stream

@@ -19,7 +19,7 @@ export interface MediaLegStats {
 }
 
 export interface CallRecord {
-  direction: 'inbound' | 'outbound';
+  direction: 'inbound' | 'outbound' | 'click-to-call';
   waCallId: string | undefined;
   sipCallId: string | undefined;
   phoneNumberId: string | undefined;

@@ -67,7 +67,7 @@ export class OpsHub implements CallObserver {
       }
     }
     this.deps.cdr?.write(callRecord(rec, outcome));
-    const key = rec.direction === 'inbound' ? rec.waCallId : rec.sipCallId;
+    const key = rec.key ?? (rec.direction === 'inbound' ? rec.waCallId : rec.sipCallId);
     if (key) this.deps.traces?.end(key, rec.label);
   }
 

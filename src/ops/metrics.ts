@@ -7,7 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type Direction = 'inbound' | 'outbound';
+export type Direction = 'inbound' | 'outbound' | 'click-to-call';
 /** Set-up stages timed by the bridge (seconds). */
 export type SetupStage = 'webhook_to_invite' | 'pbx_answer_to_accept' | 'pbx_invite_to_connect' | 'whatsapp_answer_to_200';
 export type WebhookOutcome = 'accepted' | 'bad_signature' | 'duplicate' | 'stale' | 'malformed' | 'unsigned';

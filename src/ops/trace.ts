@@ -27,7 +27,7 @@ export interface Arrow {
 export interface CallSummary {
   /** The call's trace id: its WhatsApp call id, or the SIP Call-ID until one is known. */
   id: string;
-  direction: 'inbound' | 'outbound';
+  direction: 'inbound' | 'outbound' | 'click-to-call';
   waCallId?: string;
   sipCallId?: string;
   /** The WhatsApp user and the PBX side, as far as known. */

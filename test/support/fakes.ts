@@ -116,7 +116,7 @@ export class FakeSip implements SipStack {
   }
 }
 
-type FakeSessionOp = 'offerFromWhatsApp' | 'answerFromPbx' | 'offerFromPbx' | 'answerFromWhatsApp' | 'close';
+type FakeSessionOp = 'offerFromWhatsApp' | 'answerFromPbx' | 'offerFromPbx' | 'answerFromWhatsApp' | 'offerToWhatsApp' | 'answerFromPbxToOffer' | 'close';
 
 export class FakeMedia implements MediaEngine {
   readonly name = 'fake';
@@ -129,6 +129,7 @@ export class FakeMedia implements MediaEngine {
     this.sessions.set(callId, rec);
     const fail = this.failOffer;
     const hang = new Set(this.hang);
+    let clicked = false;
     const op = <T>(name: FakeSessionOp, fn: () => T): Promise<T> => (hang.has(name) ? new Promise<T>(() => undefined) : Promise.resolve().then(fn));
     return {
       callId,
@@ -150,7 +151,17 @@ export class FakeMedia implements MediaEngine {
       answerFromWhatsApp: (sdp) =>
         op('answerFromWhatsApp', () => {
           rec.answers.push(sdp);
-          return plainSdp('answer-for-pbx');
+          return plainSdp(clicked ? 'offer-for-pbx' : 'answer-for-pbx');
+        }),
+      offerToWhatsApp: () =>
+        op('offerToWhatsApp', () => {
+          if (fail) throw new MediaError('rtpengine did not answer', 'fake', 'timeout');
+          clicked = true;
+          return 'webrtc-offer(click)';
+        }),
+      answerFromPbxToOffer: (sdp) =>
+        op('answerFromPbxToOffer', () => {
+          rec.answers.push(sdp);
         }),
       pbxSending: async (sending) => {
         rec.pbxSending.push(sending);

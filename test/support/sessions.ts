@@ -25,3 +25,21 @@ export async function closeAfterLeakCheck(app: RunningApp | undefined, peers: Ar
     for (const p of peers) await p?.stop();
   }
 }
+
+/**
+ * The afterEach of a bridge e2e test: the log's tail printed when the test failed, then
+ * `closeAfterLeakCheck`, then `reset` (the test's records), whatever the check found.
+ */
+export async function finishBridgeTest(
+  failed: boolean,
+  logLines: string[],
+  app: RunningApp | undefined,
+  peers: Array<{ stop(): unknown } | undefined>,
+  reset: () => void,
+): Promise<void> {
+  if (failed) process.stderr.write(logLines.slice(-80).join(''));
+  await closeAfterLeakCheck(app, peers).finally(() => {
+    logLines.length = 0;
+    reset();
+  });
+}

@@ -9,6 +9,7 @@ function server(opts: { metricsToken?: string } = {}) {
   const traces = new CallTraces();
   const hungUp: Array<[string, string]> = [];
   const reloads: string[] = [];
+  const placed: Array<[unknown, string]> = [];
   const metrics = new BridgeMetrics({ processMetrics: false });
   const app = Fastify();
   registerOps(app, {
@@ -29,9 +30,16 @@ function server(opts: { metricsToken?: string } = {}) {
         reloads.push(by);
         return reloads.length === 1 ? { ok: true } : { ok: false, error: 'routing.default: Invalid SIP URI' };
       },
+      placeCall: async (body, by) => {
+        placed.push([body, by]);
+        const to = (body as { to?: string } | undefined)?.to;
+        if (to === '15550001111') return { ok: true, id: 'c2c-1', waCallId: 'wacid.c2c' };
+        if (to === '15550002222') return { ok: false, status: 429, error: 'at its limit', label: 'refused-over-capacity', retryAfterSec: 5 };
+        return { ok: false, status: 403, error: 'no call permission', label: 'wa-no-permission' };
+      },
     },
   });
-  return { app, traces, hungUp, metrics, reloads };
+  return { app, traces, hungUp, metrics, reloads, placed };
 }
 
 describe('admin API', () => {
@@ -41,6 +49,7 @@ describe('admin API', () => {
       ['GET', '/admin/calls'],
       ['GET', '/admin/calls/x'],
       ['POST', '/admin/calls/x/hangup'],
+      ['POST', '/admin/calls'],
       ['GET', '/admin/events'],
     ] as const) {
       expect((await app.inject({ method, url })).statusCode, url).toBe(401);
@@ -61,6 +70,22 @@ describe('admin API', () => {
     expect((await app.inject({ method: 'POST', url: '/admin/calls/wacid.1/hangup', headers: auth })).statusCode).toBe(200);
     expect(hungUp).toEqual([['wacid.1', 'crm']]);
     expect((await app.inject({ method: 'POST', url: '/admin/calls/nope/hangup', headers: auth })).statusCode).toBe(404);
+  });
+
+  it('places a click-to-call with the body and the token name, and answers 202 or the refusal', async () => {
+    const { app, placed } = server();
+    const auth = { authorization: 'Bearer secret-token-2', 'content-type': 'application/json' };
+    const ok = await app.inject({ method: 'POST', url: '/admin/calls', headers: auth, payload: { to: '15550001111', extension: '2001' } });
+    expect(ok.statusCode).toBe(202);
+    expect(ok.json()).toEqual({ ok: true, id: 'c2c-1', waCallId: 'wacid.c2c' });
+    expect(placed[0]).toEqual([{ to: '15550001111', extension: '2001' }, 'crm']);
+    const busy = await app.inject({ method: 'POST', url: '/admin/calls', headers: auth, payload: { to: '15550002222', extension: '2001' } });
+    expect([busy.statusCode, busy.headers['retry-after'], busy.json().label]).toEqual([429, '5', 'refused-over-capacity']);
+    const denied = await app.inject({ method: 'POST', url: '/admin/calls', headers: auth, payload: { to: '15550003333', extension: '2001' } });
+    expect([denied.statusCode, denied.json().error]).toEqual([403, 'no call permission']);
+    // Not JSON: the action gets `undefined` (and refuses it), never a parse exception.
+    await app.inject({ method: 'POST', url: '/admin/calls', headers: { ...auth, 'content-type': 'text/plain' }, payload: '{oops' });
+    expect(placed.length).toBe(4);
   });
 
   it('reloads the routing on request, and says why when the new config is refused', async () => {

@@ -1,9 +1,10 @@
 /**
- * (Over 400 lines on purpose: the offer/answer API of both call directions and the packet
- * routing share one call's negotiated state; the parts with their own state live beside it.)
+ * (Over 400 lines on purpose: the offer/answer API of all three call directions (inbound,
+ * outbound, click to call) and the packet routing share one call's negotiated state; the parts
+ * with their own state live beside it.)
  *
- * One call's media in the embedded engine: the MediaSession API (offer/answer in both call
- * directions), composing the WhatsApp leg (whatsapp-leg.ts), the PBX leg (pbx-leg.ts), the two
+ * One call's media in the embedded engine: the MediaSession API (offer/answer in every call
+ * direction), composing the WhatsApp leg (whatsapp-leg.ts), the PBX leg (pbx-leg.ts), the two
  * transcoding pipelines (transcode.ts), Opus pass-through (passthrough.ts), the RFC 4733 relays
  * (rtp.ts) and the keep-alive (keepalive.ts), which the engine's one 20 ms clock drives (tick).
  *
@@ -83,10 +84,14 @@ export class EmbeddedSession implements MediaSession {
   private queue: Promise<unknown> = Promise.resolve();
 
   // negotiation
-  private direction: 'inbound' | 'outbound' | undefined;
+  /** click: business-initiated from the bridge itself (click to call), no PBX offer at the start. */
+  private direction: 'inbound' | 'outbound' | 'click' | undefined;
   private waOpusPt = WHATSAPP_OPUS_PT;
   private waTePt: number | undefined = WHATSAPP_TE_PT;
   private whatsAppAnswer: string | undefined;
+  /** Click to call: WhatsApp's answer to our offer, once applied, and our plain offer for the extension. */
+  private waAnswerIn: string | undefined;
+  private clickPlainOffer: string | undefined;
   private outboundOffer: string | undefined;
   private lastPbxSdp: string | undefined;
   private pbxPlain: PlainMedia | undefined;
@@ -384,18 +389,7 @@ export class EmbeddedSession implements MediaSession {
       const wa = this.wa;
       if (this.direction !== 'inbound' || !wa) throw new MediaError('answerFromPbx before offerFromWhatsApp', ENGINE, 'no offer');
       if (this.whatsAppAnswer && plainAnswer === this.lastPbxSdp) return this.whatsAppAnswer;
-      let plain: PlainMedia;
-      try {
-        plain = parsePlain(plainAnswer);
-      } catch (err) {
-        throw this.fail('unusable PBX answer', 'sdp', err);
-      }
-      const codec = pickCodec(plain.codecs, this.engine.opts.pbxCodecs ?? DEFAULT_CODECS);
-      if (!codec) throw new MediaError(`PBX answer has no codec we offered (${plain.codecs.map((c) => c.name).join(',')})`, ENGINE, 'codec');
-      const tePt = plain.codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.rate === 8000)?.pt;
-      this.setPbxRemote(plain);
-      this.selectSendCodec(codec, tePt);
-      this.lastPbxSdp = plainAnswer;
+      this.takePbxAnswer(plainAnswer);
       if (this.whatsAppAnswer) return this.whatsAppAnswer; // accept SDP == pre_accept SDP
 
       let sdp: string;
@@ -412,13 +406,64 @@ export class EmbeddedSession implements MediaSession {
     });
   }
 
+  /** The PBX's answer to our plain offer: where it is, and the codec we send it. */
+  private takePbxAnswer(plainAnswer: string): void {
+    let plain: PlainMedia;
+    try {
+      plain = parsePlain(plainAnswer);
+    } catch (err) {
+      throw this.fail('unusable PBX answer', 'sdp', err);
+    }
+    const codec = pickCodec(plain.codecs, this.engine.opts.pbxCodecs ?? DEFAULT_CODECS);
+    if (!codec) throw new MediaError(`PBX answer has no codec we offered (${plain.codecs.map((c) => c.name).join(',')})`, ENGINE, 'codec');
+    const tePt = plain.codecs.find((c) => c.name.toLowerCase() === 'telephone-event' && c.rate === 8000)?.pt;
+    this.setPbxRemote(plain);
+    this.selectSendCodec(codec, tePt);
+    this.lastPbxSdp = plainAnswer;
+  }
+
+  /** The WhatsApp leg with Meta's codec profile, and its WebRTC offer shaped for `connect`. */
+  private async offerWhatsAppLeg(): Promise<string> {
+    const wa = this.openWhatsAppLeg({ opusPt: WHATSAPP_OPUS_PT, opusFmtp: WHATSAPP_OPUS_FMTP, tePt: WHATSAPP_TE_PT });
+    let sdp: string;
+    try {
+      sdp = shapeWebRtcSdp(await wa.localDescription('offer'), 'actpass');
+    } catch (err) {
+      throw this.fail('WebRTC offer failed', 'webrtc', err);
+    }
+    this.outboundOffer = sdp;
+    return sdp;
+  }
+
+  // ---------------------------------------------------------------- MediaSession: click to call
+
+  offerToWhatsApp(): Promise<string> {
+    return this.serial(async () => {
+      this.assertOpen();
+      if (this.outboundOffer && this.direction === 'click') return this.outboundOffer;
+      if (this.direction) throw new MediaError(`offerToWhatsApp on a session already used (${this.direction})`, ENGINE, 'state');
+      this.direction = 'click';
+      await this.openPbxPorts();
+      return this.offerWhatsAppLeg();
+    });
+  }
+
+  answerFromPbxToOffer(plainAnswer: string): Promise<void> {
+    return this.serial(async () => {
+      this.assertOpen();
+      if (this.direction !== 'click' || !this.waAnswerIn) throw new MediaError('answerFromPbxToOffer before answerFromWhatsApp', ENGINE, 'no offer');
+      if (plainAnswer === this.lastPbxSdp) return;
+      this.takePbxAnswer(plainAnswer);
+    });
+  }
+
   // ---------------------------------------------------------------- MediaSession: outbound
 
   offerFromPbx(plainOffer: string): Promise<string> {
     return this.serial(async () => {
       this.assertOpen();
-      if (this.outboundOffer) return this.outboundOffer;
-      if (this.direction) throw new MediaError('offerFromPbx on an inbound session', ENGINE, 'state');
+      if (this.outboundOffer && this.direction === 'outbound') return this.outboundOffer;
+      if (this.direction) throw new MediaError(`offerFromPbx on a session already used (${this.direction})`, ENGINE, 'state');
       this.direction = 'outbound';
       let plain: PlainMedia;
       try {
@@ -432,16 +477,7 @@ export class EmbeddedSession implements MediaSession {
       this.setPbxRemote(plain);
       this.selectSendCodec(codec, plain.tePt);
       await this.openPbxPorts();
-
-      const wa = this.openWhatsAppLeg({ opusPt: WHATSAPP_OPUS_PT, opusFmtp: WHATSAPP_OPUS_FMTP, tePt: WHATSAPP_TE_PT });
-      let sdp: string;
-      try {
-        sdp = shapeWebRtcSdp(await wa.localDescription('offer'), 'actpass');
-      } catch (err) {
-        throw this.fail('WebRTC offer failed', 'webrtc', err);
-      }
-      this.outboundOffer = sdp;
-      return sdp;
+      return this.offerWhatsAppLeg();
     });
   }
 
@@ -449,8 +485,13 @@ export class EmbeddedSession implements MediaSession {
     return this.serial(async () => {
       this.assertOpen();
       const port = this.pbx.port;
-      if (this.direction !== 'outbound' || !this.wa || !this.pbxOffer || !this.sendCodec || port === undefined) {
-        throw new MediaError('answerFromWhatsApp before offerFromPbx', ENGINE, 'no offer');
+      const click = this.direction === 'click';
+      if (click && this.waAnswerIn) {
+        if (webrtcAnswer !== this.waAnswerIn) throw new MediaError('a second, different WhatsApp answer', ENGINE, 'state');
+        return this.plainOfferToPbx(port!);
+      }
+      if (!this.wa || port === undefined || (!click && (this.direction !== 'outbound' || !this.pbxOffer || !this.sendCodec))) {
+        throw new MediaError('answerFromWhatsApp before an offer to WhatsApp', ENGINE, 'no offer');
       }
       try {
         const info = webRtcCodecs(webrtcAnswer);
@@ -462,9 +503,20 @@ export class EmbeddedSession implements MediaSession {
         throw this.fail('werift rejected the WhatsApp answer', 'sdp', err);
       }
       this.waTimer.arm(performance.now());
+      if (click) {
+        this.waAnswerIn = webrtcAnswer;
+        return this.plainOfferToPbx(port);
+      }
       const o = this.engine.opts;
-      return writePlainAnswer(o.rtpAdvertiseHost, port, this.sendCodec, this.pbxOffer.tePt, this.pbxOffer.direction);
+      return writePlainAnswer(o.rtpAdvertiseHost, port, this.sendCodec!, this.pbxOffer!.tePt, this.pbxOffer!.direction);
     });
+  }
+
+  /** Click to call: our plain offer for the extension, as for an inbound call (Opus first on WhatsApp's PT); the same every time. */
+  private plainOfferToPbx(port: number): string {
+    const o = this.engine.opts;
+    this.clickPlainOffer ??= writePlainOffer(o.rtpAdvertiseHost, port, o.pbxCodecs ?? DEFAULT_CODECS, this.waOpusPt);
+    return this.clickPlainOffer;
   }
 
   // ---------------------------------------------------------------- teardown

@@ -11,18 +11,13 @@ import { FailureSignal, WhatsAppMediaTimer } from '../watchdog.js';
 import { RtpengineWatch, type WatchOptions } from './watchdog.js';
 import type { Logger } from 'pino';
 import { MediaError, type EngineReadiness, type MediaFailure, type MediaEngine, type MediaSession } from '../types.js';
-import { checkWhatsAppAnswer, checkWhatsAppOffer, sameSdpIgnoringVersion } from '../whatsapp-profile.js';
+import { checkWhatsAppAnswer, sameSdpIgnoringVersion } from '../whatsapp-profile.js';
 import { pbxSdpProblem } from '../pbx-sdp.js';
 import { sdpSizeProblem } from '../sdp-limits.js';
 import { KEEPALIVE_SILENCE, KEEPALIVE_REPEAT_TIMES } from './keepalive.js';
 import { DELETE_NOW, PBX_ANSWER_TO_WHATSAPP, PBX_OFFER_TO_WHATSAPP, WHATSAPP_ANSWER_TO_PBX, WHATSAPP_OFFER_TO_PBX } from './flags.js';
-import {
-  cleanPlainOffer,
-  finishWhatsAppAnswer,
-  finishWhatsAppOffer,
-  iceLiteIntoMedia,
-  relabelTelephoneEvent,
-} from './sdp-post.js';
+import { checkedWhatsAppOffer, cleanPlainOffer, finishWhatsAppAnswer, iceLiteIntoMedia, whatsAppAnswerForNg } from './sdp-post.js';
+import { offerForExtension, placeholderPbxOffer, sameWhatsAppLeg } from './click.js';
 
 const ENGINE = 'rtpengine';
 
@@ -67,8 +62,11 @@ class RtpengineSession implements MediaSession {
   private webrtcOffer: string | undefined;
   private lastPbxAnswer: string | undefined;
   private whatsAppAnswer: string | undefined;
-  /** Which call direction the session was opened for (by its first offer). */
-  private direction: 'inbound' | 'outbound' | undefined;
+  /** Which call direction the session was opened for (by its first offer); click: click to call (./click.ts). */
+  private direction: 'inbound' | 'outbound' | 'click' | undefined;
+  /** Click to call: our first WebRTC offer, and the extension's answer last given to rtpengine. */
+  private clickOffer: string | undefined;
+  private lastExtensionAnswer: string | undefined;
   private pbxAnswer: string | undefined;
   private lastWhatsAppAnswer: string | undefined;
   private closing: Promise<void> | undefined;
@@ -182,26 +180,47 @@ class RtpengineSession implements MediaSession {
       });
       this.target = target;
       this.direction = 'outbound';
-      let sdp: string;
-      try {
-        sdp = finishWhatsAppOffer(String(reply['sdp'] ?? ''));
-      } catch (err) {
-        throw new MediaError(`rtpengine offer unusable for WhatsApp: ${(err as Error).message}`, ENGINE, 'sdp rules');
-      }
-      const violations = checkWhatsAppOffer(sdp);
-      if (violations.length > 0) {
-        throw new MediaError(`rtpengine offer breaks WhatsApp rules: ${violations.join('; ')}`, ENGINE, 'sdp rules');
-      }
       this.log.debug({ callId: this.callId, rtpengine: `${target.host}:${target.port}` }, 'rtpengine outbound offer done');
-      return sdp;
+      return checkedWhatsAppOffer(String(reply['sdp'] ?? ''));
+    });
+  }
+
+  /** Click to call, step 1 (./click.ts): a WebRTC offer for `connect` against a placeholder PBX. */
+  offerToWhatsApp(): Promise<string> {
+    return this.serial(async () => {
+      if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+      if (this.direction) throw new MediaError(`offerToWhatsApp on a session already used (${this.direction})`, ENGINE, 'direction');
+      const { target, reply } = await this.engine.offerAnyTarget({ ...PBX_OFFER_TO_WHATSAPP, 'call-id': this.callId, 'from-tag': this.fromTag, sdp: placeholderPbxOffer() });
+      this.target = target;
+      this.direction = 'click';
+      this.clickOffer = checkedWhatsAppOffer(String(reply['sdp'] ?? ''));
+      return this.clickOffer;
+    });
+  }
+
+  /** Click to call, step 3 (./click.ts): the extension's answer as a re-offer, then WhatsApp's answer again. */
+  answerFromPbxToOffer(plainAnswer: string): Promise<void> {
+    return this.serial(async () => {
+      if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+      const target = this.target;
+      const waAnswer = this.lastWhatsAppAnswer;
+      if (this.direction !== 'click' || !target || !waAnswer) throw new MediaError('answerFromPbxToOffer before answerFromWhatsApp', ENGINE, 'no offer');
+      if (plainAnswer === this.lastExtensionAnswer) return;
+      checkPbxSdp(plainAnswer, 'answer');
+      const ids = { 'call-id': this.callId, 'from-tag': this.fromTag };
+      const reoffer = await this.engine.ng.request(target, 'offer', { ...PBX_OFFER_TO_WHATSAPP, ...ids, sdp: plainAnswer });
+      if (!sameWhatsAppLeg(this.clickOffer!, checkedWhatsAppOffer(String(reoffer['sdp'] ?? '')))) throw new MediaError('rtpengine changed the WhatsApp leg on the re-offer', ENGINE, 'renegotiation');
+      await this.engine.ng.request(target, 'answer', { ...WHATSAPP_ANSWER_TO_PBX, ...ids, 'to-tag': this.toTag, sdp: whatsAppAnswerForNg(waAnswer) });
+      this.lastExtensionAnswer = plainAnswer;
+      await this.setKeepAlive(false);
     });
   }
 
   answerFromWhatsApp(webrtcAnswer: string): Promise<string> {
     return this.serial(async () => {
       if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
-      if (!this.target || this.direction !== 'outbound') {
-        throw new MediaError('answerFromWhatsApp before offerFromPbx', ENGINE, 'no offer');
+      if (!this.target || (this.direction !== 'outbound' && this.direction !== 'click')) {
+        throw new MediaError('answerFromWhatsApp before an offer to WhatsApp', ENGINE, 'no offer');
       }
       // A redelivered connect webhook: the same answer gives the same PBX SDP, no new ng answer.
       if (this.pbxAnswer && webrtcAnswer === this.lastWhatsAppAnswer) return this.pbxAnswer;
@@ -211,14 +230,14 @@ class RtpengineSession implements MediaSession {
         'call-id': this.callId,
         'from-tag': this.fromTag,
         'to-tag': this.toTag,
-        // WhatsApp's PTs (111, 126) pass unchanged: rtpengine adopts the answer's numbering.
-        // Its telephone-event/8000 is relabelled /48000 so that it matches the
-        // telephone-event/48000 rtpengine offered with Opus (see relabelTelephoneEvent).
-        sdp: relabelTelephoneEvent(iceLiteIntoMedia(webrtcAnswer), 8000, 48000),
+        sdp: whatsAppAnswerForNg(webrtcAnswer),
       });
       this.lastWhatsAppAnswer = webrtcAnswer;
-      this.pbxAnswer = cleanPlainOffer(String(reply['sdp'] ?? ''));
+      const click = this.direction === 'click';
+      // Click to call: rtpengine answered the placeholder; the extension gets an offer.
+      this.pbxAnswer = click ? offerForExtension(String(reply['sdp'] ?? '')) : cleanPlainOffer(String(reply['sdp'] ?? ''));
       this.armWatch();
+      if (click) await this.setKeepAlive(true); // nobody sends to WhatsApp while the extension rings
       return this.pbxAnswer;
     });
   }
@@ -230,32 +249,35 @@ class RtpengineSession implements MediaSession {
    * once would interleave two streams into WhatsApp's). Failures are logged, never thrown.
    */
   pbxSending(sending: boolean): Promise<void> {
-    return this.serial(async () => {
-      if (this.closing || !this.target || !this.direction) return;
-      if (this.keepAlive === !sending) return;
-      // WhatsApp's leg: the offerer's (from-tag) on inbound calls, the answerer's on outbound.
-      const waTag = this.direction === 'inbound' ? this.fromTag : this.toTag;
-      try {
-        if (!sending) {
-          await this.engine.ng.request(this.target, 'playMedia', {
-            'call-id': this.callId,
-            'from-tag': waTag,
-            blob: KEEPALIVE_SILENCE,
-            'repeat-times': KEEPALIVE_REPEAT_TIMES,
-          });
-        } else {
-          await this.engine.ng.request(this.target, 'stopMedia', { 'call-id': this.callId, 'from-tag': waTag });
-        }
-        this.keepAlive = !sending;
-        this.log.info({ callId: this.callId, keepAlive: this.keepAlive }, sending ? 'rtpengine keep-alive silence stopped' : 'rtpengine keep-alive silence playing to WhatsApp');
-      } catch (err) {
-        if (sending && err instanceof MediaError && /not currently playing/i.test(err.reason ?? '')) {
-          this.keepAlive = false; // it ended on its own
-          return;
-        }
-        this.log.warn({ callId: this.callId, err: (err as Error).message }, 'rtpengine keep-alive change failed');
+    return this.serial(() => this.setKeepAlive(!sending));
+  }
+
+  private async setKeepAlive(on: boolean): Promise<void> {
+    const sending = !on;
+    if (this.closing || !this.target || !this.direction) return;
+    if (this.keepAlive === !sending) return;
+    // WhatsApp's leg: the offerer's (from-tag) on inbound calls, the answerer's on outbound.
+    const waTag = this.direction === 'inbound' ? this.fromTag : this.toTag;
+    try {
+      if (!sending) {
+        await this.engine.ng.request(this.target, 'playMedia', {
+          'call-id': this.callId,
+          'from-tag': waTag,
+          blob: KEEPALIVE_SILENCE,
+          'repeat-times': KEEPALIVE_REPEAT_TIMES,
+        });
+      } else {
+        await this.engine.ng.request(this.target, 'stopMedia', { 'call-id': this.callId, 'from-tag': waTag });
       }
-    });
+      this.keepAlive = !sending;
+      this.log.info({ callId: this.callId, keepAlive: this.keepAlive }, sending ? 'rtpengine keep-alive silence stopped' : 'rtpengine keep-alive silence playing to WhatsApp');
+    } catch (err) {
+      if (sending && err instanceof MediaError && /not currently playing/i.test(err.reason ?? '')) {
+        this.keepAlive = false; // it ended on its own
+        return;
+      }
+      this.log.warn({ callId: this.callId, err: (err as Error).message }, 'rtpengine keep-alive change failed');
+    }
   }
 
   close(): Promise<void> {

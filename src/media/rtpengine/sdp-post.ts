@@ -3,7 +3,8 @@
  */
 import { parse, write, type MediaAttributes, type SessionDescription } from 'sdp-transform';
 import { PBX_STRIP_MEDIA_ATTRS, PBX_STRIP_SESSION_ATTRS } from './flags.js';
-import { WHATSAPP_OPUS_PT, WHATSAPP_TE_FMTP, WHATSAPP_TE_PT, WHATSAPP_TE_RATE } from '../whatsapp-profile.js';
+import { checkWhatsAppOffer, WHATSAPP_OPUS_PT, WHATSAPP_TE_FMTP, WHATSAPP_TE_PT, WHATSAPP_TE_RATE } from '../whatsapp-profile.js';
+import { MediaError } from '../types.js';
 
 /** sdp-transform's property for an attribute name (undefined: it lands in `invalid`). */
 const ATTR_KEY: Record<string, string> = {
@@ -217,4 +218,26 @@ export function finishWhatsAppOffer(rtpengineOffer: string): string {
   if (audio.mid === undefined) audio.mid = '0';
   s.groups = [{ type: 'BUNDLE', mids: String(audio.mid) }];
   return write(s);
+}
+
+/** rtpengine's WebRTC offer (outbound call, click to call) finished and checked: a MediaError if WhatsApp would refuse it. */
+export function checkedWhatsAppOffer(rtpengineOffer: string): string {
+  let sdp: string;
+  try {
+    sdp = finishWhatsAppOffer(rtpengineOffer);
+  } catch (err) {
+    throw new MediaError(`rtpengine offer unusable for WhatsApp: ${(err as Error).message}`, 'rtpengine', 'sdp rules');
+  }
+  const violations = checkWhatsAppOffer(sdp);
+  if (violations.length > 0) throw new MediaError(`rtpengine offer breaks WhatsApp rules: ${violations.join('; ')}`, 'rtpengine', 'sdp rules');
+  return sdp;
+}
+
+/**
+ * WhatsApp's answer as rtpengine reads it: PTs 111 and 126 unchanged (rtpengine adopts the
+ * answer's numbering); telephone-event/8000 relabelled /48000 to match the telephone-event/48000
+ * rtpengine offered with Opus (see relabelTelephoneEvent).
+ */
+export function whatsAppAnswerForNg(webrtcAnswer: string): string {
+  return relabelTelephoneEvent(iceLiteIntoMedia(webrtcAnswer), 8000, 48000);
 }
