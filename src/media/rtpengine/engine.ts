@@ -292,7 +292,7 @@ class RtpengineEngine implements MediaEngine {
   ) {
     this.targets = opts.ng.map((t) => ({ host: t.host, port: t.port }));
     this.ng = new NgClient(opts.timeoutMs ?? 2000, log);
-    this.watch = new RtpengineWatch(this.ng, () => this.sessions, log, opts.watch);
+    this.watch = new RtpengineWatch(this.ng, () => this.sessions, log, opts.watch, this.targets);
   }
 
   async pingAll(): Promise<void> {
@@ -310,17 +310,23 @@ class RtpengineEngine implements MediaEngine {
     }
   }
 
-  /** `offer` on the next rtpengine in turn; a timed-out one is skipped for the next. */
+  /**
+   * `offer` on the next healthy rtpengine in turn (round-robin; one that missed its last
+   * watchdog ping or timed out on its last offer goes last). A timed-out one is skipped for the
+   * next, and for new calls until it answers a ping.
+   */
   async offerAnyTarget(params: NgMessage): Promise<{ target: NgTarget; reply: NgMessage }> {
     let lastErr: MediaError | undefined;
     const start = this.next++ % this.targets.length;
-    for (let i = 0; i < this.targets.length; i++) {
-      const target = this.targets[(start + i) % this.targets.length]!;
+    const turn = this.targets.map((_, i) => this.targets[(start + i) % this.targets.length]!);
+    const order = [...turn.filter((t) => this.watch.healthy(t)), ...turn.filter((t) => !this.watch.healthy(t))];
+    for (const target of order) {
       try {
         return { target, reply: await this.ng.request(target, 'offer', params) };
       } catch (err) {
         if (!(err instanceof MediaError) || err.reason !== 'timeout') throw err;
         lastErr = err;
+        this.watch.offerTimedOut(target);
         this.log.warn({ rtpengine: `${target.host}:${target.port}` }, 'rtpengine offer timed out, trying the next one');
         // It may have created the call after all: ask it to drop it, without waiting.
         void this.ng

@@ -6,6 +6,8 @@
  *   gets `engine-dead` too.
  * - A session whose WhatsApp-side packet counters (from `query`) stop moving for the WhatsApp
  *   media timeout gets `whatsapp-media-timeout`.
+ * - Every configured rtpengine is pinged each round, sessions or not: one that missed its last
+ *   ping (or whose last offer timed out) is not `healthy` and gets no new calls until it answers.
  * One round at a time; a round never throws.
  */
 import type { Logger } from 'pino';
@@ -47,6 +49,8 @@ export function tagPackets(reply: NgMessage, tag: string): number | undefined {
 export class RtpengineWatch {
   private readonly timer: NodeJS.Timeout;
   private readonly misses = new Map<string, number>();
+  /** rtpengines whose last offer timed out: skipped for new calls until a ping answers. */
+  private readonly suspect = new Set<string>();
   /** WhatsApp-side packets at the last sign of media, per session. */
   private readonly lastPackets = new WeakMap<WatchedSession, { packets: number; at: number }>();
   private running = false;
@@ -57,6 +61,8 @@ export class RtpengineWatch {
     private readonly sessions: () => Iterable<WatchedSession>,
     private readonly log: Logger,
     opts: WatchOptions = {},
+    /** Every configured rtpengine: pinged each round even with no session, so new calls skip a dead one. */
+    private readonly configured: readonly NgTarget[] = [],
   ) {
     this.deadAfter = opts.deadAfterMisses ?? 2;
     this.timer = setInterval(() => void this.round(), opts.intervalMs ?? 2000);
@@ -68,13 +74,15 @@ export class RtpengineWatch {
     this.running = true;
     try {
       const live = [...this.sessions()].filter((s) => s.target && !s.failure.failure);
-      const targets = new Map(live.map((s) => [key(s.target!), s.target!]));
+      const targets = new Map([...this.configured, ...live.map((s) => s.target!)].map((t) => [key(t), t]));
       const dead = new Set<string>();
       await Promise.all(
         [...targets.values()].map(async (t) => {
           try {
             await this.ng.request(t, 'ping');
+            if (this.misses.has(key(t)) || this.suspect.has(key(t))) this.log.info({ rtpengine: key(t) }, 'rtpengine answers again');
             this.misses.delete(key(t));
+            this.suspect.delete(key(t));
           } catch (err) {
             const n = (this.misses.get(key(t)) ?? 0) + 1;
             this.misses.set(key(t), n);
@@ -96,6 +104,16 @@ export class RtpengineWatch {
     } finally {
       this.running = false;
     }
+  }
+
+  /** Whether new calls may go to `t`: it answered its last ping and its last offer. */
+  healthy(t: NgTarget): boolean {
+    return !this.misses.has(key(t)) && !this.suspect.has(key(t));
+  }
+
+  /** An offer to `t` timed out: skip it for new calls until it answers a ping. */
+  offerTimedOut(t: NgTarget): void {
+    this.suspect.add(key(t));
   }
 
   private async query(s: WatchedSession): Promise<void> {
