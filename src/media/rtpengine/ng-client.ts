@@ -9,10 +9,15 @@ import { MediaError } from '../types.js';
 
 const ENGINE = 'rtpengine';
 
-type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping' | 'query' | 'playMedia' | 'stopMedia';
+export type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping' | 'query' | 'playMedia' | 'stopMedia';
 
 /** Thin typed wrapper: timeouts, error-reason and transport errors all become MediaError. */
+/** Told of every ng round trip (the load bench times rtpengine's share of a call set-up). */
+export type NgObserver = (command: Command, callId: string | undefined, ms: number, ok: boolean) => void;
+
 export class NgClient {
+  /** Optional; one call per request, after its reply or failure. */
+  observer: NgObserver | undefined;
   private readonly client: InstanceType<typeof rtpengineClient.Client>;
   private closed = false;
 
@@ -33,6 +38,7 @@ export class NgClient {
       // Backstop in case the client's own timer never fires (e.g. a send error path).
       reply = await withTimeout(this.client[command](target, params), this.timeoutMs + 100);
     } catch (err) {
+      this.observer?.(command, params['call-id'] as string | undefined, performance.now() - started, false);
       const msg = err instanceof Error ? err.message : String(err);
       const timeout = msg.includes('timeout');
       throw new MediaError(
@@ -42,6 +48,7 @@ export class NgClient {
       );
     }
     const ms = performance.now() - started;
+    this.observer?.(command, params['call-id'] as string | undefined, ms, reply['result'] === 'ok' || reply['result'] === 'pong');
     if (reply['result'] === 'error') {
       const reason = String(reply['error-reason'] ?? 'unknown error');
       throw new MediaError(`rtpengine ${command} failed: ${reason}`, ENGINE, reason);
