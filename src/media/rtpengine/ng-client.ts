@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import { MediaError } from '../types.js';
 
 const ENGINE = 'rtpengine';
+/** The ng socket's receive buffer (the kernel caps it at net.core.rmem_max). */
+const NG_RECV_BUFFER = 4 * 1024 * 1024;
 
 export type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping' | 'query' | 'playMedia' | 'stopMedia';
 
@@ -28,6 +30,16 @@ export class NgClient {
     this.client = new rtpengineClient.Client({ localAddress: '0.0.0.0', timeout: timeoutMs });
     // Late replies after a timeout and socket errors are emitted as 'error': log, never crash.
     this.client.on('error', (err: unknown) => this.log.debug({ err: String(err) }, 'rtpengine ng client event'));
+    // Replies carry SDP (~1.5 kB): the default 208 kB receive buffer holds ~140 of them, and a
+    // burst of set-ups (or a busy event loop) overflowed it: replies dropped, offers timed out.
+    const socket = (this.client as unknown as { socket?: import('node:dgram').Socket }).socket;
+    socket?.once('listening', () => {
+      try {
+        socket.setRecvBufferSize(NG_RECV_BUFFER);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'rtpengine ng socket: cannot enlarge the receive buffer');
+      }
+    });
   }
 
   async request(target: NgTarget, command: Command, params: NgMessage = {}): Promise<NgMessage> {
