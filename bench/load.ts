@@ -13,11 +13,13 @@
  *
  *   npx tsx bench/load.ts [--cps 100] [--calls 1000] [--hold-sec 2] [--direction inbound|outbound|both]
  *                         [--engine rtpengine|embedded|both]   (embedded: a smaller run, ≤10/s, ≤60 calls)
+ *                         [--guard N]   keep calls.maxSetupsPerSec at N (overload: --cps 2N --guard N)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import type { EndedCallRecord } from '../src/bridge/bridge.js';
 import type { NgClient } from '../src/media/rtpengine/ng-client.js';
 import { startRtpengine, type RtpengineDaemon } from '../test/harness/rtpengine.js';
@@ -32,6 +34,8 @@ const { values: a } = parseArgs({
     'hold-sec': { type: 'string', default: '2' },
     direction: { type: 'string', default: 'both' },
     engine: { type: 'string', default: 'both' },
+    /** calls.maxSetupsPerSec as in production (the overload check), instead of lifting it. */
+    guard: { type: 'string' },
   },
 });
 const CPS = Number(a.cps);
@@ -75,7 +79,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   const pbx = direction === 'inbound' ? await sippPbx(calls, HOLD) : undefined;
   // The capacity guard and the SIP front door, lifted as far as the bench needs (2x its rate and
   // its concurrency), so that what limits the run is the bridge's own capacity.
-  const guard = { maxSetupsPerSec: cps * 2, maxConcurrent: Math.max(1000, Math.ceil(cps * (HOLD + 2) * 2)) };
+  const guard = { maxSetupsPerSec: a.guard ? Number(a.guard) : cps * 2, maxConcurrent: Math.max(1000, Math.ceil(cps * (HOLD + 2) * 2)) };
   const sipLimits = { ratePerSec: Math.max(200, cps * 10), rateBurst: Math.max(400, cps * 20) };
   const b = await startBridgeOnly({
     label,
@@ -91,7 +95,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
       outbound: { enabled: true, allowFrom: ['127.0.0.3/32'], dialPrefix: '9', phoneNumberId: '1', permissionCacheSec: 3600 },
     },
   });
-  console.log(`[${label}] capacity guard lifted: calls.maxSetupsPerSec=${guard.maxSetupsPerSec}, calls.maxConcurrent=${guard.maxConcurrent}; sip.limits.ratePerSec=${sipLimits.ratePerSec}, rateBurst=${sipLimits.rateBurst}`);
+  console.log(`[${label}] capacity guard ${a.guard ? 'set' : 'lifted'}: calls.maxSetupsPerSec=${guard.maxSetupsPerSec}, calls.maxConcurrent=${guard.maxConcurrent}; sip.limits.ratePerSec=${sipLimits.ratePerSec}, rateBurst=${sipLimits.rateBurst}`);
   const app = b.app;
   const webhookUrl = `${app.url}/webhook`;
   driver.child.send({ type: 'outbound', url: webhookUrl });
@@ -115,9 +119,15 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   const heapBase = process.memoryUsage().heapUsed;
   let rssPeak = rssBase;
   let heapAtPeak = heapBase;
+  let snapped = false;
   const sampler = setInterval(() => {
     const m = process.memoryUsage();
     if (app.bridge.activeCalls > peak) heapAtPeak = m.heapUsed;
+    // BENCH_HEAPSNAP=<calls>: one heap snapshot when that many calls are up (finding per-call memory).
+    if (process.env.BENCH_HEAPSNAP && !snapped && app.bridge.activeCalls >= Number(process.env.BENCH_HEAPSNAP)) {
+      snapped = true;
+      console.log(`  heap snapshot at ${app.bridge.activeCalls} calls: ${writeHeapSnapshot()}`);
+    }
     peak = Math.max(peak, app.bridge.activeCalls);
     rssPeak = Math.max(rssPeak, m.rss);
   }, 50);
