@@ -90,6 +90,8 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
     // (ICE never completes), so --hold-sec must stay under it.
     sip: { limits: sipLimits },
     config: {
+      // Stopping the bench ends what is left at once (the default drain waits up to 300 s).
+      shutdown: { drainSec: 0 },
       calls: guard,
       ...(pbx ? { routing: { default: `sip:pbx@127.0.0.3:${pbx.port}` } } : {}),
       outbound: { enabled: true, allowFrom: ['127.0.0.3/32'], dialPrefix: '9', phoneNumberId: '1', permissionCacheSec: 3600 },
@@ -187,7 +189,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   console.log(`  set up: ${answered.length}/${calls} answered, failed ${failed} (${((100 * failed) / calls).toFixed(2)} %), achieved ${(answered.length / Math.max(sentSec, 0.001)).toFixed(1)} set-ups/s over ${sentSec.toFixed(1)} s (offered ${cps}/s)`);
   console.log(`  failures by cause: ${causes.size ? [...causes].map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'}`);
   console.log(`  ${direction === 'inbound' ? 'webhook -> INVITE' : 'PBX INVITE -> Graph connect'}: ${fmt(toInvite)}`);
-  console.log(`    bridge's own share: ${fmt(bridgeShare)}; rtpengine ng offer: ${fmt(ngShare)}`);
+  if (ng) console.log(`    bridge's own share: ${fmt(bridgeShare)}; rtpengine ng offer: ${fmt(ngShare)}`);
   console.log(`  ${direction === 'inbound' ? 'webhook -> accept sent' : 'PBX INVITE -> 200 OK'}: ${fmt(toAnswer)}`);
   console.log(`  peak concurrent calls ${peak}; RSS ${(rssBase / 2 ** 20).toFixed(0)} -> ${(rssPeak / 2 ** 20).toFixed(0)} MB, ${peak ? (((rssPeak - rssBase) / 2 ** 20 / peak) * 1000).toFixed(0) : 'n/a'} MB per 1,000 calls; JS heap ${(heapBase / 2 ** 20).toFixed(0)} -> ${(heapAtPeak / 2 ** 20).toFixed(0)} MB at the peak`);
   // The histogram holds whole timer periods (10 ms resolution): the delay is what exceeds it.

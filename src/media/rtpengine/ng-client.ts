@@ -20,6 +20,8 @@ export type NgObserver = (command: Command, callId: string | undefined, ms: numb
 export class NgClient {
   /** Optional; one call per request, after its reply or failure. */
   observer: NgObserver | undefined;
+  /** When each rtpengine (host:port) last answered anything, on performance.now(). */
+  private readonly lastReply = new Map<string, number>();
   private readonly client: InstanceType<typeof rtpengineClient.Client>;
   private closed = false;
 
@@ -60,6 +62,7 @@ export class NgClient {
       );
     }
     const ms = performance.now() - started;
+    this.lastReply.set(`${target.host}:${target.port}`, performance.now());
     this.observer?.(command, params['call-id'] as string | undefined, ms, reply['result'] === 'ok' || reply['result'] === 'pong');
     if (reply['result'] === 'error') {
       const reason = String(reply['error-reason'] ?? 'unknown error');
@@ -71,6 +74,11 @@ export class NgClient {
     if (reply['warning']) this.log.warn({ command, warning: reply['warning'] }, 'rtpengine warning');
     this.log.debug({ command, ms: Math.round(ms * 100) / 100 }, 'rtpengine ng round trip');
     return reply;
+  }
+
+  /** Whether `target` answered any request (an error reply included) after `since`. */
+  repliedSince(target: NgTarget, since: number): boolean {
+    return (this.lastReply.get(`${target.host}:${target.port}`) ?? -Infinity) > since;
   }
 
   close(): void {

@@ -88,12 +88,15 @@ export class RtpengineWatch {
       const dead = new Set<string>();
       await Promise.all(
         [...targets.values()].map(async (t) => {
+          const sent = performance.now();
           try {
             await this.ng.request(t, 'ping');
             if (this.misses.has(key(t)) || this.suspect.has(key(t))) this.log.info({ rtpengine: key(t) }, 'rtpengine answers again');
             this.misses.delete(key(t));
             this.suspect.delete(key(t));
           } catch (err) {
+            // Overloaded, not dead: it answered other requests while this ping waited in its queue.
+            if (this.ng.repliedSince(t, sent)) return;
             const n = (this.misses.get(key(t)) ?? 0) + 1;
             this.misses.set(key(t), n);
             this.log.warn({ rtpengine: key(t), misses: n, err: (err as Error).message }, 'rtpengine missed a watchdog ping');
