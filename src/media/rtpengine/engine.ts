@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { NgMessage, NgTarget } from 'rtpengine-client';
 import { NgClient } from './ng-client.js';
 import { FailureSignal, WhatsAppMediaTimer } from '../watchdog.js';
-import { RtpengineWatch, type WatchOptions } from './watchdog.js';
+import { queryIntervalFor, RtpengineWatch, type WatchOptions } from './watchdog.js';
 import type { Logger } from 'pino';
 import { MediaError, type EngineReadiness, type MediaFailure, type MediaEngine, type MediaSession } from '../types.js';
 import { checkWhatsAppAnswer, checkWhatsAppOffer, sameSdpIgnoringVersion } from '../whatsapp-profile.js';
@@ -48,16 +48,6 @@ export interface RtpengineEngineOptions {
 
 const tag = (): string => randomBytes(8).toString('hex');
 
-/**
- * How often the watchdog queries one session: a quarter of the WhatsApp media timeout (it then
- * fires within 1.25x the timeout), at least every round, at most every 10 s (a session rtpengine
- * forgot is noticed by then too).
- */
-function queryInterval(opts: RtpengineEngineOptions): number {
-  const round = opts.watch?.intervalMs ?? 2000;
-  const timeoutMs = (opts.whatsappMediaTimeoutSec ?? 20) * 1000;
-  return timeoutMs > 0 ? Math.min(10_000, Math.max(round, timeoutMs / 4)) : 10_000;
-}
 
 /** A PBX SDP whose address or ports cannot carry RTP: a clear MediaError before rtpengine sees it. */
 function checkPbxSdp(sdp: string, what: 'offer' | 'answer'): void {
@@ -303,7 +293,7 @@ class RtpengineEngine implements MediaEngine {
   ) {
     this.targets = opts.ng.map((t) => ({ host: t.host, port: t.port }));
     this.ng = new NgClient(opts.timeoutMs ?? 2000, log);
-    this.watch = new RtpengineWatch(this.ng, () => this.sessions, log, { queryIntervalMs: queryInterval(opts), ...opts.watch }, this.targets);
+    this.watch = new RtpengineWatch(this.ng, () => this.sessions, log, { queryIntervalMs: queryIntervalFor(opts.watch?.intervalMs, opts.whatsappMediaTimeoutSec), ...opts.watch }, this.targets);
   }
 
   async pingAll(): Promise<void> {

@@ -53,6 +53,16 @@ export function tagPackets(reply: NgMessage, tag: string): number | undefined {
   return n;
 }
 
+/**
+ * How often the watchdog queries one session: a quarter of the WhatsApp media timeout (it then
+ * fires within 1.25x the timeout), at least every round, at most every 10 s (a session rtpengine
+ * forgot is noticed by then too).
+ */
+export function queryIntervalFor(roundMs = 2000, whatsappMediaTimeoutSec = 20): number {
+  const timeoutMs = whatsappMediaTimeoutSec * 1000;
+  return timeoutMs > 0 ? Math.min(10_000, Math.max(roundMs, timeoutMs / 4)) : 10_000;
+}
+
 export class RtpengineWatch {
   private readonly timer: NodeJS.Timeout;
   private readonly misses = new Map<string, number>();
