@@ -6,7 +6,7 @@
 import { startApp, type RunningApp } from '../src/app.js';
 import { buildConfig } from '../src/config/load.js';
 import { WhatsAppSimulator } from '../src/simulator/whatsapp.js';
-import { createLogger } from '../src/util/log.js';
+import { createLogger, type Logger } from '../src/util/log.js';
 import { randomMediaRange, type RtpengineDaemon } from '../test/harness/rtpengine.js';
 import { freeDualPort } from '../test/harness/ports.js';
 
@@ -60,36 +60,60 @@ export async function startBenchBridge(opts: {
 }): Promise<BenchBridge> {
   if (opts.engine === 'rtpengine' && !opts.rtpengine) throw new Error('startBenchBridge: the rtpengine engine needs a daemon');
   const sim = await WhatsAppSimulator.start({ phoneNumberId: '1', businessNumber: '13175551399', accessToken: 't', appSecret: 's' });
+  let bridge: Omit<BenchBridge, 'sim'>;
+  try {
+    bridge = await startBridgeOnly({ ...opts, graphUrl: sim.graphUrl });
+  } catch (err) {
+    await sim.close();
+    throw err;
+  }
+  sim.setWebhookUrl(`${bridge.app.url}/webhook`);
+  return {
+    ...bridge,
+    sim,
+    stop: async () => {
+      await bridge.stop();
+      await sim.close();
+    },
+  };
+}
+
+/**
+ * The bridge alone, against a Graph API at `graphUrl` (app secret 's', access token 't'), on
+ * the engine asked for (checked and printed), with `logger` (default silent).
+ */
+export async function startBridgeOnly(opts: {
+  label: string;
+  engine: EngineName;
+  graphUrl: string;
+  rtpengine?: RtpengineDaemon;
+  config?: Record<string, unknown>;
+  /** Added to the `media` and `sip` sections. */
+  media?: Record<string, unknown>;
+  sip?: Record<string, unknown>;
+  logger?: Logger;
+}): Promise<Omit<BenchBridge, 'sim'>> {
   const sipPort = await freeDualPort('127.0.0.1');
   const app = await startApp(
     buildConfig({
       http: { host: '127.0.0.1', port: 0 },
-      whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: 't', appSecret: 's' },
-      sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
+      whatsapp: { provider: 'meta', graphBaseUrl: opts.graphUrl, graphVersion: 'v23.0', accessToken: 't', appSecret: 's' },
+      sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort }, ...opts.sip },
       media: {
         engine: opts.engine,
         ...(opts.rtpengine ? { rtpengine: { ng: [opts.rtpengine.ng] } } : {}),
         embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() },
+        ...opts.media,
       },
       ...opts.config,
     }),
-    createLogger({ level: 'silent' }),
+    opts.logger ?? createLogger({ level: 'silent' }),
   );
-  sim.setWebhookUrl(`${app.url}/webhook`);
   try {
     checkEngine(opts.label, opts.engine, app.media.name);
   } catch (err) {
     await app.close();
-    await sim.close();
     throw err;
   }
-  return {
-    app,
-    sim,
-    sipPort,
-    stop: async () => {
-      await app.close();
-      await sim.close();
-    },
-  };
+  return { app, sipPort, stop: () => app.close() };
 }

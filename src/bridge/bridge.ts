@@ -60,6 +60,8 @@ export class Bridge {
   private readonly calls = new Map<string, InboundCall>();
   /** Outbound calls by their biz_opaque_callback_data, and by WhatsApp call id once known. */
   private readonly outbound = new Map<string, OutboundCall>();
+  /** The same outbound calls by their SIP Call-ID (outboundCall(), hangup()): no scan. */
+  private readonly outboundBySip = new Map<string, OutboundCall>();
   private readonly outboundByWaId = new Map<string, OutboundCall>();
   private readonly clicks: ClickCalls;
   private readonly permissions: PermissionCache;
@@ -111,6 +113,7 @@ export class Bridge {
         outbound: this.outbound.size,
         outboundByWaId: this.outboundByWaId.size,
         clickToCall: this.clicks.size,
+        outboundBySipCallId: this.outboundBySip.size,
         seenEvents: this.seenEvents.size,
         terminated: this.terminated.size,
         permissions: this.permissions.size,
@@ -125,7 +128,7 @@ export class Bridge {
   }
 
   outboundCall(sipCallId: string): OutboundCall | undefined {
-    return [...this.outbound.values()].find((c) => c.sipCallId === sipCallId);
+    return this.outboundBySip.get(sipCallId);
   }
 
   call(waCallId: string): InboundCall | undefined {
@@ -143,7 +146,7 @@ export class Bridge {
    * both legs end as for any bridge-side cause. False when no such call is up.
    */
   async hangup(id: string, by: string): Promise<boolean> {
-    const call = this.calls.get(id) ?? this.outboundByWaId.get(id) ?? [...this.calls.values(), ...this.outbound.values()].find((c) => c.sipCallId === id) ?? this.clicks.byAnyId(id);
+    const call = this.calls.get(id) ?? this.outboundByWaId.get(id) ?? this.outboundBySip.get(id) ?? [...this.calls.values()].find((c) => c.sipCallId === id) ?? this.clicks.byAnyId(id);
     if (!call) return false;
     await call.end({ kind: 'admin-hangup', by });
     return true;
@@ -335,6 +338,7 @@ export class Bridge {
       lostConnectGraceMs: this.deps.lostConnectGraceMs,
       onEnded: (c, plan) => {
         this.outbound.delete(c.opaque);
+        if (this.outboundBySip.get(c.sipCallId) === c) this.outboundBySip.delete(c.sipCallId);
         if (c.waCallId) this.outboundByWaId.delete(c.waCallId);
         else if (c.timings.connectSent !== undefined) this.reconciler.abandoned(c.phoneNumberId, c.opaque);
         this.emitEnded({
@@ -349,6 +353,7 @@ export class Bridge {
       },
     });
     this.outbound.set(call.opaque, call);
+    this.outboundBySip.set(call.sipCallId, call);
     this.started({ direction: 'outbound', key: inv.callId, sipCallId: inv.callId, opaque: call.opaque, phoneNumberId, whatsappUser: dialed.e164, pbx: inv.from.uri });
     void call.start();
   }

@@ -8,11 +8,20 @@ import type { Logger } from 'pino';
 import { MediaError } from '../types.js';
 
 const ENGINE = 'rtpengine';
+/** The ng socket's receive buffer (the kernel caps it at net.core.rmem_max). */
+const NG_RECV_BUFFER = 4 * 1024 * 1024;
 
-type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping' | 'query' | 'playMedia' | 'stopMedia';
+export type Command = 'offer' | 'answer' | 'delete' | 'list' | 'ping' | 'query' | 'playMedia' | 'stopMedia';
 
 /** Thin typed wrapper: timeouts, error-reason and transport errors all become MediaError. */
+/** Told of every ng round trip (the load bench times rtpengine's share of a call set-up). */
+export type NgObserver = (command: Command, callId: string | undefined, ms: number, ok: boolean) => void;
+
 export class NgClient {
+  /** Optional; one call per request, after its reply or failure. */
+  observer: NgObserver | undefined;
+  /** When each rtpengine (host:port) last answered anything, on performance.now(). */
+  private readonly lastReply = new Map<string, number>();
   private readonly client: InstanceType<typeof rtpengineClient.Client>;
   private closed = false;
 
@@ -23,6 +32,16 @@ export class NgClient {
     this.client = new rtpengineClient.Client({ localAddress: '0.0.0.0', timeout: timeoutMs });
     // Late replies after a timeout and socket errors are emitted as 'error': log, never crash.
     this.client.on('error', (err: unknown) => this.log.debug({ err: String(err) }, 'rtpengine ng client event'));
+    // Replies carry SDP (~1.5 kB): the default 208 kB receive buffer holds ~140 of them, and a
+    // burst of set-ups (or a busy event loop) overflowed it: replies dropped, offers timed out.
+    const socket = (this.client as unknown as { socket?: import('node:dgram').Socket }).socket;
+    socket?.once('listening', () => {
+      try {
+        socket.setRecvBufferSize(NG_RECV_BUFFER);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'rtpengine ng socket: cannot enlarge the receive buffer');
+      }
+    });
   }
 
   async request(target: NgTarget, command: Command, params: NgMessage = {}): Promise<NgMessage> {
@@ -33,6 +52,7 @@ export class NgClient {
       // Backstop in case the client's own timer never fires (e.g. a send error path).
       reply = await withTimeout(this.client[command](target, params), this.timeoutMs + 100);
     } catch (err) {
+      this.observer?.(command, params['call-id'] as string | undefined, performance.now() - started, false);
       const msg = err instanceof Error ? err.message : String(err);
       const timeout = msg.includes('timeout');
       throw new MediaError(
@@ -42,6 +62,8 @@ export class NgClient {
       );
     }
     const ms = performance.now() - started;
+    this.lastReply.set(`${target.host}:${target.port}`, performance.now());
+    this.observer?.(command, params['call-id'] as string | undefined, ms, reply['result'] === 'ok' || reply['result'] === 'pong');
     if (reply['result'] === 'error') {
       const reason = String(reply['error-reason'] ?? 'unknown error');
       throw new MediaError(`rtpengine ${command} failed: ${reason}`, ENGINE, reason);
@@ -52,6 +74,11 @@ export class NgClient {
     if (reply['warning']) this.log.warn({ command, warning: reply['warning'] }, 'rtpengine warning');
     this.log.debug({ command, ms: Math.round(ms * 100) / 100 }, 'rtpengine ng round trip');
     return reply;
+  }
+
+  /** Whether `target` answered any request (an error reply included) after `since`. */
+  repliedSince(target: NgTarget, since: number): boolean {
+    return (this.lastReply.get(`${target.host}:${target.port}`) ?? -Infinity) > since;
   }
 
   close(): void {
