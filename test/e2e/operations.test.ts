@@ -25,6 +25,7 @@ import { waitFor } from '../support/wait.js';
 const PHONE_NUMBER_ID = '436666719526790';
 const BUSINESS = '13175551300';
 const CALLER = '5511987650000';
+const OTHER_CALLER = '4915112345678';
 const SECRET = 'ops-secret';
 const TOKEN = 'ops-token';
 const ADMIN_TOKEN = 'admin-token-0123456789';
@@ -38,7 +39,7 @@ let sipp: SippHandle | undefined;
 let dir: string;
 const log = createLogger({ level: 'silent' });
 
-async function startBridge(target: string): Promise<RunningApp> {
+async function startBridge(target: string, rules: Array<{ callerPrefix: string; target: string }> = []): Promise<RunningApp> {
   const sipPort = await freeDualPort('127.0.0.1');
   app = await startApp(
     buildConfig({
@@ -46,7 +47,7 @@ async function startBridge(target: string): Promise<RunningApp> {
       whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, phoneNumberIds: [PHONE_NUMBER_ID] },
       sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
       media: { engine: 'embedded', embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() } },
-      routing: { default: target },
+      routing: { default: target, rules },
       ops: { cdr: { file: join(dir, 'calls.jsonl') }, admin: { tokens: [{ name: 'e2e', token: ADMIN_TOKEN }] } },
     }),
     log,
@@ -89,7 +90,10 @@ describeWithPeers('operations: metrics, call records, live call view (simulator 
   it('after an answered and a rejected call: /metrics counts them, two call records hold their causes and media stats', async () => {
     dir = mkdtempSync(join(tmpdir(), 'wasip-ops-'));
     phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
-    await startBridge(phone.sipUri);
+    const port = await freeDualPort('127.0.0.3');
+    sipp = startSipp({ scenario: 'sip-uas-busy.xml', ip: '127.0.0.3', port, timeoutSec: 30 });
+    // One bridge for both calls: CALLER reaches the agent's phone, anyone else the busy PBX.
+    await startBridge(`sip:support@127.0.0.3:${port}`, [{ callerPrefix: CALLER, target: phone.sipUri }]);
 
     // 1: answered, audio flows, the WhatsApp user hangs up.
     const answered = await sim.userCalls({ userWaId: CALLER, userName: 'Ana', toneHz: 1000 });
@@ -100,13 +104,7 @@ describeWithPeers('operations: metrics, call records, live call view (simulator 
     await waitFor(() => records().length === 1, { what: 'the first call record' });
 
     // 2: the PBX is busy → reject.
-    await app!.close();
-    await phone.stop();
-    phone = undefined;
-    const port = await freeDualPort('127.0.0.3');
-    sipp = startSipp({ scenario: 'sip-uas-busy.xml', ip: '127.0.0.3', port, timeoutSec: 20 });
-    await startBridge(`sip:support@127.0.0.3:${port}`);
-    const busy = await sim.userCalls({ userWaId: CALLER });
+    const busy = await sim.userCalls({ userWaId: OTHER_CALLER });
     await sim.graph.waitForAction((a) => a.action === 'reject' && a.callId === busy.callId, 10_000);
     await waitFor(() => records().length === 2, { what: 'the second call record' });
 
@@ -122,18 +120,22 @@ describeWithPeers('operations: metrics, call records, live call view (simulator 
     expect(a!.media!.pbx.packetsIn).toBeGreaterThan(25);
     expect(a!.media!.whatsapp.lossRatio).toBeLessThan(0.05);
     expect(a!.media!.whatsapp.mos).toBeGreaterThanOrEqual(4);
-    expect(b).toMatchObject({ waCallId: busy.callId, outcome: 'unanswered', cause: 'pbx-busy', whatsappEnd: { action: 'reject' }, durationSec: 0 });
+    expect(b).toMatchObject({ waCallId: busy.callId, outcome: 'unanswered', cause: 'pbx-busy', whatsappUser: OTHER_CALLER, whatsappEnd: { action: 'reject' }, durationSec: 0 });
     expect(b!.answeredAt).toBeUndefined();
 
-    // The second bridge's /metrics (the first one's counters left with it): the rejected call.
+    // The same bridge's /metrics: both calls, each with its outcome and cause.
     const text = await (await fetch(`${app!.url}/metrics`)).text();
+    expect(sample(text, 'wasip_calls_total{direction="inbound",outcome="answered",cause="caller-hung-up"}')).toBe(1);
     expect(sample(text, 'wasip_calls_total{direction="inbound",outcome="unanswered",cause="pbx-busy"}')).toBe(1);
     expect(sample(text, 'wasip_calls_active{direction="inbound"}')).toBe(0);
-    expect(sample(text, 'wasip_setup_seconds_count{stage="webhook_to_invite"}')).toBe(1);
+    expect(sample(text, 'wasip_setup_seconds_count{stage="webhook_to_invite"}')).toBe(2);
+    expect(sample(text, 'wasip_setup_seconds_count{stage="pbx_answer_to_accept"}')).toBe(1);
+    expect(sample(text, 'wasip_graph_requests_total{action="accept",result="ok"}')).toBe(1);
     expect(sample(text, 'wasip_graph_requests_total{action="reject",result="ok"}')).toBe(1);
-    expect(sample(text, 'wasip_sip_messages_total{direction="out",method="INVITE",code=""}')).toBe(1);
     expect(sample(text, 'wasip_sip_messages_total{direction="in",method="INVITE",code="486"}')).toBe(1);
-    expect(sample(text, 'wasip_webhooks_total{outcome="accepted"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'wasip_sip_messages_total{direction="in",method="INVITE",code="200"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'wasip_webhooks_total{outcome="accepted"}')).toBeGreaterThanOrEqual(3);
+    expect(sample(text, 'wasip_media_packets_total{engine="embedded",leg="whatsapp",direction="in"}')).toBeGreaterThan(25);
     expect(text).toContain('wasip_nodejs_eventloop_lag_p99_seconds');
     expect((await sipp.exited).code).toBe(0);
   }, 60_000);
