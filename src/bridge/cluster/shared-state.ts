@@ -1,0 +1,96 @@
+/**
+ * Call state shared by several bridge instances, in Redis. The single-instance bridge never
+ * builds any of this: its dedupe and call maps stay in memory.
+ *
+ * Keys (all under `keyPrefix`):
+ * - `evt:<event key>`      webhook de-duplication, SET NX PX (the first instance to see an event wins);
+ * - `own:wa:<call id>`     the instance that owns a WhatsApp call (SET NX: the first event claims it);
+ * - `own:op:<opaque>`      the owner of an outbound call, by biz_opaque_callback_data;
+ * - `own:sip:<Call-ID>`    the owner, by SIP Call-ID;
+ * - `inst:<instance id>`   an instance's lease: its internal URL, renewed by its heartbeat.
+ */
+import { Redis } from 'ioredis';
+
+/** Webhook de-duplication across instances. */
+export interface SharedDedupe {
+  /** True the first time `key` is seen within `ttlMs`, anywhere in the cluster. */
+  firstSight(key: string, ttlMs: number): Promise<boolean>;
+}
+
+export type OwnerKey = { kind: 'wa' | 'op' | 'sip'; id: string };
+
+/** Which instance owns which call. */
+export interface CallDirectory {
+  /** Claim `key` for `instanceId` unless another instance has it; returns the owner. */
+  claim(key: OwnerKey, instanceId: string, ttlMs: number): Promise<string>;
+  owner(key: OwnerKey): Promise<string | undefined>;
+  /** Record (overwrite) the owner. */
+  set(key: OwnerKey, instanceId: string, ttlMs: number): Promise<void>;
+  /** Forget keys, only where `instanceId` still owns them. */
+  release(keys: OwnerKey[], instanceId: string): Promise<void>;
+}
+
+/** Instance leases: who is alive and where it listens. */
+export interface Leases {
+  renew(instanceId: string, url: string, leaseMs: number): Promise<void>;
+  /** The internal URL of a live instance, or undefined when its lease has run out. */
+  urlOf(instanceId: string): Promise<string | undefined>;
+  drop(instanceId: string): Promise<void>;
+}
+
+// Delete a key only when it still holds the expected value (an owner releasing its own call).
+const RELEASE_IF_OWNER = `local n = 0
+for i, k in ipairs(KEYS) do if redis.call('GET', k) == ARGV[1] then n = n + redis.call('DEL', k) end end
+return n`;
+
+export class RedisSharedState implements SharedDedupe, CallDirectory, Leases {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private ownKey(k: OwnerKey): string {
+    return `${this.prefix}own:${k.kind}:${k.id}`;
+  }
+
+  async firstSight(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(`${this.prefix}evt:${key}`, '1', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async claim(key: OwnerKey, instanceId: string, ttlMs: number): Promise<string> {
+    const k = this.ownKey(key);
+    // SET NX ... GET answers the previous owner, or null when this instance took the key.
+    const prev = await this.redis.set(k, instanceId, 'PX', ttlMs, 'NX', 'GET');
+    return prev ?? instanceId;
+  }
+
+  async owner(key: OwnerKey): Promise<string | undefined> {
+    return (await this.redis.get(this.ownKey(key))) ?? undefined;
+  }
+
+  async set(key: OwnerKey, instanceId: string, ttlMs: number): Promise<void> {
+    await this.redis.set(this.ownKey(key), instanceId, 'PX', ttlMs);
+  }
+
+  async release(keys: OwnerKey[], instanceId: string): Promise<void> {
+    if (keys.length === 0) return;
+    await this.redis.eval(RELEASE_IF_OWNER, keys.length, ...keys.map((k) => this.ownKey(k)), instanceId);
+  }
+
+  async renew(instanceId: string, url: string, leaseMs: number): Promise<void> {
+    await this.redis.set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs);
+  }
+
+  async urlOf(instanceId: string): Promise<string | undefined> {
+    return (await this.redis.get(`${this.prefix}inst:${instanceId}`)) ?? undefined;
+  }
+
+  async drop(instanceId: string): Promise<void> {
+    await this.redis.del(`${this.prefix}inst:${instanceId}`);
+  }
+}
+
+/** A client that fails commands fast while Redis is away, instead of queueing them for ever. */
+export function connectRedis(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2000, lazyConnect: false });
+}

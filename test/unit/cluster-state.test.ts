@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisSharedState } from '../../src/bridge/cluster/shared-state.js';
+import { ClusterNode } from '../../src/bridge/cluster/node.js';
+import { createInternalServer, signBody, SIGNATURE_HEADER } from '../../src/http/internal-route.js';
+import type { WaEvent } from '../../src/whatsapp/types.js';
+import { createLogger } from '../../src/util/log.js';
+import { startRedis, type RedisDaemon } from '../harness/redis.js';
+import { waitFor } from '../support/wait.js';
+
+/** The shared state against a real redis-server, and the internal hop's signature check. */
+let daemon: RedisDaemon;
+let redis: Redis;
+let n = 0;
+const log = createLogger({ level: 'silent' });
+const fresh = () => new RedisSharedState(redis, `t${++n}:`);
+
+beforeAll(async () => {
+  daemon = await startRedis();
+  redis = new Redis(daemon.url);
+}, 20_000);
+afterAll(async () => {
+  await redis?.quit();
+  await daemon?.stop();
+});
+
+describe('shared state in Redis', () => {
+  it('de-duplicates an event across instances, for its TTL only', async () => {
+    const s = fresh();
+    expect(await s.firstSight('terminate:wacid.1', 300)).toBe(true);
+    expect(await new RedisSharedState(redis, `t${n}:`).firstSight('terminate:wacid.1', 300)).toBe(false);
+    // Bounded wait: the key expires after 300 ms.
+    await waitFor(async () => await s.firstSight('terminate:wacid.1', 300), { what: 'the dedupe key to expire', timeoutMs: 5000 });
+  });
+
+  it('gives a call to the first instance that claims it, and tells the others who owns it', async () => {
+    const s = fresh();
+    const owners = await Promise.all(['a', 'b', 'c', 'd'].map((i) => s.claim({ kind: 'wa', id: 'wacid.2' }, i, 10_000)));
+    expect(new Set(owners).size).toBe(1);
+    expect(await s.owner({ kind: 'wa', id: 'wacid.2' })).toBe(owners[0]);
+  });
+
+  it('releases a call only for its owner', async () => {
+    const s = fresh();
+    await s.set({ kind: 'op', id: 'opq' }, 'a', 10_000);
+    await s.release([{ kind: 'op', id: 'opq' }], 'b');
+    expect(await s.owner({ kind: 'op', id: 'opq' })).toBe('a');
+    await s.release([{ kind: 'op', id: 'opq' }], 'a');
+    expect(await s.owner({ kind: 'op', id: 'opq' })).toBeUndefined();
+  });
+
+  it('forgets an instance whose lease is not renewed', async () => {
+    const s = fresh();
+    await s.renew('a', 'http://10.0.0.1:8090', 300);
+    expect(await s.urlOf('a')).toBe('http://10.0.0.1:8090');
+    await waitFor(async () => (await s.urlOf('a')) === undefined, { what: 'the lease to expire', timeoutMs: 5000 });
+  });
+});
+
+const terminate = (callId: string): WaEvent => ({ kind: 'terminate', callId, phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'COMPLETED', errors: [] });
+
+describe('routing events between two instances', () => {
+  it('delivers a call\'s events on its owner, once, whichever instance took the webhook', async () => {
+    const prefix = `route${++n}:`;
+    const got: Record<string, WaEvent[]> = { a: [], b: [] };
+    const servers = await Promise.all(
+      ['a', 'b'].map(async (id) => {
+        const srv = createInternalServer({ log, secret: 'cluster-secret-0123456789', onEvents: (evs) => got[id]!.push(...evs) });
+        const url = await srv.listen({ host: '127.0.0.1', port: 0 });
+        return { srv, url };
+      }),
+    );
+    const nodes = ['a', 'b'].map((id, i) => {
+      const cfg = { redisUrl: daemon.url, instanceId: id, internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: servers[i]!.url, secret: 'cluster-secret-0123456789', heartbeatMs: 200, leaseMs: 1000, keyPrefix: prefix };
+      return new ClusterNode({ config: cfg, state: new RedisSharedState(redis, prefix), log, callTtlMs: 60_000, deliver: (evs) => got[id]!.push(...evs) });
+    });
+    await Promise.all(nodes.map((x) => x.start()));
+    try {
+      const status: WaEvent = { kind: 'status', callId: 'wacid.9', phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'RINGING' };
+      await nodes[0]!.route([status]); // a claims the call
+      await nodes[1]!.route([terminate('wacid.9')]); // b forwards to a
+      await nodes[1]!.route([terminate('wacid.9')]); // a duplicate: dropped anywhere
+      expect(got.a!.map((e) => e.kind)).toEqual(['status', 'terminate']);
+      expect(got.b).toEqual([]);
+    } finally {
+      await Promise.all(nodes.map((x) => x.close()));
+      await Promise.all(servers.map((s) => s.srv.close()));
+    }
+  });
+});
+
+describe('the internal hop', () => {
+  it('refuses a wrong signature, a malformed body and a stale one; takes a signed fresh one', async () => {
+    const got: WaEvent[] = [];
+    const secret = 'cluster-secret-0123456789';
+    const srv = createInternalServer({ log, secret, onEvents: (evs) => got.push(...evs) });
+    try {
+      const post = (body: string, sig: string | undefined) =>
+        srv.inject({ method: 'POST', url: '/internal/events', headers: { 'content-type': 'application/json', ...(sig ? { [SIGNATURE_HEADER]: sig } : {}) }, payload: body });
+      const good = JSON.stringify({ from: 'a', sentAt: Date.now(), events: [terminate('wacid.3')] });
+      expect((await post(good, undefined)).statusCode).toBe(401);
+      expect((await post(good, signBody('another-secret-0123456789', good))).statusCode).toBe(401);
+      expect((await post(good, signBody(secret, good).slice(0, -1))).statusCode).toBe(401);
+      const junk = JSON.stringify({ from: 'a', sentAt: Date.now(), events: [{ kind: 'connect', callId: 'x' }] });
+      expect((await post(junk, signBody(secret, junk))).statusCode).toBe(400);
+      const stale = JSON.stringify({ from: 'a', sentAt: Date.now() - 120_000, events: [terminate('wacid.3')] });
+      expect((await post(stale, signBody(secret, stale))).statusCode).toBe(400);
+      expect(got).toEqual([]);
+      expect((await post(good, signBody(secret, good))).statusCode).toBe(202);
+      expect(got.map((e) => e.kind)).toEqual(['terminate']);
+    } finally {
+      await srv.close();
+    }
+  });
+});
