@@ -95,7 +95,7 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
     ? await startCluster(config.cluster, config.calls, log, (evs) => (bridgeRef ? bridgeRef.handleEvents(evs) : log.warn({ events: evs.length }, 'events before the bridge started; dropped')))
     : undefined;
   const observer = cluster ? bothObservers(ops.hub, cluster.node) : ops.hub;
-  const bridge = new Bridge({ config, sip, media: ops.hub.instrumentMedia(media), whatsapp, log, fromDomain, whatsappCounters, observer });
+  const bridge = new Bridge({ config, sip, media: ops.hub.instrumentMedia(media), whatsapp, log, fromDomain, whatsappCounters, observer, sharedPermissions: cluster?.permissions });
   bridgeRef = bridge;
   bridge.onCallEnded((rec) => ops.hub.ended(rec));
   if (cluster) bridge.onCallEnded((rec) => cluster.node.ended(rec));

@@ -113,3 +113,25 @@ describe('the internal hop', () => {
     }
   });
 });
+
+describe('the call-permission cache shared through Redis', () => {
+  it('answers on instance B from what instance A learned, without asking Graph again; invalidation reaches both', async () => {
+    const { PermissionCache } = await import('../../src/bridge/permissions.js');
+    let graphAsks = 0;
+    const api = { getCallPermissions: async () => (graphAsks++, { canStartCall: true, canRequestPermission: false, status: 'temporary' as const, actions: [] }) };
+    const store = fresh();
+    const [a, b] = [new PermissionCache(api as never, 60_000, log), new PermissionCache(api as never, 60_000, log)];
+    a.useSharedStore(store);
+    b.useSharedStore(store);
+    expect((await a.check('pn', '551199')).source).toBe('graph');
+    // Bounded wait: A writes the answer to Redis after answering (fire and forget).
+    await waitFor(async () => (await store.get('pn:551199')) !== undefined, { what: 'the shared answer' });
+    expect(await b.check('pn', '551199')).toMatchObject({ canStartCall: true, status: 'temporary', source: 'cache' });
+    expect(graphAsks).toBe(1);
+    b.invalidate('pn', '551199');
+    await waitFor(async () => (await store.get('pn:551199')) === undefined, { what: 'the shared answer to be forgotten' });
+    b.onReply({ kind: 'permission_reply', phoneNumberId: 'pn', businessNumber: '1', timestamp: 1, userWaId: '551188', response: 'reject', isPermanent: false });
+    await waitFor(async () => (await store.get('pn:551188')) !== undefined, { what: 'the reply to be shared' });
+    expect(await a.check('pn', '551188')).toMatchObject({ canStartCall: false, status: 'no_permission' });
+  });
+});

@@ -7,11 +7,14 @@ import type { Logger } from '../../util/log.js';
 import type { WaEvent } from '../../whatsapp/types.js';
 import { createInternalServer } from '../../http/internal-route.js';
 import type { CallObserver } from '../observer.js';
+import type { PermissionStore } from '../permissions.js';
 import { ClusterNode, type ClusterConfig } from './node.js';
 import { connectRedis, RedisSharedState } from './shared-state.js';
 
 export interface Cluster {
   node: ClusterNode;
+  /** Call-permission answers shared by every instance (Bridge's `sharedPermissions`). */
+  permissions: PermissionStore;
   /** The internal listener's address (`http://host:port`). */
   internalUrl: string;
   close(): Promise<void>;
@@ -46,6 +49,7 @@ export async function startCluster(cfg: ClusterConfig, calls: Config['calls'], l
   const internalUrl = (await internal.listen({ host: cfg.internal.host, port: cfg.internal.port })).replace('0.0.0.0', '127.0.0.1');
   return {
     node,
+    permissions: state,
     internalUrl,
     async close() {
       await node.close();

@@ -7,9 +7,11 @@
  * - `own:wa:<call id>`     the instance that owns a WhatsApp call (SET NX: the first event claims it);
  * - `own:op:<opaque>`      the owner of an outbound call, by biz_opaque_callback_data;
  * - `own:sip:<Call-ID>`    the owner, by SIP Call-ID;
- * - `inst:<instance id>`   an instance's lease: its internal URL, renewed by its heartbeat.
+ * - `inst:<instance id>`   an instance's lease: its internal URL, renewed by its heartbeat;
+ * - `perm:<pnid>:<wa id>`  a call-permission answer (JSON), for the cache's TTL.
  */
 import { Redis } from 'ioredis';
+import type { PermissionAnswer, PermissionStore } from '../permissions.js';
 
 /** Webhook de-duplication across instances. */
 export interface SharedDedupe {
@@ -43,7 +45,7 @@ const RELEASE_IF_OWNER = `local n = 0
 for i, k in ipairs(KEYS) do if redis.call('GET', k) == ARGV[1] then n = n + redis.call('DEL', k) end end
 return n`;
 
-export class RedisSharedState implements SharedDedupe, CallDirectory, Leases {
+export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, PermissionStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -75,6 +77,25 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases {
   async release(keys: OwnerKey[], instanceId: string): Promise<void> {
     if (keys.length === 0) return;
     await this.redis.eval(RELEASE_IF_OWNER, keys.length, ...keys.map((k) => this.ownKey(k)), instanceId);
+  }
+
+  async get(key: string): Promise<PermissionAnswer | undefined> {
+    const v = await this.redis.get(`${this.prefix}perm:${key}`);
+    if (!v) return undefined;
+    try {
+      const a = JSON.parse(v) as PermissionAnswer;
+      return typeof a.canStartCall === 'boolean' && typeof a.canRequestPermission === 'boolean' && typeof a.status === 'string' ? a : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async put(key: string, answer: PermissionAnswer, ttlMs: number): Promise<void> {
+    await this.redis.set(`${this.prefix}perm:${key}`, JSON.stringify(answer), 'PX', Math.max(1, Math.round(ttlMs)));
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.redis.del(`${this.prefix}perm:${key}`);
   }
 
   async renew(instanceId: string, url: string, leaseMs: number): Promise<void> {
