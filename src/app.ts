@@ -39,6 +39,11 @@ export interface RunningApp {
   drain(): Promise<void>;
   /** Stop now: every call ended (WhatsApp first, BYE not waited for), listeners closed. */
   close(): Promise<void>;
+  /**
+   * Test only: behave as a crashed instance would, seen from outside: the cluster lease is no
+   * longer renewed, the HTTP and SIP listeners close, and no call is ended. `close()` still frees the rest.
+   */
+  abandon(): Promise<void>;
 }
 
 /**
@@ -92,7 +97,7 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
   // Several instances sharing call state in Redis, when `cluster` is configured (docs/scaling.md).
   let bridgeRef: Bridge | undefined;
   const cluster: Cluster | undefined = config.cluster
-    ? await startCluster(config.cluster, config.calls, log, (evs) => (bridgeRef ? bridgeRef.handleEvents(evs) : log.warn({ events: evs.length }, 'events before the bridge started; dropped')))
+    ? await startCluster(config.cluster, config.calls, { sip, media, whatsapp }, log, (evs) => (bridgeRef ? bridgeRef.handleEvents(evs) : log.warn({ events: evs.length }, 'events before the bridge started; dropped')))
     : undefined;
   const observer = cluster ? bothObservers(ops.hub, cluster.node) : ops.hub;
   const bridge = new Bridge({ config, sip, media: ops.hub.instrumentMedia(media), whatsapp, log, fromDomain, whatsappCounters, observer, sharedPermissions: cluster?.permissions });
@@ -181,6 +186,12 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
     // The HTTP server keeps serving while draining: terminate webhooks of calls in progress.
     drain: () => (draining ??= bridge.drain(config.shutdown.drainSec * 1000).then(close)),
     close,
+    abandon: async () => {
+      await cluster?.abandon();
+      await http.close();
+      sipListening = false;
+      await sip.close();
+    },
   };
 }
 

@@ -11,6 +11,7 @@ import { startRedis, type RedisDaemon } from '../harness/redis.js';
 import { describeWithPeers } from '../support/peers.js';
 import { closeAfterLeakCheck } from '../support/sessions.js';
 import { waitFor } from '../support/wait.js';
+import { Redis } from 'ioredis';
 
 /**
  * Two bridge instances in one process behind "one webhook URL", sharing call state in a real
@@ -27,6 +28,8 @@ const CLUSTER_SECRET = 'e2e-cluster-secret-0123456789';
 
 interface Instance {
   app: RunningApp;
+  /** Left as a crash would: its calls and media are not checked for leaks, only freed. */
+  abandoned?: boolean;
   ended: EndedCallRecord[];
   logs: string[];
 }
@@ -64,6 +67,12 @@ async function startInstance(name: string, media: { portMin: number; portMax: nu
   return inst;
 }
 
+function mediaRanges(): Array<{ portMin: number; portMax: number }> {
+  const a = randomMediaRange();
+  const bMin = a.portMin >= 39_000 ? a.portMin - 1000 : a.portMin + 1000;
+  return [a, { portMin: bMin, portMax: bMin + 999 }];
+}
+
 const logged = (i: Instance, msg: string) => i.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
 
 describeWithPeers('two bridge instances sharing call state in Redis (baresip + simulator)', ['baresip'], () => {
@@ -76,7 +85,7 @@ describeWithPeers('two bridge instances sharing call state in Redis (baresip + s
     if (ctx.task.result?.state === 'fail') for (const i of instances) process.stderr.write(i.logs.slice(-40).join(''));
     const [all, p] = [instances, phone];
     [instances, phone] = [[], undefined];
-    for (const i of all) await closeAfterLeakCheck(i.app, []);
+    for (const i of all) await (i.abandoned ? i.app.close() : closeAfterLeakCheck(i.app, []));
     await p?.stop();
   });
 
@@ -87,9 +96,9 @@ describeWithPeers('two bridge instances sharing call state in Redis (baresip + s
 
   it('(a) connect on A, its redelivery and the terminate on B: one INVITE, B forwards, A ends the call cleanly', async () => {
     phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
-    const rangeA = randomMediaRange();
-    const a = await startInstance('bridge-a', rangeA);
-    const b = await startInstance('bridge-b', { portMin: rangeA.portMin >= 39_000 ? rangeA.portMin - 1000 : rangeA.portMin + 1000, portMax: (rangeA.portMin >= 39_000 ? rangeA.portMin - 1000 : rangeA.portMin + 1000) + 999 });
+    const [rangeA, rangeB] = mediaRanges();
+    const a = await startInstance('bridge-a', rangeA!);
+    const b = await startInstance('bridge-b', rangeB!);
 
     // The connect webhook lands on A; keep it to redeliver it to B (WhatsApp delivers at least once).
     sim.setWebhookUrl(`${a.app.url}/webhook`);
@@ -123,5 +132,41 @@ describeWithPeers('two bridge instances sharing call state in Redis (baresip + s
     expect(b.ended).toEqual([]);
     expect(b.app.bridge.activeCalls).toBe(0);
     expect(call.actions()).toEqual(['pre_accept', 'accept']);
+  });
+
+  it('(b) instance A dies mid-call (lease not renewed, listeners gone): B ends its call on both sides within seconds', async () => {
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+    const [rangeA, rangeB] = mediaRanges();
+    const a = await startInstance('bridge-a2', rangeA!);
+    const b = await startInstance('bridge-b2', rangeB!);
+    sim.setWebhookUrl(`${a.app.url}/webhook`);
+    const call = await sim.userCalls({ userWaId: CALLER });
+    await call.waitFor('accept');
+    await phone.events.waitFor('CALL_ESTABLISHED');
+    await waitFor(() => a.app.bridge.call(call.callId)?.state === 'active', { what: 'the call to be active on A' });
+    const sipCallId = a.app.bridge.call(call.callId)!.sipCallId!;
+    // Bounded wait: A writes its confirmed dialog to Redis at its next heartbeat (500 ms).
+    const r = new Redis(redis.url);
+    try {
+      await waitFor(async () => (await r.hget('wsb:dlg:bridge-a2', sipCallId)) !== null, { what: "A's dialog in Redis" });
+    } finally {
+      r.disconnect();
+    }
+
+    a.abandoned = true;
+    const diedAt = performance.now();
+    await a.app.abandon();
+    const closed = await phone.events.waitFor('CALL_CLOSED', 10_000);
+    await call.waitFor('terminate', 10_000);
+    const tookMs = performance.now() - diedAt;
+    expect(closed.param ?? '').toMatch(/peer|BYE|reset/i);
+    // The lease is 2 s and B looks every 500 ms: the call ends within seconds, not at a timeout.
+    expect(tookMs).toBeLessThan(6000);
+    const ended = logged(b, "cluster: a dead instance's call ended by this survivor");
+    expect(ended).toHaveLength(1);
+    expect(ended[0]).toMatchObject({ deadInstance: 'bridge-a2', waCallId: call.callId, sipCallId });
+    expect(ended[0]!.outcome).toEqual(['whatsapp terminated', 'BYE answered 200', 'media ran in the dead instance (embedded engine): lost with it']);
+    expect(call.actions()).toEqual(['pre_accept', 'accept', 'terminate']);
+    process.stderr.write(`cluster takeover: call ended on both sides ${Math.round(tookMs)} ms after instance A stopped (lease 2000 ms, heartbeat 500 ms)\n`);
   });
 });

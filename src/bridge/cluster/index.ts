@@ -8,7 +8,9 @@ import type { WaEvent } from '../../whatsapp/types.js';
 import { createInternalServer } from '../../http/internal-route.js';
 import type { CallObserver } from '../observer.js';
 import type { PermissionStore } from '../permissions.js';
+import { hostname } from 'node:os';
 import { ClusterNode, type ClusterConfig } from './node.js';
+import { Takeover, type TakeoverDeps } from './takeover.js';
 import { connectRedis, RedisSharedState } from './shared-state.js';
 
 export interface Cluster {
@@ -18,19 +20,29 @@ export interface Cluster {
   /** The internal listener's address (`http://host:port`). */
   internalUrl: string;
   close(): Promise<void>;
+  /** Test only: leave as a crash would (no lease given up, no call ended). */
+  abandon(): Promise<void>;
 }
 
 /**
  * Join the cluster. `deliver` hands events to this instance's bridge: the ones it owns among its
  * own webhooks, and those other instances forward to it.
  */
-export async function startCluster(cfg: ClusterConfig, calls: Config['calls'], log: Logger, deliver: (events: WaEvent[]) => void): Promise<Cluster> {
+export interface ClusterPeers {
+  sip: TakeoverDeps['sip'];
+  media: TakeoverDeps['media'];
+  whatsapp: TakeoverDeps['whatsapp'];
+}
+
+export async function startCluster(cfg: ClusterConfig, calls: Config['calls'], peers: ClusterPeers, log: Logger, deliver: (events: WaEvent[]) => void): Promise<Cluster> {
   const redis = connectRedis(cfg.redisUrl);
   redis.on('error', (err: Error) => log.warn({ component: 'cluster', error: err.message }, 'Redis connection error'));
   const state = new RedisSharedState(redis, cfg.keyPrefix);
   // The longest a call can last (ringing, then maxDurationSec) and ten minutes for late webhooks.
   const callTtlMs = (calls.ringTimeoutSec + calls.maxDurationSec) * 1000 + 10 * 60_000;
-  const node = new ClusterNode({ config: cfg, state, log, callTtlMs, deliver });
+  const instanceId = cfg.instanceId ?? `${hostname()}-${process.pid}`;
+  const takeover = new Takeover({ instanceId, state, ...peers, log: log.child({ component: 'cluster', instanceId }), dialogTtlMs: callTtlMs });
+  const node = new ClusterNode({ config: { ...cfg, instanceId }, state, log, callTtlMs, deliver, takeover });
   const internal = createInternalServer({
     log,
     secret: cfg.secret,
@@ -51,6 +63,11 @@ export async function startCluster(cfg: ClusterConfig, calls: Config['calls'], l
     node,
     permissions: state,
     internalUrl,
+    async abandon() {
+      node.abandon();
+      await internal.close();
+      redis.disconnect();
+    },
     async close() {
       await node.close();
       await internal.close();

@@ -16,7 +16,8 @@ import type { WaEvent } from '../../whatsapp/types.js';
 import { eventKey } from '../../whatsapp/webhook.js';
 import { signBody, SIGNATURE_HEADER, type ForwardBody } from '../../http/internal-route.js';
 import type { CallObserver, EndedCallRecord, StartedCall } from '../observer.js';
-import type { CallDirectory, Leases, OwnerKey, SharedDedupe } from './shared-state.js';
+import type { CallDirectory, ClusterCallRecord, Leases, OwnerKey, RedisSharedState, SharedDedupe } from './shared-state.js';
+import type { Takeover } from './takeover.js';
 
 export type ClusterConfig = NonNullable<Config['cluster']>;
 
@@ -26,7 +27,9 @@ const FORWARD_TIMEOUT_MS = 2000;
 
 export interface ClusterNodeDeps {
   config: ClusterConfig;
-  state: SharedDedupe & CallDirectory & Leases;
+  state: SharedDedupe & CallDirectory & Leases & Pick<RedisSharedState, 'join' | 'recordCall' | 'forgetCall'>;
+  /** Dead instances' calls ended by this one, and this one's dialogs kept in Redis; absent: neither. */
+  takeover?: Takeover | undefined;
   log: Logger;
   /** How long an ownership key lives at most: the longest call, plus margin. */
   callTtlMs: number;
@@ -41,6 +44,8 @@ export class ClusterNode implements CallObserver {
   private leaseOk = false;
   /** Ownership keys this instance wrote, by the call's first name, released when the call ends. */
   private readonly owned = new Map<string, OwnerKey[]>();
+  /** What a survivor would need to end each call of this instance, by the call's first name. */
+  private readonly records = new Map<string, ClusterCallRecord>();
 
   constructor(private readonly deps: ClusterNodeDeps) {
     this.instanceId = deps.config.instanceId ?? `${hostname()}-${process.pid}`;
@@ -49,8 +54,9 @@ export class ClusterNode implements CallObserver {
 
   /** Take the lease, and keep renewing it. */
   async start(): Promise<void> {
+    await this.deps.state.join(this.instanceId);
     await this.renew();
-    this.heartbeat = setInterval(() => void this.renew(), this.deps.config.heartbeatMs);
+    this.heartbeat = setInterval(() => void this.beat(), this.deps.config.heartbeatMs);
     this.heartbeat.unref();
     this.log.info({ advertiseUrl: this.deps.config.advertiseUrl }, 'cluster member: lease taken');
   }
@@ -58,6 +64,13 @@ export class ClusterNode implements CallObserver {
   /** Whether the last lease renewal reached Redis (readiness). */
   get healthy(): boolean {
     return this.leaseOk;
+  }
+
+  private async beat(): Promise<void> {
+    await this.renew();
+    if (!this.leaseOk || !this.deps.takeover) return;
+    await this.deps.takeover.syncDialogs().catch((err: unknown) => this.log.warn({ err }, 'writing dialog state to Redis failed'));
+    await this.deps.takeover.sweep();
   }
 
   private async renew(): Promise<void> {
@@ -133,6 +146,13 @@ export class ClusterNode implements CallObserver {
     if (c.sipCallId) keys.push({ kind: 'sip', id: c.sipCallId });
     if (c.waCallId) keys.push({ kind: 'wa', id: c.waCallId });
     this.own(c.key, keys);
+    const mediaCallId = c.direction === 'inbound' ? c.waCallId : c.direction === 'outbound' ? `out-${c.sipCallId}` : c.key;
+    this.record(c.key, { direction: c.direction, waCallId: c.waCallId, sipCallId: c.sipCallId, phoneNumberId: c.phoneNumberId, mediaCallId });
+  }
+
+  private record(callKey: string, rec: ClusterCallRecord): void {
+    this.records.set(callKey, rec);
+    this.deps.state.recordCall(this.instanceId, callKey, rec, this.deps.callTtlMs).catch((err: unknown) => this.log.error({ err, waCallId: rec.waCallId, sipCallId: rec.sipCallId }, 'recording the call in Redis failed'));
   }
 
   identified(key: string, ids: { waCallId?: string; sipCallId?: string }): void {
@@ -140,6 +160,8 @@ export class ClusterNode implements CallObserver {
     if (ids.waCallId) keys.push({ kind: 'wa', id: ids.waCallId });
     if (ids.sipCallId) keys.push({ kind: 'sip', id: ids.sipCallId });
     this.own(key, keys);
+    const rec = this.records.get(key);
+    if (rec) this.record(key, { ...rec, ...(ids.waCallId ? { waCallId: ids.waCallId } : {}), ...(ids.sipCallId ? { sipCallId: ids.sipCallId } : {}) });
   }
 
   private own(callKey: string, keys: OwnerKey[]): void {
@@ -153,9 +175,17 @@ export class ClusterNode implements CallObserver {
   ended(rec: EndedCallRecord): void {
     const callKey = rec.key ?? (rec.direction === 'inbound' ? rec.waCallId : rec.sipCallId);
     const keys = (callKey && this.owned.get(callKey)) || [];
-    if (callKey) this.owned.delete(callKey);
+    if (callKey) {
+      this.owned.delete(callKey);
+      if (this.records.delete(callKey)) this.deps.state.forgetCall(this.instanceId, callKey).catch(() => undefined);
+    }
     if (rec.waCallId) keys.push({ kind: 'wa', id: rec.waCallId });
     this.deps.state.release(keys, this.instanceId).catch((err: unknown) => this.log.warn({ err, waCallId: rec.waCallId }, 'releasing call ownership in Redis failed (it expires on its own)'));
+  }
+
+  /** Test only: stop renewing without giving the lease up, as a crashed process would. */
+  abandon(): void {
+    clearInterval(this.heartbeat);
   }
 
   /** Stop renewing and give the lease up (a clean stop; a crash lets it expire). */

@@ -8,10 +8,25 @@
  * - `own:op:<opaque>`      the owner of an outbound call, by biz_opaque_callback_data;
  * - `own:sip:<Call-ID>`    the owner, by SIP Call-ID;
  * - `inst:<instance id>`   an instance's lease: its internal URL, renewed by its heartbeat;
- * - `perm:<pnid>:<wa id>`  a call-permission answer (JSON), for the cache's TTL.
+ * - `perm:<pnid>:<wa id>`  a call-permission answer (JSON), for the cache's TTL;
+ * - `members`             every instance that joined (a set; one without a lease is dead);
+ * - `calls:<instance>`    hash: call key → ClusterCallRecord (JSON), the instance's calls;
+ * - `dlg:<instance>`      hash: SIP Call-ID → StoredDialog (JSON), refreshed every heartbeat;
+ * - `end:<instance>:<key>` the survivor that ends a dead instance's call (SET NX).
  */
 import { Redis } from 'ioredis';
 import type { PermissionAnswer, PermissionStore } from '../permissions.js';
+import type { StoredDialog } from '../../sip/types.js';
+
+/** What a survivor needs to end a dead instance's call. */
+export interface ClusterCallRecord {
+  direction: 'inbound' | 'outbound' | 'click-to-call';
+  waCallId?: string | undefined;
+  sipCallId?: string | undefined;
+  phoneNumberId?: string | undefined;
+  /** The media session's call id in the engine. */
+  mediaCallId?: string | undefined;
+}
 
 /** Webhook de-duplication across instances. */
 export interface SharedDedupe {
@@ -107,11 +122,64 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
   }
 
   async drop(instanceId: string): Promise<void> {
-    await this.redis.del(`${this.prefix}inst:${instanceId}`);
+    await this.redis.multi().del(`${this.prefix}inst:${instanceId}`).srem(`${this.prefix}members`, instanceId).exec();
+  }
+
+  async join(instanceId: string): Promise<void> {
+    await this.redis.sadd(`${this.prefix}members`, instanceId);
+  }
+
+  async members(): Promise<string[]> {
+    return this.redis.smembers(`${this.prefix}members`);
+  }
+
+  async recordCall(instanceId: string, callKey: string, rec: ClusterCallRecord, ttlMs: number): Promise<void> {
+    const k = `${this.prefix}calls:${instanceId}`;
+    await this.redis.multi().hset(k, callKey, JSON.stringify(rec)).pexpire(k, ttlMs).exec();
+  }
+
+  async forgetCall(instanceId: string, callKey: string): Promise<void> {
+    await this.redis.hdel(`${this.prefix}calls:${instanceId}`, callKey);
+  }
+
+  async putDialogs(instanceId: string, changed: Map<string, string>, removed: string[], ttlMs: number): Promise<void> {
+    const k = `${this.prefix}dlg:${instanceId}`;
+    const m = this.redis.multi();
+    if (changed.size) m.hset(k, Object.fromEntries(changed)).pexpire(k, ttlMs);
+    if (removed.length) m.hdel(k, ...removed);
+    await m.exec();
+  }
+
+  /** A dead instance's calls and dialogs (junk entries skipped). */
+  async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog> }> {
+    const [calls, dialogs] = await Promise.all([this.redis.hgetall(`${this.prefix}calls:${instanceId}`), this.redis.hgetall(`${this.prefix}dlg:${instanceId}`)]);
+    return { calls: parseValues<ClusterCallRecord>(calls), dialogs: parseValues<StoredDialog>(dialogs) };
+  }
+
+  /** Whether this survivor ends `callKey` of the dead instance (one survivor per call). */
+  async claimEnd(deadId: string, callKey: string, survivorId: string): Promise<boolean> {
+    return (await this.redis.set(`${this.prefix}end:${deadId}:${callKey}`, survivorId, 'PX', 10 * 60_000, 'NX')) === 'OK';
+  }
+
+  /** The dead instance is handled: its records go. */
+  async bury(deadId: string): Promise<void> {
+    await this.redis.multi().del(`${this.prefix}calls:${deadId}`, `${this.prefix}dlg:${deadId}`).srem(`${this.prefix}members`, deadId).exec();
   }
 }
 
 /** A client that fails commands fast while Redis is away, instead of queueing them for ever. */
 export function connectRedis(url: string): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2000, lazyConnect: false });
+}
+
+function parseValues<T>(h: Record<string, string>): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const [k, v] of Object.entries(h)) {
+    try {
+      out.set(k, JSON.parse(v) as T);
+    } catch {
+      // Not ours, or torn: nothing to act on.
+    }
+  }
+  return out;
 }
