@@ -82,6 +82,11 @@ describe('routing events between two instances', () => {
       await nodes[1]!.route([terminate('wacid.9')]); // a duplicate: dropped anywhere
       expect(got.a!.map((e) => e.kind)).toEqual(['status', 'terminate']);
       expect(got.b).toEqual([]);
+      // An outbound call whose INVITE reached b: its webhooks, carrying the opaque, go to b.
+      nodes[1]!.started({ direction: 'outbound', key: 'sip-call-1', sipCallId: 'sip-call-1', opaque: 'opq-7', phoneNumberId: '1' });
+      await waitFor(async () => (await new RedisSharedState(redis, prefix).owner({ kind: 'op', id: 'opq-7' })) === 'b', { what: 'the opaque recorded' });
+      await nodes[0]!.route([{ kind: 'status', callId: 'wacid.10', phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'RINGING', bizOpaqueCallbackData: 'opq-7' }]);
+      expect(got.b!.map((e) => (e.kind === 'status' ? e.callId : e.kind))).toEqual(['wacid.10']);
     } finally {
       await Promise.all(nodes.map((x) => x.close()));
       await Promise.all(servers.map((s) => s.srv.close()));
