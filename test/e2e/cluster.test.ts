@@ -32,6 +32,7 @@ interface Instance {
   abandoned?: boolean;
   ended: EndedCallRecord[];
   logs: string[];
+  sipPort: number;
 }
 
 let redis: RedisDaemon;
@@ -39,7 +40,7 @@ let sim: WhatsAppSimulator;
 let phone: BaresipHandle | undefined;
 let instances: Instance[] = [];
 
-async function startInstance(name: string, media: { portMin: number; portMax: number }): Promise<Instance> {
+async function startInstance(name: string, media: { portMin: number; portMax: number }, over: Record<string, unknown> = {}): Promise<Instance> {
   const logs: string[] = [];
   const log = createLogger({ level: 'info', destination: { write: (s: string) => (logs.push(s), true) } as unknown as NodeJS.WritableStream });
   const sipPort = await freeDualPort('127.0.0.1');
@@ -59,9 +60,10 @@ async function startInstance(name: string, media: { portMin: number; portMax: nu
       heartbeatMs: 500,
       leaseMs: 2000,
     },
+    ...over,
   });
   const app = await startApp(config, log);
-  const inst: Instance = { app, ended: [], logs };
+  const inst: Instance = { app, ended: [], logs, sipPort };
   app.bridge.onCallEnded((r) => inst.ended.push(r));
   instances.push(inst);
   return inst;
@@ -162,11 +164,38 @@ describeWithPeers('two bridge instances sharing call state in Redis (baresip + s
     expect(closed.param ?? '').toMatch(/peer|BYE|reset/i);
     // The lease is 2 s and B looks every 500 ms: the call ends within seconds, not at a timeout.
     expect(tookMs).toBeLessThan(6000);
-    const ended = logged(b, "cluster: a dead instance's call ended by this survivor");
+    // Bounded wait: B logs the outcome once all three steps are done (the BYE's 200 may come after baresip's event).
+    const ended = await waitFor(() => { const l = logged(b, "cluster: a dead instance's call ended by this survivor"); return l.length ? l : undefined; }, { what: "B's takeover outcome", timeoutMs: 5000 });
     expect(ended).toHaveLength(1);
     expect(ended[0]).toMatchObject({ deadInstance: 'bridge-a2', waCallId: call.callId, sipCallId });
     expect(ended[0]!.outcome).toEqual(['whatsapp terminated', 'BYE answered 200', 'media ran in the dead instance (embedded engine): lost with it']);
     expect(call.actions()).toEqual(['pre_accept', 'accept', 'terminate']);
     process.stderr.write(`cluster takeover: call ended on both sides ${Math.round(tookMs)} ms after instance A stopped (lease 2000 ms, heartbeat 500 ms)\n`);
+  });
+
+  it('(c) outbound: the agent\'s INVITE reaches B, WhatsApp\'s webhooks reach A: A forwards them to B by the opaque; one call, a clean end', async () => {
+    const outbound = { outbound: { enabled: true, allowFrom: ['127.0.0.2/32'], dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ringTimeoutSec: 20 } };
+    phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
+    const [rangeA, rangeB] = mediaRanges();
+    const a = await startInstance('bridge-a3', rangeA!, outbound);
+    const b = await startInstance('bridge-b3', rangeB!, outbound);
+    sim.setWebhookUrl(`${a.app.url}/webhook`);
+    const user = sim.user(CALLER, { kind: 'answer', afterMs: 300, toneHz: 1000 });
+    await phone.dial(`sip:9+${CALLER}@127.0.0.1:${b.sipPort}`);
+    await user.waitForConnect(10_000);
+    await phone.events.waitFor('CALL_ESTABLISHED', 10_000);
+    await user.peer!.waitConnected(5000);
+
+    expect(await user.hangUp()).toBe(200);
+    await phone.events.waitFor('CALL_CLOSED', 5000);
+    await waitFor(() => b.ended.length === 1, { timeoutMs: 5000, what: 'B to end the call' });
+    expect(b.ended[0]).toMatchObject({ direction: 'outbound', sip: 'bye' });
+    expect(a.ended).toEqual([]);
+    // Every webhook of the call (the connect with the answer, the terminate) went A → B.
+    const forwarded = logged(a, 'webhook events forwarded to the owning instance').flatMap((l) => l.events as string[]);
+    expect(forwarded).toContain('connect');
+    expect(forwarded).toContain('terminate');
+    expect(logged(a, 'webhook events forwarded to the owning instance').every((l) => l.owner === 'bridge-b3')).toBe(true);
+    expect(phone.events.all.filter((e) => e.type === 'CALL_ESTABLISHED')).toHaveLength(1);
   });
 });
