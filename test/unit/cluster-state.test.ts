@@ -140,3 +140,43 @@ describe('the call-permission cache shared through Redis', () => {
     expect(await a.check('pn', '551188')).toMatchObject({ canStartCall: false, status: 'no_permission' });
   });
 });
+
+describe('ending a dead instance\'s calls', () => {
+  const dialog = { callId: 'sip-1', localHeader: '<sip:a@b>;tag=x', remoteHeader: '<sip:c@d>;tag=y', remoteTarget: 'sip:c@127.0.0.2', routeSet: [], localSeq: 2, transport: 'udp' as const };
+  const fakes = () => {
+    const done: string[] = [];
+    return {
+      done,
+      sip: { dialogSnapshots: () => [], byeStored: async (d: typeof dialog) => (done.push(`bye ${d.callId}`), 200) },
+      media: { name: 'rtpengine', deleteForeign: async (id: string) => void done.push(`delete ${id}`) },
+      whatsapp: { terminate: async (_pn: string, id: string) => void done.push(`terminate ${id}`) },
+    };
+  };
+
+  it('two survivors sweeping at once end each call once: terminate, BYE from the stored dialog, rtpengine delete', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const state = fresh();
+    await state.join('dead');
+    await state.recordCall('dead', 'wacid.5', { direction: 'inbound', waCallId: 'wacid.5', sipCallId: 'sip-1', phoneNumberId: 'pn', mediaCallId: 'wacid.5' }, 60_000);
+    await state.putDialogs('dead', new Map([['sip-1', JSON.stringify(dialog)]]), [], 60_000);
+    const f = fakes();
+    const survivors = ['s1', 's2'].map((id) => new Takeover({ instanceId: id, state, ...f, log, dialogTtlMs: 60_000 }));
+    await Promise.all(survivors.map((s) => s.sweep()));
+    expect(f.done.sort()).toEqual(['bye sip-1', 'delete wacid.5', 'terminate wacid.5']);
+    expect(await state.members()).toEqual([]);
+    expect((await state.leftBy('dead')).calls.size).toBe(0);
+  });
+
+  it('a live member is left alone; calls left by a previous run of this id are ended at start', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const state = fresh();
+    await state.join('alive');
+    await state.renew('alive', 'http://x', 60_000);
+    await state.recordCall('alive', 'k', { direction: 'inbound', waCallId: 'wacid.6', phoneNumberId: 'pn' }, 60_000);
+    const f = fakes();
+    await new Takeover({ instanceId: 'other', state, ...f, log, dialogTtlMs: 60_000 }).sweep();
+    expect(f.done).toEqual([]);
+    await new Takeover({ instanceId: 'alive', state, ...f, log, dialogTtlMs: 60_000 }).endLeftovers();
+    expect(f.done).toEqual(['terminate wacid.6']);
+  });
+});

@@ -54,6 +54,7 @@ export class ClusterNode implements CallObserver {
 
   /** Take the lease, and keep renewing it. */
   async start(): Promise<void> {
+    await this.deps.takeover?.endLeftovers().catch((err: unknown) => this.log.warn({ err }, 'ending calls left by a previous run failed'));
     await this.deps.state.join(this.instanceId);
     await this.renew();
     this.heartbeat = setInterval(() => void this.beat(), this.deps.config.heartbeatMs);

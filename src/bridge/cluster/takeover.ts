@@ -55,10 +55,19 @@ export class Takeover {
     }
   }
 
-  private async endCallsOf(deadId: string): Promise<void> {
+  /**
+   * Calls a previous life of this instance id left in Redis (it crashed and came back before
+   * anyone noticed): nobody else will end them, since this id is alive again. Run before joining.
+   */
+  async endLeftovers(): Promise<void> {
+    const { calls } = await this.deps.state.leftBy(this.deps.instanceId);
+    if (calls.size > 0) await this.endCallsOf(this.deps.instanceId, 'cluster: calls left by a previous run of this instance id; ending them');
+  }
+
+  private async endCallsOf(deadId: string, why = 'cluster: an instance is dead (its lease expired); ending its calls'): Promise<void> {
     const log = this.deps.log.child({ deadInstance: deadId });
     const { calls, dialogs } = await this.deps.state.leftBy(deadId);
-    log.warn({ calls: calls.size }, 'cluster: an instance is dead (its lease expired); ending its calls');
+    log.warn({ calls: calls.size }, why);
     await Promise.all(
       [...calls].map(async ([key, rec]) => {
         if (!(await this.deps.state.claimEnd(deadId, key, this.deps.instanceId))) return;
