@@ -180,3 +180,27 @@ describe('ending a dead instance\'s calls', () => {
     expect(f.done).toEqual(['terminate wacid.6']);
   });
 });
+
+describe('Redis going away', () => {
+  it('events are handled at once on the instance that took them, not after reconnect back-offs', async () => {
+    const { connectRedis } = await import('../../src/bridge/cluster/shared-state.js');
+    const own = await startRedis();
+    const client = await connectRedis(own.url);
+    const got: WaEvent[] = [];
+    const cfg = { redisUrl: own.url, instanceId: 'lonely', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: 'cluster-secret-0123456789', heartbeatMs: 60_000, leaseMs: 180_000, keyPrefix: 'down:' };
+    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:'), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs) });
+    try {
+      await node.start();
+      await own.stop();
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) await node.route([terminate(`wacid.down${i}`)]);
+      // With the client queueing commands while reconnecting, these three took about 2 s.
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(got.map((e) => (e.kind === 'terminate' ? e.callId : ''))).toEqual(['wacid.down0', 'wacid.down1', 'wacid.down2']);
+    } finally {
+      await node.close();
+      client.disconnect();
+      await own.stop();
+    }
+  });
+});

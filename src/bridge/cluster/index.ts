@@ -35,7 +35,7 @@ export interface ClusterPeers {
 }
 
 export async function startCluster(cfg: ClusterConfig, calls: Config['calls'], peers: ClusterPeers, log: Logger, deliver: (events: WaEvent[]) => void): Promise<Cluster> {
-  const redis = connectRedis(cfg.redisUrl);
+  const redis = await connectRedis(cfg.redisUrl);
   redis.on('error', (err: Error) => log.warn({ component: 'cluster', error: err.message }, 'Redis connection error'));
   const state = new RedisSharedState(redis, cfg.keyPrefix);
   // The longest a call can last (ringing, then maxDurationSec) and ten minutes for late webhooks.
