@@ -2,6 +2,7 @@ import { networkInterfaces } from 'node:os';
 import type { Config } from './config/schema.js';
 import type { Logger } from './util/log.js';
 import { Bridge } from './bridge/bridge.js';
+import { bothObservers, startCluster, type Cluster } from './bridge/cluster/index.js';
 import { createHttpServer } from './http/server.js';
 import { createOps, type Ops } from './ops/setup.js';
 import type { ReloadResult } from './http/admin.js';
@@ -38,6 +39,11 @@ export interface RunningApp {
   drain(): Promise<void>;
   /** Stop now: every call ended (WhatsApp first, BYE not waited for), listeners closed. */
   close(): Promise<void>;
+  /**
+   * Test only: behave as a crashed instance would, seen from outside: the cluster lease is no
+   * longer renewed, the HTTP and SIP listeners close, and no call is ended. `close()` still frees the rest.
+   */
+  abandon(): Promise<void>;
 }
 
 /**
@@ -88,8 +94,16 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
   const mediaReadiness = new ReadinessCache(() => media.readiness());
 
   const fromDomain = config.sip.fromDomain ?? contactHost.replace(/:\d+$/, '');
-  const bridge = new Bridge({ config, sip, media: ops.hub.instrumentMedia(media), whatsapp, log, fromDomain, whatsappCounters, observer: ops.hub });
+  // Several instances sharing call state in Redis, when `cluster` is configured (docs/scaling.md).
+  let bridgeRef: Bridge | undefined;
+  const cluster: Cluster | undefined = config.cluster
+    ? await startCluster(config.cluster, config.calls, { sip, media, whatsapp }, log, (evs) => (bridgeRef ? bridgeRef.handleEvents(evs) : log.warn({ events: evs.length }, 'events before the bridge started; dropped')))
+    : undefined;
+  const observer = cluster ? bothObservers(ops.hub, cluster.node) : ops.hub;
+  const bridge = new Bridge({ config, sip, media: ops.hub.instrumentMedia(media), whatsapp, log, fromDomain, whatsappCounters, observer, sharedPermissions: cluster?.permissions });
+  bridgeRef = bridge;
   bridge.onCallEnded((rec) => ops.hub.ended(rec));
+  if (cluster) bridge.onCallEnded((rec) => cluster.node.ended(rec));
 
   const dropStale = createStaleConnectFilter({ api: whatsapp, log, maxAgeSec: wa.maxWebhookAgeSec, counters: whatsappCounters });
   const http = createHttpServer({
@@ -100,7 +114,8 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
     onEvents: (events) => {
       const fresh = dropStale(events);
       ops.hub.webhookEvents(fresh);
-      bridge.handleEvents(fresh);
+      if (cluster) void cluster.node.route(fresh);
+      else bridge.handleEvents(fresh);
     },
     health: async () => ({
       ok: true,
@@ -119,6 +134,7 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
       // Being at calls.maxConcurrent is not a reason: a new call is refused cleanly, and an
       // instance taken out of the pool would stop getting its own calls' webhooks.
       if (b.state !== 'running') reasons.push(`bridge: ${b.state}`);
+      if (cluster && !cluster.node.healthy) reasons.push('cluster: Redis unreachable (lease not renewed)');
       return {
         ready: reasons.length === 0,
         state: b.state,
@@ -151,6 +167,7 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
     (closing ??= (async () => {
       await bridge.close();
       await http.close();
+      await cluster?.close();
       sipListening = false;
       await sip.close();
       await media.close();
@@ -169,6 +186,12 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
     // The HTTP server keeps serving while draining: terminate webhooks of calls in progress.
     drain: () => (draining ??= bridge.drain(config.shutdown.drainSec * 1000).then(close)),
     close,
+    abandon: async () => {
+      await cluster?.abandon();
+      await http.close();
+      sipListening = false;
+      await sip.close();
+    },
   };
 }
 

@@ -12,7 +12,7 @@ import { sipFinalHeaders, sipRefusal, type SipFinal } from './failure-map.js';
 import { CallAdmission, businessNumberFor } from './admission.js';
 import { parseDialedNumber } from './numbers.js';
 import { OutboundCall } from './outbound-call.js';
-import { PermissionCache } from './permissions.js';
+import { PermissionCache, type PermissionStore } from './permissions.js';
 import { ConnectReconciler } from './connect-reconciler.js';
 import { ClickCalls, parseClickRequest, refusedClick } from './click-calls.js';
 import type { ClickCall, ClickPlaced } from './click-call.js';
@@ -35,6 +35,8 @@ export interface BridgeDeps {
   lostConnectGraceMs?: number | undefined;
   /** Metrics, call records, the live call view. */
   observer?: CallObserver | undefined;
+  /** Call-permission answers shared with the other instances of a cluster. */
+  sharedPermissions?: PermissionStore | undefined;
 }
 
 /** How long webhook keys and terminated call ids are remembered (Meta retries for days; calls don't). */
@@ -85,6 +87,7 @@ export class Bridge {
     const c = deps.config.calls;
     this.routing = deps.config.routing;
     this.permissions = new PermissionCache(deps.whatsapp, o.permissionCacheSec * 1000, deps.log);
+    if (deps.sharedPermissions) this.permissions.useSharedStore(deps.sharedPermissions);
     this.admission = new CallAdmission({ allowFrom: o.allowFrom, auth: o.auth, requireTcp: o.requireTcp });
     this.capacity = new CapacityGuard(capacityLimits(deps.config));
     this.limits = { maxDurationMs: c.maxDurationSec * 1000, mediaOpTimeoutMs: c.mediaOpTimeoutSec * 1000 };

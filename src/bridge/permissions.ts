@@ -9,6 +9,13 @@ export interface PermissionAnswer {
   source: 'graph' | 'cache' | 'reply-webhook' | 'unknown';
 }
 
+/** Answers shared by several bridge instances (Redis); each entry expires on its own. */
+export interface PermissionStore {
+  get(key: string): Promise<PermissionAnswer | undefined>;
+  put(key: string, answer: PermissionAnswer, ttlMs: number): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
 /**
  * Whether the business may call a WhatsApp user (`start_call.can_perform_action`), cached for a
  * short while (Graph allows 100 permission look-ups per second) and updated by the user's
@@ -17,6 +24,7 @@ export interface PermissionAnswer {
  */
 export class PermissionCache {
   private readonly entries = new Map<string, { answer: PermissionAnswer; expires: number }>();
+  private shared: PermissionStore | undefined;
 
   constructor(
     private readonly api: Pick<WhatsAppCallingApi, 'getCallPermissions'>,
@@ -26,6 +34,15 @@ export class PermissionCache {
     /** Most users remembered; past it the oldest entry goes first. Expired entries go on every write. */
     private readonly maxEntries = 10_000,
   ) {}
+
+  /** Also keep answers in `store`, seen by every instance of a cluster (the local map stays a first level). */
+  useSharedStore(store: PermissionStore): void {
+    this.shared = store;
+  }
+
+  private share(what: string, op: (s: PermissionStore) => Promise<void>): void {
+    if (this.shared) op(this.shared).catch((err: unknown) => this.log.warn({ err, key: what }, 'shared permission cache unreachable; this instance keeps its own answer'));
+  }
 
   get size(): number {
     return this.entries.size;
@@ -44,10 +61,15 @@ export class PermissionCache {
     const key = `${phoneNumberId}:${waId}`;
     const hit = this.entries.get(key);
     if (hit && hit.expires > this.now()) return { ...hit.answer, source: 'cache' };
+    const shared = this.shared && (await this.shared.get(key).catch(() => undefined));
+    if (shared) return { ...shared, source: 'cache' };
     try {
       const p = await this.api.getCallPermissions(phoneNumberId, waId);
       const answer: PermissionAnswer = { canStartCall: p.canStartCall, canRequestPermission: p.canRequestPermission, status: p.status, source: 'graph' };
-      if (this.ttlMs > 0) this.put(key, { answer, expires: this.now() + this.ttlMs });
+      if (this.ttlMs > 0) {
+        this.put(key, { answer, expires: this.now() + this.ttlMs });
+        this.share(key, (s) => s.put(key, answer, this.ttlMs));
+      }
       return answer;
     } catch (err) {
       this.log.warn({ err, waId }, 'call permission look-up failed; trying the call anyway');
@@ -65,11 +87,15 @@ export class PermissionCache {
       source: 'reply-webhook',
     };
     const until = accepted && ev.expiresAt ? Math.min(ev.expiresAt * 1000, this.now() + this.ttlMs) : this.now() + this.ttlMs;
-    this.put(`${ev.phoneNumberId}:${ev.userWaId}`, { answer, expires: until });
+    const key = `${ev.phoneNumberId}:${ev.userWaId}`;
+    this.put(key, { answer, expires: until });
+    if (until > this.now()) this.share(key, (s) => s.put(key, answer, until - this.now()));
   }
 
   /** Forget what we know (after `connect` said 138006 despite a positive answer). */
   invalidate(phoneNumberId: string, waId: string): void {
-    this.entries.delete(`${phoneNumberId}:${waId}`);
+    const key = `${phoneNumberId}:${waId}`;
+    this.entries.delete(key);
+    this.share(key, (s) => s.delete(key));
   }
 }

@@ -30,6 +30,7 @@ export const ENV = {
   metricsToken: 'WA_SIP_BRIDGE_METRICS_TOKEN',
   adminToken: 'WA_SIP_BRIDGE_ADMIN_TOKEN',
   cdrAuthorization: 'WA_SIP_BRIDGE_CDR_AUTH',
+  clusterSecret: 'WA_SIP_BRIDGE_CLUSTER_SECRET',
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -94,6 +95,7 @@ function applyEnv(input: Record<string, any>, env: Env): void {
   if (wa.webhookAuthHeader) set(['whatsapp', 'webhookAuthHeader', 'value'], env[ENV.webhookHeaderSecret]);
   if (input.sip?.auth) set(['sip', 'auth', 'password'], env[ENV.sipAuthPassword]);
   if (input.outbound?.auth) set(['outbound', 'auth', 'password'], env[ENV.sipInboundPassword]);
+  if (input.cluster) set(['cluster', 'secret'], env[ENV.clusterSecret]);
   set(['log', 'level'], env[ENV.logLevel]);
   set(['ops', 'metrics', 'token'], env[ENV.metricsToken]);
   set(['ops', 'cdr', 'postAuthorization'], env[ENV.cdrAuthorization]);

@@ -339,6 +339,31 @@ export const configSchema = z.object({
       cdr: { file: '', maxBytes: 50 * 1024 * 1024, keep: 5, postUrl: '', postAuthorization: '', postAttempts: 5, postQueue: 10_000 },
       admin: { tokens: [], recentCalls: 500, clickToCallRingSec: 60 },
     }),
+  /**
+   * Several instances behind one webhook URL, sharing call state in Redis (docs/scaling.md).
+   * Absent: one instance, everything in memory, exactly as without it.
+   */
+  cluster: z
+    .object({
+      /** `redis://host:port/db` */
+      redisUrl: z.string().regex(/^rediss?:\/\//, 'like redis://127.0.0.1:6379'),
+      /** This instance's name in Redis; unique per instance. Default: hostname-pid. */
+      instanceId: z.string().regex(/^[\w.-]{1,64}$/).optional(),
+      /** Where the internal event route listens: an internal address only, never the public one. */
+      internal: hostPort('127.0.0.1', 8090).default({ host: '127.0.0.1', port: 8090 }),
+      /** This instance's internal HTTP base URL as other instances reach it (`http://10.0.0.5:8090`). */
+      advertiseUrl: z.url(),
+      /** Shared HMAC key of the internal hop. Env WA_SIP_BRIDGE_CLUSTER_SECRET. */
+      secret: z.string().min(16, 'at least 16 characters'),
+      /** How often this instance renews its lease. */
+      heartbeatMs: z.number().int().min(100).default(1000),
+      /** An instance whose lease is not renewed for this long is dead. */
+      leaseMs: z.number().int().min(300).default(5000),
+      /** Key prefix, so several bridges can share one Redis. */
+      keyPrefix: z.string().default('wsb:'),
+    })
+    .refine((c) => c.leaseMs > 2 * c.heartbeatMs, 'leaseMs must be more than twice heartbeatMs')
+    .optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -17,6 +17,11 @@ export interface MediaEngine {
    * ready if any answers; embedded: free port pairs left). Never throws.
    */
   readiness(): Promise<EngineReadiness>;
+  /**
+   * Drop a session this process does not hold (a dead cluster instance's call), by its call id.
+   * Only engines whose sessions outlive the process have it (rtpengine); embedded sessions die with it.
+   */
+  deleteForeign?(callId: string): Promise<void>;
   close(): Promise<void>;
 }
 

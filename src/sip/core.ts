@@ -5,6 +5,7 @@
 import type sip from 'sip';
 import type { Logger } from 'pino';
 import type { LibEndpoint } from './lib.js';
+import type { StoredDialog } from './types.js';
 import type { SessionTimerConfig } from './session-timer.js';
 
 /** RFC 3261 section 17.1.1.1 timer values, injectable for tests. */
@@ -31,6 +32,8 @@ export interface DialogHandle {
   handleAck(ack: sip.Message): void;
   /** Stop timers (stack closing). */
   dispose(): void;
+  /** The dialog as data (cluster takeover); absent: nothing another instance could end. */
+  snapshot?(): StoredDialog | undefined;
 }
 
 export interface SipCore {

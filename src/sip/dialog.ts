@@ -15,7 +15,7 @@ import { contactUri, fromWire, headerText, sdpBody, toWire } from './headers.js'
 import type { LibEndpoint } from './lib.js';
 import { defaultReinviteAnswer } from './sdp-answer.js';
 import { SessionTimer, termsForOffer, type SessionTerms } from './session-timer.js';
-import { SipFailure, type ReinviteHandler, type SipDialog, type SipDialogEvents } from './types.js';
+import { SipFailure, type ReinviteHandler, type SipDialog, type SipDialogEvents, type StoredDialog } from './types.js';
 
 export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE';
 
@@ -121,6 +121,13 @@ export class Dialog implements SipDialog, DialogHandle {
     for (const l of [...(this.listeners[event] as Set<(...a: Parameters<SipDialogEvents[E]>) => void>)]) {
       guarded(this.log, `dialog ${event} listener`, () => l(...args));
     }
+  }
+
+  /** This dialog as data, for another instance to end it (cluster takeover). */
+  snapshot(): StoredDialog | undefined {
+    if (this._state !== 'confirmed') return undefined;
+    const i = this.init;
+    return { callId: this.callId, localHeader: i.localHeader, remoteHeader: i.remoteHeader, remoteTarget: this.remoteTarget, routeSet: [...i.routeSet], localSeq: this.localSeq, transport: i.endpoint.transport };
   }
 
   setReinviteHandler(handler: ReinviteHandler): void {

@@ -19,6 +19,7 @@ import sip from 'sip';
 import type { Logger } from 'pino';
 import { dialogKey, DEFAULT_TIMERS, guarded, type DialogHandle, type SipCore, type SipTimers } from './core.js';
 import { ALLOW } from './dialog.js';
+import { sendStoredBye } from './stored-bye.js';
 import { DEFAULT_SIP_LIMITS, FrontDoor, type FrontDoorStats, type SipLimits } from './front-door.js';
 import { generateTag, headerText, printable, tagOf } from './headers.js';
 import { SESSION_TIMERS_OFF, termsForOffer, type SessionTimerConfig } from './session-timer.js';
@@ -221,6 +222,8 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStackWit
     onInvite(handler: IncomingInviteHandler): void {
       inviteHandler = handler;
     },
+    dialogSnapshots: () => [...dialogs.values()].flatMap((d) => d.snapshot?.() ?? []),
+    byeStored: (d, reason) => sendStoredBye(core, endpoints, d, reason),
     close(): Promise<void> {
       closing ??= (async () => {
         closed = true;

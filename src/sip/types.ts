@@ -111,6 +111,24 @@ export interface SipStack {
   onInvite(handler: IncomingInviteHandler): void;
   /** Stop listening; ends no dialog. */
   close(): Promise<void>;
+  /** What another process needs to end each confirmed dialog of this one (cluster takeover). */
+  dialogSnapshots?(): StoredDialog[];
+  /** Send BYE in a dialog this process did not set up (a dead instance's); resolves with the final status, undefined on timeout. */
+  byeStored?(d: StoredDialog, reason?: string): Promise<number | undefined>;
+}
+
+/** A confirmed dialog as data: enough for any instance to send its BYE (RFC 3261 section 12.2.1.1). */
+export interface StoredDialog {
+  callId: string;
+  /** From as wire text, our tag included. */
+  localHeader: string;
+  /** To as wire text, the peer's tag included. */
+  remoteHeader: string;
+  remoteTarget: string;
+  routeSet: string[];
+  /** The last CSeq number used; a BYE from elsewhere uses a higher one. */
+  localSeq: number;
+  transport: 'udp' | 'tcp';
 }
 
 /**

@@ -363,6 +363,11 @@ class RtpengineEngine implements MediaEngine {
     throw lastErr ?? new MediaError('no rtpengine configured', ENGINE, 'no target');
   }
 
+  /** `delete` on every rtpengine (which one held the call is not known here); an unknown call id is fine. */
+  async deleteForeign(callId: string): Promise<void> {
+    await Promise.allSettled(this.targets.map((t) => this.ng.request(t, 'delete', { 'call-id': callId, ...DELETE_NOW })));
+  }
+
   createSession(callId: string): MediaSession {
     const s = new RtpengineSession(callId, this, this.log, this.opts.whatsappMediaTimeoutSec);
     this.sessions.add(s);

@@ -1,0 +1,197 @@
+/**
+ * One bridge instance in a cluster sharing call state in Redis (docs/scaling.md).
+ *
+ * Any instance may take any webhook. For each event: a cluster-wide de-duplication (SET NX PX),
+ * then the call's owner: the instance named by the outbound call's biz_opaque_callback_data, or
+ * else whichever instance first claims the WhatsApp call id (SET NX) — the first event of a call
+ * seen anywhere makes its receiver the owner, so a connect and a terminate landing on two instances
+ * at once still meet on one. Events for this instance go to its bridge; the others are forwarded
+ * to their owner over the signed internal hop (`POST <advertiseUrl>/internal/events`).
+ * Each instance renews a lease (`inst:<id>`, its internal URL) every heartbeat.
+ */
+import { hostname } from 'node:os';
+import type { Config } from '../../config/schema.js';
+import type { Logger } from '../../util/log.js';
+import type { WaEvent } from '../../whatsapp/types.js';
+import { eventKey } from '../../whatsapp/webhook.js';
+import { signBody, SIGNATURE_HEADER, type ForwardBody } from '../../http/internal-route.js';
+import type { CallObserver, EndedCallRecord, StartedCall } from '../observer.js';
+import type { CallDirectory, ClusterCallRecord, Leases, OwnerKey, RedisSharedState, SharedDedupe } from './shared-state.js';
+import type { Takeover } from './takeover.js';
+
+export type ClusterConfig = NonNullable<Config['cluster']>;
+
+/** Same window as the bridge's own in-memory de-duplication. */
+const DEDUPE_TTL_MS = 30 * 60_000;
+const FORWARD_TIMEOUT_MS = 2000;
+
+export interface ClusterNodeDeps {
+  config: ClusterConfig;
+  state: SharedDedupe & CallDirectory & Leases & Pick<RedisSharedState, 'join' | 'recordCall' | 'forgetCall'>;
+  /** Dead instances' calls ended by this one, and this one's dialogs kept in Redis; absent: neither. */
+  takeover?: Takeover | undefined;
+  log: Logger;
+  /** How long an ownership key lives at most: the longest call, plus margin. */
+  callTtlMs: number;
+  /** This instance's bridge: handle these events here. */
+  deliver(events: WaEvent[]): void;
+}
+
+export class ClusterNode implements CallObserver {
+  readonly instanceId: string;
+  private readonly log: Logger;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private leaseOk = false;
+  /** Ownership keys this instance wrote, by the call's first name, released when the call ends. */
+  private readonly owned = new Map<string, OwnerKey[]>();
+  /** What a survivor would need to end each call of this instance, by the call's first name. */
+  private readonly records = new Map<string, ClusterCallRecord>();
+
+  constructor(private readonly deps: ClusterNodeDeps) {
+    this.instanceId = deps.config.instanceId ?? `${hostname()}-${process.pid}`;
+    this.log = deps.log.child({ component: 'cluster', instanceId: this.instanceId });
+  }
+
+  /** Take the lease, and keep renewing it. */
+  async start(): Promise<void> {
+    await this.deps.takeover?.endLeftovers().catch((err: unknown) => this.log.warn({ err }, 'ending calls left by a previous run failed'));
+    await this.deps.state.join(this.instanceId);
+    await this.renew();
+    this.heartbeat = setInterval(() => void this.beat(), this.deps.config.heartbeatMs);
+    this.heartbeat.unref();
+    this.log.info({ advertiseUrl: this.deps.config.advertiseUrl }, 'cluster member: lease taken');
+  }
+
+  /** Whether the last lease renewal reached Redis (readiness). */
+  get healthy(): boolean {
+    return this.leaseOk;
+  }
+
+  private async beat(): Promise<void> {
+    await this.renew();
+    if (!this.leaseOk || !this.deps.takeover) return;
+    await this.deps.takeover.syncDialogs().catch((err: unknown) => this.log.warn({ err }, 'writing dialog state to Redis failed'));
+    await this.deps.takeover.sweep();
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      await this.deps.state.renew(this.instanceId, this.deps.config.advertiseUrl, this.deps.config.leaseMs);
+      if (!this.leaseOk) this.log.info('cluster lease renewed');
+      this.leaseOk = true;
+    } catch (err) {
+      if (this.leaseOk) this.log.error({ err }, 'cluster lease renewal failed: Redis unreachable; other instances will think this one dead');
+      this.leaseOk = false;
+    }
+  }
+
+  /** Webhook events as received from WhatsApp, on any instance. Never throws. */
+  async route(events: WaEvent[]): Promise<void> {
+    const local: WaEvent[] = [];
+    const remote = new Map<string, WaEvent[]>();
+    for (const ev of events) {
+      const owner = await this.ownerOf(ev);
+      if (owner === undefined) continue;
+      if (owner === this.instanceId) local.push(ev);
+      else remote.set(owner, [...(remote.get(owner) ?? []), ev]);
+    }
+    if (local.length) this.deps.deliver(local);
+    await Promise.all([...remote].map(([owner, evs]) => this.forward(owner, evs)));
+  }
+
+  /** The instance that acts on `ev`; undefined for a duplicate. Redis trouble: this instance. */
+  private async ownerOf(ev: WaEvent): Promise<string | undefined> {
+    const callId = 'callId' in ev ? ev.callId : undefined;
+    try {
+      if (!(await this.deps.state.firstSight(eventKey(ev), DEDUPE_TTL_MS))) {
+        this.log.info({ key: eventKey(ev), waCallId: callId }, 'duplicate webhook event ignored (seen by the cluster)');
+        return undefined;
+      }
+      if (ev.kind === 'permission_reply') return this.instanceId;
+      const opaque = ev.bizOpaqueCallbackData;
+      const byOpaque = opaque ? await this.deps.state.owner({ kind: 'op', id: opaque }) : undefined;
+      if (byOpaque) return byOpaque;
+      return await this.deps.state.claim({ kind: 'wa', id: ev.callId }, this.instanceId, this.deps.callTtlMs);
+    } catch (err) {
+      this.log.error({ err, waCallId: callId, event: ev.kind }, 'Redis unreachable: handling the event on this instance');
+      return this.instanceId;
+    }
+  }
+
+  private async forward(owner: string, events: WaEvent[]): Promise<void> {
+    const ids = events.map((e) => ('callId' in e ? e.callId : e.kind));
+    const url = await this.deps.state.urlOf(owner).catch(() => undefined);
+    if (!url) {
+      this.log.error({ owner, waCallIds: ids }, 'the owner of these calls has no live lease (dead or unreachable): events not delivered');
+      return;
+    }
+    const body = JSON.stringify({ from: this.instanceId, sentAt: Date.now(), events } satisfies ForwardBody);
+    try {
+      const res = await fetch(`${url}/internal/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(this.deps.config.secret, body) },
+        body,
+        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+      });
+      if (res.status !== 202) throw new Error(`owner answered HTTP ${res.status}`);
+      this.log.info({ owner, waCallIds: ids, events: events.map((e) => e.kind) }, 'webhook events forwarded to the owning instance');
+    } catch (err) {
+      this.log.error({ err, owner, url, waCallIds: ids }, 'forwarding webhook events to the owning instance failed');
+    }
+  }
+
+  // CallObserver: record the calls this instance owns under every name that events may carry.
+  started(c: StartedCall): void {
+    const keys: OwnerKey[] = [];
+    if (c.opaque) keys.push({ kind: 'op', id: c.opaque });
+    if (c.sipCallId) keys.push({ kind: 'sip', id: c.sipCallId });
+    if (c.waCallId) keys.push({ kind: 'wa', id: c.waCallId });
+    this.own(c.key, keys);
+    const mediaCallId = c.direction === 'inbound' ? c.waCallId : c.direction === 'outbound' ? `out-${c.sipCallId}` : c.key;
+    this.record(c.key, { direction: c.direction, waCallId: c.waCallId, sipCallId: c.sipCallId, phoneNumberId: c.phoneNumberId, mediaCallId });
+  }
+
+  private record(callKey: string, rec: ClusterCallRecord): void {
+    this.records.set(callKey, rec);
+    this.deps.state.recordCall(this.instanceId, callKey, rec, this.deps.callTtlMs).catch((err: unknown) => this.log.error({ err, waCallId: rec.waCallId, sipCallId: rec.sipCallId }, 'recording the call in Redis failed'));
+  }
+
+  identified(key: string, ids: { waCallId?: string; sipCallId?: string }): void {
+    const keys: OwnerKey[] = [];
+    if (ids.waCallId) keys.push({ kind: 'wa', id: ids.waCallId });
+    if (ids.sipCallId) keys.push({ kind: 'sip', id: ids.sipCallId });
+    this.own(key, keys);
+    const rec = this.records.get(key);
+    if (rec) this.record(key, { ...rec, ...(ids.waCallId ? { waCallId: ids.waCallId } : {}), ...(ids.sipCallId ? { sipCallId: ids.sipCallId } : {}) });
+  }
+
+  private own(callKey: string, keys: OwnerKey[]): void {
+    if (keys.length === 0) return;
+    this.owned.set(callKey, [...(this.owned.get(callKey) ?? []), ...keys]);
+    for (const k of keys)
+      this.deps.state.set(k, this.instanceId, this.deps.callTtlMs).catch((err: unknown) => this.log.error({ err, key: `${k.kind}:${k.id}` }, 'recording call ownership in Redis failed'));
+  }
+
+  /** A call of this instance ended: its names are free again (only where this instance still owns them). */
+  ended(rec: EndedCallRecord): void {
+    const callKey = rec.key ?? (rec.direction === 'inbound' ? rec.waCallId : rec.sipCallId);
+    const keys = (callKey && this.owned.get(callKey)) || [];
+    if (callKey) {
+      this.owned.delete(callKey);
+      if (this.records.delete(callKey)) this.deps.state.forgetCall(this.instanceId, callKey).catch(() => undefined);
+    }
+    if (rec.waCallId) keys.push({ kind: 'wa', id: rec.waCallId });
+    this.deps.state.release(keys, this.instanceId).catch((err: unknown) => this.log.warn({ err, waCallId: rec.waCallId }, 'releasing call ownership in Redis failed (it expires on its own)'));
+  }
+
+  /** Test only: stop renewing without giving the lease up, as a crashed process would. */
+  abandon(): void {
+    clearInterval(this.heartbeat);
+  }
+
+  /** Stop renewing and give the lease up (a clean stop; a crash lets it expire). */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await this.deps.state.drop(this.instanceId).catch(() => undefined);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Call state shared by several bridge instances, in Redis. The single-instance bridge never
+ * builds any of this: its dedupe and call maps stay in memory.
+ *
+ * Keys (all under `keyPrefix`):
+ * - `evt:<event key>`      webhook de-duplication, SET NX PX (the first instance to see an event wins);
+ * - `own:wa:<call id>`     the instance that owns a WhatsApp call (SET NX: the first event claims it);
+ * - `own:op:<opaque>`      the owner of an outbound call, by biz_opaque_callback_data;
+ * - `own:sip:<Call-ID>`    the owner, by SIP Call-ID;
+ * - `inst:<instance id>`   an instance's lease: its internal URL, renewed by its heartbeat;
+ * - `perm:<pnid>:<wa id>`  a call-permission answer (JSON), for the cache's TTL;
+ * - `members`             every instance that joined (a set; one without a lease is dead);
+ * - `calls:<instance>`    hash: call key → ClusterCallRecord (JSON), the instance's calls;
+ * - `dlg:<instance>`      hash: SIP Call-ID → StoredDialog (JSON), refreshed every heartbeat;
+ * - `end:<instance>:<key>` the survivor that ends a dead instance's call (SET NX).
+ */
+import { Redis } from 'ioredis';
+import type { PermissionAnswer, PermissionStore } from '../permissions.js';
+import type { StoredDialog } from '../../sip/types.js';
+
+/** What a survivor needs to end a dead instance's call. */
+export interface ClusterCallRecord {
+  direction: 'inbound' | 'outbound' | 'click-to-call';
+  waCallId?: string | undefined;
+  sipCallId?: string | undefined;
+  phoneNumberId?: string | undefined;
+  /** The media session's call id in the engine. */
+  mediaCallId?: string | undefined;
+}
+
+/** Webhook de-duplication across instances. */
+export interface SharedDedupe {
+  /** True the first time `key` is seen within `ttlMs`, anywhere in the cluster. */
+  firstSight(key: string, ttlMs: number): Promise<boolean>;
+}
+
+export type OwnerKey = { kind: 'wa' | 'op' | 'sip'; id: string };
+
+/** Which instance owns which call. */
+export interface CallDirectory {
+  /** Claim `key` for `instanceId` unless another instance has it; returns the owner. */
+  claim(key: OwnerKey, instanceId: string, ttlMs: number): Promise<string>;
+  owner(key: OwnerKey): Promise<string | undefined>;
+  /** Record (overwrite) the owner. */
+  set(key: OwnerKey, instanceId: string, ttlMs: number): Promise<void>;
+  /** Forget keys, only where `instanceId` still owns them. */
+  release(keys: OwnerKey[], instanceId: string): Promise<void>;
+}
+
+/** Instance leases: who is alive and where it listens. */
+export interface Leases {
+  renew(instanceId: string, url: string, leaseMs: number): Promise<void>;
+  /** The internal URL of a live instance, or undefined when its lease has run out. */
+  urlOf(instanceId: string): Promise<string | undefined>;
+  drop(instanceId: string): Promise<void>;
+}
+
+// Delete a key only when it still holds the expected value (an owner releasing its own call).
+const RELEASE_IF_OWNER = `local n = 0
+for i, k in ipairs(KEYS) do if redis.call('GET', k) == ARGV[1] then n = n + redis.call('DEL', k) end end
+return n`;
+
+export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, PermissionStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private ownKey(k: OwnerKey): string {
+    return `${this.prefix}own:${k.kind}:${k.id}`;
+  }
+
+  async firstSight(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(`${this.prefix}evt:${key}`, '1', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async claim(key: OwnerKey, instanceId: string, ttlMs: number): Promise<string> {
+    const k = this.ownKey(key);
+    // SET NX ... GET answers the previous owner, or null when this instance took the key.
+    const prev = await this.redis.set(k, instanceId, 'PX', ttlMs, 'NX', 'GET');
+    return prev ?? instanceId;
+  }
+
+  async owner(key: OwnerKey): Promise<string | undefined> {
+    return (await this.redis.get(this.ownKey(key))) ?? undefined;
+  }
+
+  async set(key: OwnerKey, instanceId: string, ttlMs: number): Promise<void> {
+    await this.redis.set(this.ownKey(key), instanceId, 'PX', ttlMs);
+  }
+
+  async release(keys: OwnerKey[], instanceId: string): Promise<void> {
+    if (keys.length === 0) return;
+    await this.redis.eval(RELEASE_IF_OWNER, keys.length, ...keys.map((k) => this.ownKey(k)), instanceId);
+  }
+
+  async get(key: string): Promise<PermissionAnswer | undefined> {
+    const v = await this.redis.get(`${this.prefix}perm:${key}`);
+    if (!v) return undefined;
+    try {
+      const a = JSON.parse(v) as PermissionAnswer;
+      return typeof a.canStartCall === 'boolean' && typeof a.canRequestPermission === 'boolean' && typeof a.status === 'string' ? a : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async put(key: string, answer: PermissionAnswer, ttlMs: number): Promise<void> {
+    await this.redis.set(`${this.prefix}perm:${key}`, JSON.stringify(answer), 'PX', Math.max(1, Math.round(ttlMs)));
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.redis.del(`${this.prefix}perm:${key}`);
+  }
+
+  async renew(instanceId: string, url: string, leaseMs: number): Promise<void> {
+    await this.redis.set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs);
+  }
+
+  async urlOf(instanceId: string): Promise<string | undefined> {
+    return (await this.redis.get(`${this.prefix}inst:${instanceId}`)) ?? undefined;
+  }
+
+  async drop(instanceId: string): Promise<void> {
+    await this.redis.multi().del(`${this.prefix}inst:${instanceId}`).srem(`${this.prefix}members`, instanceId).exec();
+  }
+
+  async join(instanceId: string): Promise<void> {
+    await this.redis.sadd(`${this.prefix}members`, instanceId);
+  }
+
+  async members(): Promise<string[]> {
+    return this.redis.smembers(`${this.prefix}members`);
+  }
+
+  async recordCall(instanceId: string, callKey: string, rec: ClusterCallRecord, ttlMs: number): Promise<void> {
+    const k = `${this.prefix}calls:${instanceId}`;
+    await this.redis.multi().hset(k, callKey, JSON.stringify(rec)).pexpire(k, ttlMs).exec();
+  }
+
+  async forgetCall(instanceId: string, callKey: string): Promise<void> {
+    await this.redis.hdel(`${this.prefix}calls:${instanceId}`, callKey);
+  }
+
+  async putDialogs(instanceId: string, changed: Map<string, string>, removed: string[], ttlMs: number): Promise<void> {
+    const k = `${this.prefix}dlg:${instanceId}`;
+    const m = this.redis.multi();
+    if (changed.size) m.hset(k, Object.fromEntries(changed)).pexpire(k, ttlMs);
+    if (removed.length) m.hdel(k, ...removed);
+    await m.exec();
+  }
+
+  /** A dead instance's calls and dialogs (junk entries skipped). */
+  async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog> }> {
+    const [calls, dialogs] = await Promise.all([this.redis.hgetall(`${this.prefix}calls:${instanceId}`), this.redis.hgetall(`${this.prefix}dlg:${instanceId}`)]);
+    return { calls: parseValues<ClusterCallRecord>(calls), dialogs: parseValues<StoredDialog>(dialogs) };
+  }
+
+  /** Whether this survivor ends `callKey` of the dead instance (one survivor per call). */
+  async claimEnd(deadId: string, callKey: string, survivorId: string): Promise<boolean> {
+    return (await this.redis.set(`${this.prefix}end:${deadId}:${callKey}`, survivorId, 'PX', 10 * 60_000, 'NX')) === 'OK';
+  }
+
+  /** The dead instance is handled: its records go. */
+  async bury(deadId: string): Promise<void> {
+    await this.redis.multi().del(`${this.prefix}calls:${deadId}`, `${this.prefix}dlg:${deadId}`).srem(`${this.prefix}members`, deadId).exec();
+  }
+}
+
+/**
+ * A client that fails commands at once while Redis is away (no offline queue), so a webhook is
+ * handled on the instance that took it instead of waiting out reconnect back-offs: queued, the
+ * third event after Redis went away waited 1.4 s. Resolves once connected.
+ */
+export async function connectRedis(url: string, timeoutMs = 5000): Promise<Redis> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+  // Connection errors are retried by the client; the caller adds its own logging listener.
+  redis.on('error', () => undefined);
+  try {
+    await new Promise<void>((ok, ko) => {
+      const timer = setTimeout(() => ko(new Error(`Redis ${url}: not connected within ${timeoutMs} ms`)), timeoutMs);
+      redis.once('ready', () => (clearTimeout(timer), ok()));
+    });
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  return redis;
+}
+
+function parseValues<T>(h: Record<string, string>): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const [k, v] of Object.entries(h)) {
+    try {
+      out.set(k, JSON.parse(v) as T);
+    } catch {
+      // Not ours, or torn: nothing to act on.
+    }
+  }
+  return out;
+}

@@ -1,0 +1,206 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisSharedState } from '../../src/bridge/cluster/shared-state.js';
+import { ClusterNode } from '../../src/bridge/cluster/node.js';
+import { createInternalServer, signBody, SIGNATURE_HEADER } from '../../src/http/internal-route.js';
+import type { WaEvent } from '../../src/whatsapp/types.js';
+import { createLogger } from '../../src/util/log.js';
+import { startRedis, type RedisDaemon } from '../harness/redis.js';
+import { waitFor } from '../support/wait.js';
+
+/** The shared state against a real redis-server, and the internal hop's signature check. */
+let daemon: RedisDaemon;
+let redis: Redis;
+let n = 0;
+const log = createLogger({ level: 'silent' });
+const fresh = () => new RedisSharedState(redis, `t${++n}:`);
+
+beforeAll(async () => {
+  daemon = await startRedis();
+  redis = new Redis(daemon.url);
+}, 20_000);
+afterAll(async () => {
+  await redis?.quit();
+  await daemon?.stop();
+});
+
+describe('shared state in Redis', () => {
+  it('de-duplicates an event across instances, for its TTL only', async () => {
+    const s = fresh();
+    expect(await s.firstSight('terminate:wacid.1', 300)).toBe(true);
+    expect(await new RedisSharedState(redis, `t${n}:`).firstSight('terminate:wacid.1', 300)).toBe(false);
+    // Bounded wait: the key expires after 300 ms.
+    await waitFor(async () => await s.firstSight('terminate:wacid.1', 300), { what: 'the dedupe key to expire', timeoutMs: 5000 });
+  });
+
+  it('gives a call to the first instance that claims it, and tells the others who owns it', async () => {
+    const s = fresh();
+    const owners = await Promise.all(['a', 'b', 'c', 'd'].map((i) => s.claim({ kind: 'wa', id: 'wacid.2' }, i, 10_000)));
+    expect(new Set(owners).size).toBe(1);
+    expect(await s.owner({ kind: 'wa', id: 'wacid.2' })).toBe(owners[0]);
+  });
+
+  it('releases a call only for its owner', async () => {
+    const s = fresh();
+    await s.set({ kind: 'op', id: 'opq' }, 'a', 10_000);
+    await s.release([{ kind: 'op', id: 'opq' }], 'b');
+    expect(await s.owner({ kind: 'op', id: 'opq' })).toBe('a');
+    await s.release([{ kind: 'op', id: 'opq' }], 'a');
+    expect(await s.owner({ kind: 'op', id: 'opq' })).toBeUndefined();
+  });
+
+  it('forgets an instance whose lease is not renewed', async () => {
+    const s = fresh();
+    await s.renew('a', 'http://10.0.0.1:8090', 300);
+    expect(await s.urlOf('a')).toBe('http://10.0.0.1:8090');
+    await waitFor(async () => (await s.urlOf('a')) === undefined, { what: 'the lease to expire', timeoutMs: 5000 });
+  });
+});
+
+const terminate = (callId: string): WaEvent => ({ kind: 'terminate', callId, phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'COMPLETED', errors: [] });
+
+describe('routing events between two instances', () => {
+  it('delivers a call\'s events on its owner, once, whichever instance took the webhook', async () => {
+    const prefix = `route${++n}:`;
+    const got: Record<string, WaEvent[]> = { a: [], b: [] };
+    const servers = await Promise.all(
+      ['a', 'b'].map(async (id) => {
+        const srv = createInternalServer({ log, secret: 'cluster-secret-0123456789', onEvents: (evs) => got[id]!.push(...evs) });
+        const url = await srv.listen({ host: '127.0.0.1', port: 0 });
+        return { srv, url };
+      }),
+    );
+    const nodes = ['a', 'b'].map((id, i) => {
+      const cfg = { redisUrl: daemon.url, instanceId: id, internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: servers[i]!.url, secret: 'cluster-secret-0123456789', heartbeatMs: 200, leaseMs: 1000, keyPrefix: prefix };
+      return new ClusterNode({ config: cfg, state: new RedisSharedState(redis, prefix), log, callTtlMs: 60_000, deliver: (evs) => got[id]!.push(...evs) });
+    });
+    await Promise.all(nodes.map((x) => x.start()));
+    try {
+      const status: WaEvent = { kind: 'status', callId: 'wacid.9', phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'RINGING' };
+      await nodes[0]!.route([status]); // a claims the call
+      await nodes[1]!.route([terminate('wacid.9')]); // b forwards to a
+      await nodes[1]!.route([terminate('wacid.9')]); // a duplicate: dropped anywhere
+      expect(got.a!.map((e) => e.kind)).toEqual(['status', 'terminate']);
+      expect(got.b).toEqual([]);
+      // An outbound call whose INVITE reached b: its webhooks, carrying the opaque, go to b.
+      nodes[1]!.started({ direction: 'outbound', key: 'sip-call-1', sipCallId: 'sip-call-1', opaque: 'opq-7', phoneNumberId: '1' });
+      await waitFor(async () => (await new RedisSharedState(redis, prefix).owner({ kind: 'op', id: 'opq-7' })) === 'b', { what: 'the opaque recorded' });
+      await nodes[0]!.route([{ kind: 'status', callId: 'wacid.10', phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'RINGING', bizOpaqueCallbackData: 'opq-7' }]);
+      expect(got.b!.map((e) => (e.kind === 'status' ? e.callId : e.kind))).toEqual(['wacid.10']);
+    } finally {
+      await Promise.all(nodes.map((x) => x.close()));
+      await Promise.all(servers.map((s) => s.srv.close()));
+    }
+  });
+});
+
+describe('the internal hop', () => {
+  it('refuses a wrong signature, a malformed body and a stale one; takes a signed fresh one', async () => {
+    const got: WaEvent[] = [];
+    const secret = 'cluster-secret-0123456789';
+    const srv = createInternalServer({ log, secret, onEvents: (evs) => got.push(...evs) });
+    try {
+      const post = (body: string, sig: string | undefined) =>
+        srv.inject({ method: 'POST', url: '/internal/events', headers: { 'content-type': 'application/json', ...(sig ? { [SIGNATURE_HEADER]: sig } : {}) }, payload: body });
+      const good = JSON.stringify({ from: 'a', sentAt: Date.now(), events: [terminate('wacid.3')] });
+      expect((await post(good, undefined)).statusCode).toBe(401);
+      expect((await post(good, signBody('another-secret-0123456789', good))).statusCode).toBe(401);
+      expect((await post(good, signBody(secret, good).slice(0, -1))).statusCode).toBe(401);
+      const junk = JSON.stringify({ from: 'a', sentAt: Date.now(), events: [{ kind: 'connect', callId: 'x' }] });
+      expect((await post(junk, signBody(secret, junk))).statusCode).toBe(400);
+      const stale = JSON.stringify({ from: 'a', sentAt: Date.now() - 120_000, events: [terminate('wacid.3')] });
+      expect((await post(stale, signBody(secret, stale))).statusCode).toBe(400);
+      expect(got).toEqual([]);
+      expect((await post(good, signBody(secret, good))).statusCode).toBe(202);
+      expect(got.map((e) => e.kind)).toEqual(['terminate']);
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('the call-permission cache shared through Redis', () => {
+  it('answers on instance B from what instance A learned, without asking Graph again; invalidation reaches both', async () => {
+    const { PermissionCache } = await import('../../src/bridge/permissions.js');
+    let graphAsks = 0;
+    const api = { getCallPermissions: async () => (graphAsks++, { canStartCall: true, canRequestPermission: false, status: 'temporary' as const, actions: [] }) };
+    const store = fresh();
+    const [a, b] = [new PermissionCache(api as never, 60_000, log), new PermissionCache(api as never, 60_000, log)];
+    a.useSharedStore(store);
+    b.useSharedStore(store);
+    expect((await a.check('pn', '551199')).source).toBe('graph');
+    // Bounded wait: A writes the answer to Redis after answering (fire and forget).
+    await waitFor(async () => (await store.get('pn:551199')) !== undefined, { what: 'the shared answer' });
+    expect(await b.check('pn', '551199')).toMatchObject({ canStartCall: true, status: 'temporary', source: 'cache' });
+    expect(graphAsks).toBe(1);
+    b.invalidate('pn', '551199');
+    await waitFor(async () => (await store.get('pn:551199')) === undefined, { what: 'the shared answer to be forgotten' });
+    b.onReply({ kind: 'permission_reply', phoneNumberId: 'pn', businessNumber: '1', timestamp: 1, userWaId: '551188', response: 'reject', isPermanent: false });
+    await waitFor(async () => (await store.get('pn:551188')) !== undefined, { what: 'the reply to be shared' });
+    expect(await a.check('pn', '551188')).toMatchObject({ canStartCall: false, status: 'no_permission' });
+  });
+});
+
+describe('ending a dead instance\'s calls', () => {
+  const dialog = { callId: 'sip-1', localHeader: '<sip:a@b>;tag=x', remoteHeader: '<sip:c@d>;tag=y', remoteTarget: 'sip:c@127.0.0.2', routeSet: [], localSeq: 2, transport: 'udp' as const };
+  const fakes = () => {
+    const done: string[] = [];
+    return {
+      done,
+      sip: { dialogSnapshots: () => [], byeStored: async (d: typeof dialog) => (done.push(`bye ${d.callId}`), 200) },
+      media: { name: 'rtpengine', deleteForeign: async (id: string) => void done.push(`delete ${id}`) },
+      whatsapp: { terminate: async (_pn: string, id: string) => void done.push(`terminate ${id}`) },
+    };
+  };
+
+  it('two survivors sweeping at once end each call once: terminate, BYE from the stored dialog, rtpengine delete', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const state = fresh();
+    await state.join('dead');
+    await state.recordCall('dead', 'wacid.5', { direction: 'inbound', waCallId: 'wacid.5', sipCallId: 'sip-1', phoneNumberId: 'pn', mediaCallId: 'wacid.5' }, 60_000);
+    await state.putDialogs('dead', new Map([['sip-1', JSON.stringify(dialog)]]), [], 60_000);
+    const f = fakes();
+    const survivors = ['s1', 's2'].map((id) => new Takeover({ instanceId: id, state, ...f, log, dialogTtlMs: 60_000 }));
+    await Promise.all(survivors.map((s) => s.sweep()));
+    expect(f.done.sort()).toEqual(['bye sip-1', 'delete wacid.5', 'terminate wacid.5']);
+    expect(await state.members()).toEqual([]);
+    expect((await state.leftBy('dead')).calls.size).toBe(0);
+  });
+
+  it('a live member is left alone; calls left by a previous run of this id are ended at start', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const state = fresh();
+    await state.join('alive');
+    await state.renew('alive', 'http://x', 60_000);
+    await state.recordCall('alive', 'k', { direction: 'inbound', waCallId: 'wacid.6', phoneNumberId: 'pn' }, 60_000);
+    const f = fakes();
+    await new Takeover({ instanceId: 'other', state, ...f, log, dialogTtlMs: 60_000 }).sweep();
+    expect(f.done).toEqual([]);
+    await new Takeover({ instanceId: 'alive', state, ...f, log, dialogTtlMs: 60_000 }).endLeftovers();
+    expect(f.done).toEqual(['terminate wacid.6']);
+  });
+});
+
+describe('Redis going away', () => {
+  it('events are handled at once on the instance that took them, not after reconnect back-offs', async () => {
+    const { connectRedis } = await import('../../src/bridge/cluster/shared-state.js');
+    const own = await startRedis();
+    const client = await connectRedis(own.url);
+    const got: WaEvent[] = [];
+    const cfg = { redisUrl: own.url, instanceId: 'lonely', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: 'cluster-secret-0123456789', heartbeatMs: 60_000, leaseMs: 180_000, keyPrefix: 'down:' };
+    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:'), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs) });
+    try {
+      await node.start();
+      await own.stop();
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) await node.route([terminate(`wacid.down${i}`)]);
+      // With the client queueing commands while reconnecting, these three took about 2 s.
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(got.map((e) => (e.kind === 'terminate' ? e.callId : ''))).toEqual(['wacid.down0', 'wacid.down1', 'wacid.down2']);
+    } finally {
+      await node.close();
+      client.disconnect();
+      await own.stop();
+    }
+  });
+});
