@@ -45,6 +45,8 @@ export interface DialogInit {
   announceSession?: boolean;
   /** The peer's Allow lists UPDATE: refresh with UPDATE (RFC 4028 section 7.4), else re-INVITE. */
   peerAllowsUpdate?: boolean;
+  /** The UAC's or UAS's logger, already bound to this Call-ID and role (saves a child per call). */
+  log?: Logger;
 }
 
 interface PendingTwoXx {
@@ -91,7 +93,7 @@ export class Dialog implements SipDialog, DialogHandle {
     this.remoteTarget = init.remoteTarget;
     this.localSdp = init.localSdp;
     this.digest = init.digest ?? new DigestClient(core.credentials);
-    this.log = core.logger.child({ sipCallId: init.callId, sipRole: init.role });
+    this.log = init.log ?? core.logger.child({ sipCallId: init.callId, sipRole: init.role });
     core.dialogs.add(this.key, this);
     this.peerAllowsUpdate = init.peerAllowsUpdate ?? false;
     this.sessionTimer = init.session

@@ -229,6 +229,7 @@ export class Uac implements OutgoingCall {
         session: termsFromAnswer(this.session, headerText(rs, 'session-expires')),
         announceSession: headerText(rs, 'session-expires') !== undefined, // the peer supports timers
         peerAllowsUpdate: /\bUPDATE\b/i.test(headerText(rs, 'allow') ?? ''),
+        log: this.log,
       });
       this.dialogs.set(remoteTag, dialog);
       dialog.ackTwoXx(this.seq);

@@ -86,6 +86,7 @@ export class Uas implements IncomingInvite {
     const se = termsForOffer(this.core.session, this.header('session-expires'), this.header('supported'));
     const dialog = new Dialog(this.core, {
       role: 'uas',
+      log: this.log,
       callId: this.callId,
       localTag: this.localTag,
       remoteTag: typeof this.rq.headers.from === 'object' ? String(this.rq.headers.from.params?.['tag'] ?? '') : '',

@@ -181,10 +181,15 @@ class HttpCallsApi implements WhatsAppCallingApi {
   // ---- transport -------------------------------------------------------------------------
 
   private async request(spec: RequestSpec): Promise<unknown> {
-    const log = this.opts.logger.child({ provider: this.opts.provider, ...spec.logIds });
+    // The child logger and the URL path are built only when a line is logged: at info level a
+    // request that succeeds logs nothing, and both were garbage on every call's hot path.
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= this.opts.logger.child({ provider: this.opts.provider, ...spec.logIds }));
+    const debug = this.opts.logger.isLevelEnabled('debug');
     const started = Date.now();
-    const path = URL.canParse(spec.url) ? new URL(spec.url).pathname : spec.url;
-    log.debug({ method: spec.method, path, what: spec.what }, 'whatsapp api request');
+    let urlPath: string | undefined;
+    const pathOf = (): string => (urlPath ??= URL.canParse(spec.url) ? new URL(spec.url).pathname : spec.url);
+    if (debug) log().debug({ method: spec.method, path: pathOf(), what: spec.what }, 'whatsapp api request');
     const headers: Record<string, string> = { accept: 'application/json', ...this.authHeaders() };
     if (spec.body) headers['content-type'] = 'application/json';
 
@@ -200,7 +205,7 @@ class HttpCallsApi implements WhatsAppCallingApi {
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
       const reason = timedOut ? `timeout after ${this.timeoutMs} ms` : `network error: ${errorText(err)}`;
-      log.warn({ path, what: spec.what, ms: Date.now() - started, reason }, 'whatsapp api request failed');
+      log().warn({ path: pathOf(), what: spec.what, ms: Date.now() - started, reason }, 'whatsapp api request failed');
       const e = new GraphApiError(reason, 0, 0, undefined, undefined, undefined, true);
       e.transport = !timedOut && NOT_SENT_CODES.has(causeCode(err)) ? 'not-sent' : 'lost';
       throw e;
@@ -210,7 +215,7 @@ class HttpCallsApi implements WhatsAppCallingApi {
     try {
       text = await res.text();
     } catch (err) {
-      log.warn({ path, what: spec.what, status: res.status, reason: errorText(err) }, 'whatsapp api body read failed');
+      log().warn({ path: pathOf(), what: spec.what, status: res.status, reason: errorText(err) }, 'whatsapp api body read failed');
       const e = new GraphApiError(`network error reading body: ${errorText(err)}`, res.status, 0, undefined, undefined, undefined, true);
       e.transport = 'lost';
       throw e;
@@ -227,19 +232,20 @@ class HttpCallsApi implements WhatsAppCallingApi {
       const err = graphErrorFromResponse(res.status, body, text);
       const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
       if (retryAfterMs !== undefined) err.retryAfterMs = retryAfterMs;
-      log.warn(
-        { path, what: spec.what, status: res.status, code: err.code, subcode: err.subcode, fbtraceId: err.fbtraceId, details: err.details, ms },
+      log().warn(
+        { path: pathOf(), what: spec.what, status: res.status, code: err.code, subcode: err.subcode, fbtraceId: err.fbtraceId, details: err.details, ms },
         'whatsapp api error',
       );
       throw err;
     }
-    log.debug({ path, what: spec.what, status: res.status, ms }, 'whatsapp api response');
+    if (debug) log().debug({ path: pathOf(), what: spec.what, status: res.status, ms }, 'whatsapp api response');
     return body;
   }
 
   /** `request` with the retry policy; the log names the call. */
   private retried<T>(what: GraphAction, logIds: Record<string, string>, fn: () => Promise<T>): Promise<T | undefined> {
-    const log = this.opts.logger.child({ provider: this.opts.provider, ...logIds });
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= this.opts.logger.child({ provider: this.opts.provider, ...logIds }));
     return withRetries(what, { policy: this.opts.retry ?? DEFAULT_RETRY_POLICY, log, counters: this.opts.counters, ...(this.opts.sleep ? { sleep: this.opts.sleep } : {}) }, fn);
   }
 

@@ -69,7 +69,8 @@ export function classify(action: GraphAction, err: unknown): Verdict {
 
 export interface RetryDeps {
   policy: RetryPolicy;
-  log: Logger;
+  /** A logger, or a function building one on first use (most actions log nothing). */
+  log: Logger | (() => Logger);
   counters?: WhatsAppCounters | undefined;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -88,7 +89,8 @@ const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * set when the last answer was lost).
  */
 export async function withRetries<T>(action: GraphAction, deps: RetryDeps, fn: () => Promise<T>): Promise<T | undefined> {
-  const { policy, log, counters } = deps;
+  const { policy, counters } = deps;
+  const log = (): Logger => (typeof deps.log === 'function' ? deps.log() : deps.log);
   const random = deps.random ?? Math.random;
   const sleep = deps.sleep ?? defaultSleep;
   for (let attempt = 1; ; attempt++) {
@@ -98,7 +100,7 @@ export async function withRetries<T>(action: GraphAction, deps: RetryDeps, fn: (
       const verdict = classify(action, err);
       if (verdict === 'already-done') {
         counters?.inc('graph_already_done', { action });
-        log.info({ action, attempt, reason: (err as Error).message }, 'whatsapp api: action was already done; taken as success');
+        log().info({ action, attempt, reason: (err as Error).message }, 'whatsapp api: action was already done; taken as success');
         return undefined;
       }
       const e = err as GraphApiError;
@@ -111,11 +113,11 @@ export async function withRetries<T>(action: GraphAction, deps: RetryDeps, fn: (
       const delayMs = Math.max(backoffMs(policy, attempt, random), e.retryAfterMs ?? 0);
       if (attempt >= policy.attempts || delayMs > policy.maxDelayMs) {
         counters?.inc('graph_gave_up', { action });
-        log.warn({ action, attempts: attempt, retryAfterMs: e.retryAfterMs, reason: e.message }, 'whatsapp api: giving up after retries');
+        log().warn({ action, attempts: attempt, retryAfterMs: e.retryAfterMs, reason: e.message }, 'whatsapp api: giving up after retries');
         throw err;
       }
       counters?.inc('graph_retries', { action });
-      log.warn({ action, attempt, delayMs, status: e.httpStatus, code: e.code, reason: e.message }, 'whatsapp api: transient failure; retrying');
+      log().warn({ action, attempt, delayMs, status: e.httpStatus, code: e.code, reason: e.message }, 'whatsapp api: transient failure; retrying');
       await sleep(delayMs);
     }
   }
