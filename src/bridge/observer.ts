@@ -7,6 +7,20 @@ import type { MediaStats } from '../media/types.js';
 import type { Logger } from '../util/log.js';
 import type { ClickTeardownPlan, OutboundTeardownPlan, TeardownPlan } from './failure-map.js';
 
+/**
+ * A call's media session is named by the call: an inbound or click-to-call session by the call's
+ * key (StartedCall.key), an outbound one by `out-` + the SIP Call-ID (an agent's INVITE may carry
+ * any Call-ID, even one equal to a WhatsApp call id).
+ */
+export function outboundMediaSessionId(sipCallId: string): string {
+  return `out-${sipCallId}`;
+}
+
+/** The call key (StartedCall.key) a media session belongs to. */
+export function callKeyOfMediaSession(sessionId: string): string {
+  return sessionId.startsWith('out-') ? sessionId.slice(4) : sessionId;
+}
+
 export interface StartedCall {
   direction: 'inbound' | 'outbound' | 'click-to-call';
   /** The call's first name: its WhatsApp call id (inbound), SIP Call-ID (outbound), or its own id (click to call). */

@@ -1,3 +1,4 @@
+import { outboundMediaSessionId } from './observer.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../util/log.js';
 import { MediaError, type MediaEngine } from '../media/types.js';
@@ -99,7 +100,7 @@ export class OutboundCall extends BusinessInitiatedCall<OutboundState, OutboundE
     this.transition('connecting');
     const plainOffer = this.invite.sdp;
     if (!plainOffer) throw new MediaError('INVITE without SDP (late offer) is not supported', this.deps.media.name, 'no-offer');
-    const session = this.adoptSession(this.deps.media.createSession(`out-${this.invite.callId}`));
+    const session = this.adoptSession(this.deps.media.createSession(outboundMediaSessionId(this.invite.callId)));
     const offer = await this.track(session.offerFromPbx(plainOffer), 'media offer');
     if (this.ending) return;
 

@@ -6,7 +6,7 @@
  * message text is serialised only while someone can look at it (the admin view is configured).
  */
 import type { EndedCallRecord } from '../bridge/bridge.js';
-import type { CallObserver, StartedCall } from '../bridge/observer.js';
+import { callKeyOfMediaSession, type CallObserver, type StartedCall } from '../bridge/observer.js';
 import type { MediaEngine, MediaLegStats } from '../media/types.js';
 import type { SipWireEvent } from '../sip/types.js';
 import type { Logger } from '../util/log.js';
@@ -125,8 +125,8 @@ export class OpsHub implements CallObserver {
   }
 
   /**
-   * The media engine the bridge uses, with each session's milestones drawn on its call's ladder.
-   * A session is named by its call: the WhatsApp call id (inbound) or `out-` + the SIP Call-ID.
+   * The media engine the bridge uses, with each session's milestones drawn on its call's ladder
+   * (the session's name gives its call: callKeyOfMediaSession).
    */
   instrumentMedia(engine: MediaEngine): MediaEngine {
     const t = this.deps.traces;
@@ -135,12 +135,13 @@ export class OpsHub implements CallObserver {
       name: engine.name,
       createSession: (id) => {
         const s = engine.createSession(id);
-        const key = id.startsWith('out-') ? id.slice(4) : id;
+        const key = callKeyOfMediaSession(id);
         s.onMilestone?.((m) => t.arrow(key, m.from, m.to, 'media', m.label));
         return s;
       },
       listSessions: () => engine.listSessions(),
       readiness: () => engine.readiness(),
+      ...(engine.deleteForeign ? { deleteForeign: (id: string) => engine.deleteForeign!(id) } : {}),
       close: () => engine.close(),
     };
   }

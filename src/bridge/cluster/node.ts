@@ -15,7 +15,7 @@ import type { Logger } from '../../util/log.js';
 import type { WaEvent } from '../../whatsapp/types.js';
 import { eventKey } from '../../whatsapp/webhook.js';
 import { signBody, SIGNATURE_HEADER, type ForwardBody } from '../../http/internal-route.js';
-import type { CallObserver, EndedCallRecord, StartedCall } from '../observer.js';
+import { outboundMediaSessionId, type CallObserver, type EndedCallRecord, type StartedCall } from '../observer.js';
 import type { CallDirectory, ClusterCallRecord, Leases, OwnerKey, RedisSharedState, SharedDedupe } from './shared-state.js';
 import type { Takeover } from './takeover.js';
 
@@ -147,7 +147,7 @@ export class ClusterNode implements CallObserver {
     if (c.sipCallId) keys.push({ kind: 'sip', id: c.sipCallId });
     if (c.waCallId) keys.push({ kind: 'wa', id: c.waCallId });
     this.own(c.key, keys);
-    const mediaCallId = c.direction === 'inbound' ? c.waCallId : c.direction === 'outbound' ? `out-${c.sipCallId}` : c.key;
+    const mediaCallId = c.direction === 'outbound' ? outboundMediaSessionId(c.key) : c.key;
     this.record(c.key, { direction: c.direction, waCallId: c.waCallId, sipCallId: c.sipCallId, phoneNumberId: c.phoneNumberId, mediaCallId });
   }
 
