@@ -55,8 +55,14 @@ export interface TraceLimits {
 
 const DEFAULT_LIMITS: TraceLimits = { maxRecent: 500, maxEvents: 300, maxBodyBytes: 8192 };
 const PENDING_MS = 10_000;
-const PENDING_MAX = 5_000;
-const PENDING_ARROWS = 20;
+const PENDING_MAX = 2_000;
+const PENDING_ARROWS = 8;
+/**
+ * Message text held for names no call has yet, all names together. Anyone who can reach the SIP
+ * port can make such names (a Call-ID per request); past this budget, held arrows keep their
+ * label but not their text.
+ */
+const PENDING_BYTES = 2 * 1024 * 1024;
 
 /** SIP credentials and media keys never leave the bridge, even to its own admin. */
 const SECRET_LINE = /^(authorization|proxy-authorization|www-authenticate|proxy-authenticate)\s*:.*$/gim;
@@ -79,7 +85,8 @@ export class CallTraces {
    * Call-ID; a connect webhook is recorded before its call starts), adopted when a call takes
    * that name. Bounded: a few seconds, a few thousand names.
    */
-  private readonly pending = new Map<string, { at: number; arrows: Array<Omit<Arrow, 't'> & { at: number }> }>();
+  private readonly pending = new Map<string, { at: number; bytes: number; arrows: Array<Omit<Arrow, 't'> & { at: number }> }>();
+  private pendingBytes = 0;
 
   constructor(limits: Partial<TraceLimits> = {}, private readonly now: () => number = Date.now) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
@@ -109,7 +116,7 @@ export class CallTraces {
   private adopt(t: CallTrace, name: string): void {
     const p = this.pending.get(name);
     if (!p) return;
-    this.pending.delete(name);
+    this.forget(name);
     for (const a of p.arrows) this.push(t, { t: Math.max(0, a.at - t.summary.startedAt), from: a.from, to: a.to, kind: a.kind, label: a.label, ...(a.body !== undefined ? { body: a.body } : {}) });
     t.arrows.sort((x, y) => x.t - y.t);
   }
@@ -120,12 +127,28 @@ export class CallTraces {
       // Names nobody claimed within PENDING_MS were not calls (or not ours): forget them.
       for (const [k, v] of this.pending) {
         if (a.at - v.at <= PENDING_MS && this.pending.size < PENDING_MAX) break;
-        this.pending.delete(k);
+        this.forget(k);
       }
-      p = { at: a.at, arrows: [] };
+      p = { at: a.at, bytes: 0, arrows: [] };
       this.pending.set(key, p);
     }
-    if (p.arrows.length < PENDING_ARROWS) p.arrows.push(a);
+    if (p.arrows.length >= PENDING_ARROWS) return;
+    const size = a.body?.length ?? 0;
+    if (this.pendingBytes + size > PENDING_BYTES) {
+      const { body: _dropped, ...labelOnly } = a;
+      p.arrows.push(labelOnly);
+      return;
+    }
+    p.arrows.push(a);
+    p.bytes += size;
+    this.pendingBytes += size;
+  }
+
+  private forget(name: string): void {
+    const p = this.pending.get(name);
+    if (!p) return;
+    this.pendingBytes -= p.bytes;
+    this.pending.delete(name);
   }
 
   arrow(key: string, from: Column, to: Column, kind: ArrowKind, label: string, body?: string): void {
@@ -168,8 +191,8 @@ export class CallTraces {
   }
 
   /** Sizes, for the soak bench and the leak checks. */
-  sizes(): { live: number; aliases: number; recent: number; pending: number } {
-    return { live: this.live.size, aliases: this.aliases.size, recent: this.recent.length, pending: this.pending.size };
+  sizes(): { live: number; aliases: number; recent: number; pending: number; pendingBytes: number } {
+    return { live: this.live.size, aliases: this.aliases.size, recent: this.recent.length, pending: this.pending.size, pendingBytes: this.pendingBytes };
   }
 
   subscribe(listener: (u: TraceUpdate) => void): () => void {

@@ -27,7 +27,7 @@ describe('call traces (ladder data)', () => {
       for (let k = 0; k < 5; k++) t.arrow(`c${i}`, 'pbx', 'bridge', 'sip', 'INFO');
       t.end(`c${i}`, 'agent-hung-up');
     }
-    expect(t.sizes()).toEqual({ live: 0, aliases: 0, recent: 3, pending: 0 });
+    expect(t.sizes()).toEqual({ live: 0, aliases: 0, recent: 3, pending: 0, pendingBytes: 0 });
     expect(t.list().recent.map((c) => c.id)).toEqual(['c9', 'c8', 'c7']);
     expect(t.get('c9')!.arrows).toHaveLength(2);
     expect(t.get('c9')!.droppedArrows).toBe(3);
@@ -77,6 +77,19 @@ describe('arrows that come before their call has the name', () => {
       [10, '180 (INVITE)'],
     ]);
     expect(t.sizes().pending).toBe(0);
+  });
+
+  it('a stranger inventing a Call-ID per message cannot grow the held text past its budget', () => {
+    const t = new CallTraces();
+    const body = `OPTIONS sip:x SIP/2.0\r\n${'X-Pad: y\r\n'.repeat(800)}`; // about 8 KiB each
+    for (let i = 0; i < 10_000; i++) t.arrow(`stranger-${i}`, 'pbx', 'bridge', 'sip', 'OPTIONS', body);
+    const { pending, pendingBytes } = t.sizes();
+    expect(pending).toBeLessThanOrEqual(2000);
+    expect(pendingBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
+    // A call that does claim its name later still gets its arrow (the label, at least).
+    t.start('stranger-9999', { direction: 'inbound' });
+    expect(t.get('stranger-9999')!.arrows.map((a) => a.label)).toEqual(['OPTIONS']);
+    expect(t.sizes().pending).toBeLessThan(pending);
   });
 
   it('forgets names no call claims (bounded)', () => {
