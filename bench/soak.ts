@@ -17,7 +17,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomMediaRange, startRtpengine } from '../test/harness/rtpengine.js';
-import { freeDualPort, startSipp } from '../test/harness/sipp.js';
+import { freeDualPort } from '../test/harness/ports.js';
+import { startSipp } from '../test/harness/sipp.js';
 import { enginesToMeasure, startBenchBridge } from './harness.js';
 
 const MINUTES = Number(process.argv[2] ?? 10);
