@@ -7,8 +7,9 @@ import { startApp, type RunningApp } from '../src/app.js';
 import { buildConfig } from '../src/config/load.js';
 import { WhatsAppSimulator } from '../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../src/util/log.js';
-import { randomMediaRange, type RtpengineDaemon } from '../test/harness/rtpengine.js';
+import type { RtpengineDaemon } from '../test/harness/rtpengine.js';
 import { freeDualPort } from '../test/harness/ports.js';
+import { loopbackConfig } from '../test/support/bridge-config.js';
 
 export type EngineName = 'rtpengine' | 'embedded';
 export const ENGINE_NAMES: readonly EngineName[] = ['rtpengine', 'embedded'];
@@ -95,18 +96,17 @@ export async function startBridgeOnly(opts: {
 }): Promise<Omit<BenchBridge, 'sim'>> {
   const sipPort = await freeDualPort('127.0.0.1');
   const app = await startApp(
-    buildConfig({
-      http: { host: '127.0.0.1', port: 0 },
-      whatsapp: { provider: 'meta', graphBaseUrl: opts.graphUrl, graphVersion: 'v23.0', accessToken: 't', appSecret: 's' },
-      sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort }, ...opts.sip },
-      media: {
-        engine: opts.engine,
-        ...(opts.rtpengine ? { rtpengine: { ng: [opts.rtpengine.ng] } } : {}),
-        embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() },
-        ...opts.media,
-      },
-      ...opts.config,
-    }),
+    buildConfig(
+      loopbackConfig({
+        graphUrl: opts.graphUrl,
+        accessToken: 't',
+        appSecret: 's',
+        sipPort,
+        ...(opts.sip ? { sip: opts.sip } : {}),
+        media: { engine: opts.engine, ...(opts.rtpengine ? { rtpengine: { ng: [opts.rtpengine.ng] } } : {}), ...opts.media },
+        ...(opts.config ? { rest: opts.config } : {}),
+      }),
+    ),
     opts.logger ?? createLogger({ level: 'silent' }),
   );
   try {

@@ -7,11 +7,11 @@ import { buildUserConnectWebhook, newCallId } from '../../src/simulator/webhook-
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
-import { randomMediaRange } from '../harness/rtpengine.js';
 import { startSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 
 /**
  * Graph having a bad second, on real peers: the WhatsApp simulator (Graph API with injected
@@ -44,23 +44,19 @@ const log: Logger = createLogger({
 
 async function startBridge(target: string): Promise<RunningApp> {
   sipPort = await freeDualPort('127.0.0.1');
-  const config = buildConfig({
-    http: { host: '127.0.0.1', port: 0 },
-    whatsapp: {
-      provider: 'meta',
-      graphBaseUrl: sim.graphUrl,
-      graphVersion: 'v23.0',
+  const config = buildConfig(
+    loopbackConfig({
+      graphUrl: sim.graphUrl,
       accessToken: TOKEN,
       appSecret: SECRET,
-      phoneNumberIds: [PHONE_NUMBER_ID],
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-      retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 1500 },
-    },
-    sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
-    media: { engine: 'embedded', embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() } },
-    outbound: { enabled: true, allowFrom: ['127.0.0.2/32'], dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ringTimeoutSec: 20 },
-    routing: { default: target },
-  });
+      sipPort,
+      whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID], requestTimeoutMs: REQUEST_TIMEOUT_MS, retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 1500 } },
+      rest: {
+        outbound: { enabled: true, allowFrom: ['127.0.0.2/32'], dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ringTimeoutSec: 20 },
+        routing: { default: target },
+      },
+    }),
+  );
   app = await startApp(config, log);
   app.bridge.onCallEnded((r) => ended.push(r));
   sim.setWebhookUrl(`${app.url}/webhook`);

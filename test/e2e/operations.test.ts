@@ -9,11 +9,11 @@ import type { CallRecord } from '../../src/ops/cdr.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
-import { randomMediaRange } from '../harness/rtpengine.js';
 import { startSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 
 /**
  * Operating the bridge, on real peers: the WhatsApp simulator → the bridge (embedded media) →
@@ -42,14 +42,19 @@ const log = createLogger({ level: 'silent' });
 async function startBridge(target: string, rules: Array<{ callerPrefix: string; target: string }> = []): Promise<RunningApp> {
   const sipPort = await freeDualPort('127.0.0.1');
   app = await startApp(
-    buildConfig({
-      http: { host: '127.0.0.1', port: 0 },
-      whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, phoneNumberIds: [PHONE_NUMBER_ID] },
-      sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
-      media: { engine: 'embedded', embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() } },
-      routing: { default: target, rules },
-      ops: { cdr: { file: join(dir, 'calls.jsonl') }, admin: { tokens: [{ name: 'e2e', token: ADMIN_TOKEN }] } },
-    }),
+    buildConfig(
+      loopbackConfig({
+        graphUrl: sim.graphUrl,
+        accessToken: TOKEN,
+        appSecret: SECRET,
+        sipPort,
+        whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+        rest: {
+          routing: { default: target, rules },
+          ops: { cdr: { file: join(dir, 'calls.jsonl') }, admin: { tokens: [{ name: 'e2e', token: ADMIN_TOKEN }] } },
+        },
+      }),
+    ),
     log,
   );
   sim.setWebhookUrl(`${app.url}/webhook`);

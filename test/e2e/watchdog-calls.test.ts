@@ -9,6 +9,7 @@ import { freeDualPort } from '../harness/ports.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 
 /**
  * The media watchdogs end whole calls, on real peers (issue 9): the WhatsApp simulator → the
@@ -34,18 +35,17 @@ async function startBridge(engine: 'embedded' | 'rtpengine'): Promise<RunningApp
   if (engine === 'rtpengine') daemon = await startRtpengine(randomMediaRange());
   const sipPort = await freeDualPort('127.0.0.1');
   app = await startApp(
-    buildConfig({
-      http: { host: '127.0.0.1', port: 0 },
-      whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, phoneNumberIds: [PHONE_NUMBER_ID] },
-      sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
-      media: {
-        engine,
-        whatsappMediaTimeoutSec: MEDIA_TIMEOUT_SEC,
-        ...(daemon ? { rtpengine: { ng: [daemon.ng], timeoutMs: 500 } } : {}),
-        embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() },
-      },
-      routing: { default: phone.sipUri },
-    }),
+    buildConfig(
+      loopbackConfig({
+        graphUrl: sim.graphUrl,
+        accessToken: TOKEN,
+        appSecret: SECRET,
+        sipPort,
+        whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+        media: { engine, whatsappMediaTimeoutSec: MEDIA_TIMEOUT_SEC, ...(daemon ? { rtpengine: { ng: [daemon.ng], timeoutMs: 500 } } : {}) },
+        rest: { routing: { default: phone.sipUri } },
+      }),
+    ),
     createLogger({ level: 'silent' }),
   );
   app.bridge.onCallEnded((r) => ended.push(r));
