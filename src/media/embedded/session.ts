@@ -124,7 +124,7 @@ export class EmbeddedSession implements MediaSession {
   private readonly counters = { waIn: 0, waOut: 0, pbxOut: 0, silenceOut: 0, dtmfToPbx: 0, dtmfToWa: 0 };
   /** Loss and jitter of what each side sends us (RFC 3550), for the call record. */
   private readonly rxWa = new RtpReceiveStats(48000);
-  private readonly rxPbx = new RtpReceiveStats(8000);
+  private rxPbx = new RtpReceiveStats(8000);
 
   constructor(
     readonly callId: string,
@@ -237,7 +237,10 @@ export class EmbeddedSession implements MediaSession {
     this.sendCodec = codec;
     this.pbxTePt = tePt;
     if (prev === codec.kind) return;
-    this.pbxOut = new RtpOutStream(codec.kind === 'opus' ? 48000 : 8000, this.pbxOut?.ssrc);
+    const clockRate = codec.kind === 'opus' ? 48000 : 8000;
+    this.pbxOut = new RtpOutStream(clockRate, this.pbxOut?.ssrc);
+    // Jitter is in RTP timestamp units: the PBX's Opus runs on a 48 kHz clock, G.711/G.722 on 8 kHz.
+    if (this.rxPbx.packets === 0) this.rxPbx = new RtpReceiveStats(clockRate);
     this.toPbx.setRate(pcmRateFor(codec.kind));
     this.toWa.setRate(pcmRateFor(codec.kind));
   }
@@ -292,8 +295,10 @@ export class EmbeddedSession implements MediaSession {
   private onPbxRtp(rtp: RtpView): void {
     if (this.closing) return;
     const now = (this.nowMs = performance.now());
-    if (rtp.pt !== this.pbxTePt) this.rxPbx.packet(rtp.ssrc, rtp.seq, rtp.ts, now);
-    if (this.rxPbx.packets === 1 && rtp.pt !== this.pbxTePt) this.milestone('first RTP from the PBX', 'pbx', 'media');
+    if (rtp.pt !== this.pbxTePt) {
+      this.rxPbx.packet(rtp.ssrc, rtp.seq, rtp.ts, now);
+      if (this.rxPbx.packets === 1) this.milestone('first RTP from the PBX', 'pbx', 'media');
+    }
     const out = this.wa?.out;
     if (!out) return;
     if (rtp.pt === this.pbxTePt) {
