@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { IncomingInvite } from '../sip/types.js';
-import { DigestAuthenticator, FailureLimiter } from '../sip/uas-auth.js';
+import { DigestAuthenticator } from '../sip/uas-auth.js';
+import { FailureLimiter } from '../util/failure-limiter.js';
 import { cidrContains, parseIpv4Cidr, type Ipv4Cidr } from '../util/cidr.js';
 
 /**

@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { CallAdmission } from '../../src/bridge/admission.js';
 import { buildConfig, ConfigError } from '../../src/config/load.js';
 import { headerText } from '../../src/sip/headers.js';
-import { DigestAuthenticator, FailureLimiter } from '../../src/sip/uas-auth.js';
+import { DigestAuthenticator } from '../../src/sip/uas-auth.js';
+import { FailureLimiter } from '../../src/util/failure-limiter.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 const URI = 'sip:9+5511987654321@bridge.test';
