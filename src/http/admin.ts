@@ -8,6 +8,7 @@
  * name, and every action is logged with that name and the client's address. The view's page
  * itself holds no data: everything it shows comes from the authenticated API.
  */
+import { FailureLimiter } from '../util/failure-limiter.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../util/log.js';
@@ -49,6 +50,9 @@ export interface AdminDeps {
 }
 
 const COOKIE = 'wasip_admin';
+/** Wrong tokens from one address within a minute before it is refused for BLOCK_SEC. */
+const MAX_FAILURES = 10;
+const BLOCK_SEC = 300;
 const MAX_SESSIONS = 1000;
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -117,23 +121,39 @@ function registerAdmin(app: AnyFastify, a: NonNullable<AdminDeps['admin']>, log:
     }
     return s.name;
   };
+  /** Wrong tokens per client address: past the limit, the address is refused for a while without a check. */
+  const failures = new FailureLimiter(MAX_FAILURES, 60_000, BLOCK_SEC * 1000);
+  const blocked = (req: FastifyRequest, reply: FastifyReply): boolean => {
+    if (!failures.blocked(req.ip)) return false;
+    void reply.code(429).header('retry-after', String(BLOCK_SEC)).send({ error: 'too many wrong admin tokens from this address' });
+    return true;
+  };
   const guard = (req: FastifyRequest, reply: FastifyReply): string | undefined => {
+    if (blocked(req, reply)) return undefined;
     const name = who(req);
-    if (!name) void reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'admin token required' });
-    return name;
+    if (name) return name;
+    if (bearer(req) !== undefined) {
+      failures.fail(req.ip);
+      log.warn({ ip: req.ip }, 'admin request with a wrong token refused');
+    }
+    void reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'admin token required' });
+    return undefined;
   };
 
   app.get('/admin', async (_req, reply) => reply.redirect('/admin/'));
   app.get('/admin/', async (req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(who(req) ? CALL_VIEW_HTML : LOGIN_HTML));
 
   app.post('/admin/login', async (req, reply) => {
+    if (blocked(req, reply)) return reply;
     const parsed = jsonBody(req.body);
     const token = parsed && typeof parsed === 'object' && typeof (parsed as { token?: unknown }).token === 'string' ? (parsed as { token: string }).token : undefined;
     const name = tokenName(a.tokens, token);
     if (!name) {
+      failures.fail(req.ip);
       log.warn({ ip: req.ip }, 'admin login refused');
       return reply.code(401).send({ error: 'wrong token' });
     }
+    failures.succeed(req.ip);
     if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value!);
     const sid = randomBytes(24).toString('base64url');
     sessions.set(sid, { name, until: Date.now() + ttlMs });

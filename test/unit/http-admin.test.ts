@@ -99,6 +99,18 @@ describe('admin API', () => {
     expect(reloads).toEqual(['admin ops-team', 'admin ops-team']);
   });
 
+  it('refuses an address that keeps guessing tokens, even when it then has the right one', async () => {
+    const { app } = server();
+    const from = (ip: string, token: string) => ({ method: 'GET' as const, url: '/admin/calls', headers: { authorization: `Bearer ${token}` }, remoteAddress: ip });
+    for (let i = 0; i < 10; i++) expect((await app.inject(from('203.0.113.9', `guess-${i}`))).statusCode).toBe(401);
+    const refused = await app.inject(from('203.0.113.9', 'secret-token-1'));
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBe('300');
+    expect((await app.inject({ method: 'POST', url: '/admin/login', payload: { token: 'secret-token-1' }, remoteAddress: '203.0.113.9' })).statusCode).toBe(429);
+    // Another address is not affected.
+    expect((await app.inject(from('198.51.100.7', 'secret-token-1'))).statusCode).toBe(200);
+  });
+
   it('signs a browser in with a session cookie (HttpOnly, SameSite=Strict)', async () => {
     const { app } = server();
     expect((await app.inject({ method: 'POST', url: '/admin/login', payload: { token: 'nope' } })).statusCode).toBe(401);
