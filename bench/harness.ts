@@ -98,9 +98,7 @@ export async function startBridgeOnly(opts: {
   const app = await startApp(
     buildConfig(
       loopbackConfig({
-        graphUrl: opts.graphUrl,
-        accessToken: 't',
-        appSecret: 's',
+        graph: { graphUrl: opts.graphUrl, accessToken: 't', appSecret: 's' },
         sipPort,
         ...(opts.sip ? { sip: opts.sip } : {}),
         media: { engine: opts.engine, ...(opts.rtpengine ? { rtpengine: { ng: [opts.rtpengine.ng] } } : {}), ...opts.media },

@@ -50,6 +50,13 @@ export type UserBehaviour =
   | { kind: 'no-answer'; giveUpAfterMs?: number }
   | { kind: 'no-permission' };
 
+/** See `WhatsAppSimulator.endpoint`. */
+export interface SimulatorEndpoint {
+  graphUrl: string;
+  accessToken: string;
+  appSecret: string;
+}
+
 export const DEFAULT_BEHAVIOUR: UserBehaviour = { kind: 'answer', afterMs: 300 };
 
 export class WhatsAppSimulator {
@@ -81,6 +88,11 @@ export class WhatsAppSimulator {
   /** Base URL to configure as the bridge's `whatsapp.graphBaseUrl`. */
   get graphUrl(): string {
     return this.graph.url;
+  }
+
+  /** What a bridge needs to reach this simulator: its Graph URL, access token and app secret. */
+  get endpoint(): SimulatorEndpoint {
+    return { graphUrl: this.graph.url, accessToken: this.opts.accessToken, appSecret: this.opts.appSecret };
   }
 
   setWebhookUrl(url: string): void {

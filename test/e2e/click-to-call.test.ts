@@ -8,6 +8,7 @@ import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { headerOf, sippMessages, startSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 import { exchangeTones, recordingParty } from '../support/audio.js';
 import { describeWithPeers } from '../support/peers.js';
 import { finishBridgeTest } from '../support/sessions.js';
@@ -38,14 +39,15 @@ const log: Logger = createLogger({
 
 async function startBridge(media: Record<string, unknown> = {}): Promise<RunningApp> {
   const sipPort = await freeDualPort('127.0.0.1');
-  const config = buildConfig({
-    http: { host: '127.0.0.1', port: 0 },
-    whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, phoneNumberIds: [PHONE_NUMBER_ID] },
-    sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
-    media: { engine: 'embedded', embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() }, ...media },
-    routing: { default: 'sip:queue@127.0.0.2:5060' },
-    ops: { admin: { tokens: [ADMIN], clickToCallRingSec: 20 } },
-  });
+  const config = buildConfig(
+    loopbackConfig({
+      graph: sim.endpoint,
+      sipPort,
+      whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+      media,
+      rest: { routing: { default: 'sip:queue@127.0.0.2:5060' }, ops: { admin: { tokens: [ADMIN], clickToCallRingSec: 20 } } },
+    }),
+  );
   const a = await startApp(config, log);
   a.bridge.onCallEnded((r) => ended.push(r));
   sim.setWebhookUrl(`${a.url}/webhook`);

@@ -46,9 +46,7 @@ async function startBridge(target: string): Promise<RunningApp> {
   sipPort = await freeDualPort('127.0.0.1');
   const config = buildConfig(
     loopbackConfig({
-      graphUrl: sim.graphUrl,
-      accessToken: TOKEN,
-      appSecret: SECRET,
+      graph: sim.endpoint,
       sipPort,
       whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID], requestTimeoutMs: REQUEST_TIMEOUT_MS, retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 1500 } },
       rest: {

@@ -8,6 +8,7 @@ import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { sippMessages, headerOf, startSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 import { exchangeTones, recordingParty, waitForTone } from '../support/audio.js';
 import { describeWithPeers } from '../support/peers.js';
 import { closeAfterLeakCheck } from '../support/sessions.js';
@@ -47,18 +48,19 @@ let engine: Engine = 'rtpengine';
 async function startBridge(target: string, over: { ringTimeoutSec?: number; inviteTimeoutSec?: number; deadRtpengine?: boolean } = {}): Promise<RunningApp> {
   const sipPort = await freeDualPort('127.0.0.1');
   lastSipPort = sipPort;
-  const config = buildConfig({
-    http: { host: '127.0.0.1', port: 0 },
-    whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, verifyToken: 'vt' },
-    sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort }, inviteTimeoutSec: over.inviteTimeoutSec ?? 64 },
-    media: {
-      engine: over.deadRtpengine ? 'rtpengine' : engine,
-      rtpengine: { ng: [over.deadRtpengine ? { host: '127.0.0.1', port: await freeDualPort('127.0.0.1') } : rtpengine.ng], timeoutMs: over.deadRtpengine ? 500 : 2000 },
-      embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() },
-    },
-    calls: { ringTimeoutSec: over.ringTimeoutSec ?? 45 },
-    routing: { default: target },
-  });
+  const config = buildConfig(
+    loopbackConfig({
+      graph: sim.endpoint,
+      sipPort,
+      whatsapp: { verifyToken: 'vt' },
+      sip: { inviteTimeoutSec: over.inviteTimeoutSec ?? 64 },
+      media: {
+        engine: over.deadRtpengine ? 'rtpengine' : engine,
+        rtpengine: { ng: [over.deadRtpengine ? { host: '127.0.0.1', port: await freeDualPort('127.0.0.1') } : rtpengine.ng], timeoutMs: over.deadRtpengine ? 500 : 2000 },
+      },
+      rest: { calls: { ringTimeoutSec: over.ringTimeoutSec ?? 45 }, routing: { default: target } },
+    }),
+  );
   const a = await startApp(config, log);
   a.bridge.onCallEnded((r) => ended.push(r));
   // What the bridge tells the media engine about the PBX's direction (hold and resume).

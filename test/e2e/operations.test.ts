@@ -44,9 +44,7 @@ async function startBridge(target: string, rules: Array<{ callerPrefix: string; 
   app = await startApp(
     buildConfig(
       loopbackConfig({
-        graphUrl: sim.graphUrl,
-        accessToken: TOKEN,
-        appSecret: SECRET,
+        graph: sim.endpoint,
         sipPort,
         whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
         rest: {

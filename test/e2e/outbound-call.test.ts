@@ -8,6 +8,7 @@ import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { headerOf, sippMessages, startSipp } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 import { exchangeTones, recordingParty } from '../support/audio.js';
 import { describeWithPeers } from '../support/peers.js';
 import { closeAfterLeakCheck } from '../support/sessions.js';
@@ -39,17 +40,15 @@ const log: Logger = createLogger({
 
 async function startBridge(over: Record<string, unknown> = {}): Promise<RunningApp> {
   sipPort = await freeDualPort('127.0.0.1');
-  const config = buildConfig({
-    http: { host: '127.0.0.1', port: 0 },
-    whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, phoneNumberIds: [PHONE_NUMBER_ID] },
-    sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
-    media: {
-      engine,
-      rtpengine: { ng: [rtpengine.ng] },
-      embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() },
-    },
-    outbound: { enabled: true, allowFrom: ['127.0.0.2/32'], dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ringTimeoutSec: 20, ...over },
-  });
+  const config = buildConfig(
+    loopbackConfig({
+      graph: sim.endpoint,
+      sipPort,
+      whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+      media: { engine, rtpengine: { ng: [rtpengine.ng] } },
+      rest: { outbound: { enabled: true, allowFrom: ['127.0.0.2/32'], dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ringTimeoutSec: 20, ...over } },
+    }),
+  );
   const a = await startApp(config, log);
   a.bridge.onCallEnded((r) => ended.push(r));
   sim.setWebhookUrl(`${a.url}/webhook`);

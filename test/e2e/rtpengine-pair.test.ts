@@ -13,6 +13,7 @@ import { WhatsAppSimulator, type SimulatedUserCall } from '../../src/simulator/w
 import { silentLogger } from '../../src/util/log.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { freeDualPort } from '../harness/ports.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 import { sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
@@ -42,15 +43,15 @@ describeWithPeers('two rtpengines behind one bridge: spread and failover', ['rtp
     sipp = startSipp({ scenario: 'sip-uas-answer-wait-bye.xml', ip: '127.0.0.3', port: pbxPort, timeoutSec: 90, args: ['-m', String(CALLS + 2)] });
     const sipPort = await freeDualPort('127.0.0.1');
     app = await startApp(
-      buildConfig({
-        http: { host: '127.0.0.1', port: 0 },
-        whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: 't', appSecret: 's' },
-        sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
-        // A short ng timeout: the watchdog's missed pings (2 s apart) declare a dead one sooner.
-        media: { engine: 'rtpengine', rtpengine: { ng: [a.ng, b.ng], timeoutMs: 500 } },
-        calls: { maxSetupsPerSec: 100 },
-        routing: { default: `sip:pbx@127.0.0.3:${pbxPort}` },
-      }),
+      buildConfig(
+        loopbackConfig({
+          graph: sim.endpoint,
+          sipPort,
+          // A short ng timeout: the watchdog's missed pings (2 s apart) declare a dead one sooner.
+          media: { engine: 'rtpengine', rtpengine: { ng: [a.ng, b.ng], timeoutMs: 500 } },
+          rest: { calls: { maxSetupsPerSec: 100 }, routing: { default: `sip:pbx@127.0.0.3:${pbxPort}` } },
+        }),
+      ),
       silentLogger(),
     );
     app.bridge.onCallEnded((r) => ended.push(r));

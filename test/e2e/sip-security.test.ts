@@ -9,7 +9,7 @@ import { toneWindows } from '../../src/media/audio/tone.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
-import { randomMediaRange } from '../harness/rtpengine.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 import { freeDualPort, freePort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 
@@ -39,14 +39,17 @@ const log: Logger = createLogger({
 async function startBridge(over: { outbound?: Record<string, unknown> } = {}): Promise<RunningApp> {
   sipPort = await freeDualPort('127.0.0.1');
   const a = await startApp(
-    buildConfig({
-      http: { host: '127.0.0.1', port: 0 },
-      whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: TOKEN, appSecret: SECRET, phoneNumberIds: [PHONE_NUMBER_ID] },
-      sip: { udp: { host: '127.0.0.1', port: sipPort }, tcp: { host: '127.0.0.1', port: sipPort } },
-      media: { engine: 'embedded', embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() } },
-      routing: { default: phone ? phone.sipUri : 'sip:nobody@127.0.0.2:5999' },
-      outbound: over.outbound ? { enabled: true, dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ...over.outbound } : { enabled: false },
-    }),
+    buildConfig(
+      loopbackConfig({
+        graph: sim.endpoint,
+        sipPort,
+        whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+        rest: {
+          routing: { default: phone ? phone.sipUri : 'sip:nobody@127.0.0.2:5999' },
+          outbound: over.outbound ? { enabled: true, dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ...over.outbound } : { enabled: false },
+        },
+      }),
+    ),
     log,
   );
   sim.setWebhookUrl(`${a.url}/webhook`);

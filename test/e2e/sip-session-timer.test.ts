@@ -5,7 +5,7 @@ import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createSipStack } from '../../src/sip/stack.js';
 import type { IncomingInvite, SipDialog, SipStack } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
-import { randomMediaRange } from '../harness/rtpengine.js';
+import { loopbackConfig } from '../support/bridge-config.js';
 import { firstLines, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort, freePort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
@@ -138,13 +138,14 @@ describeWithPeers('session timer through the bridge (simulator + bridge + SIPp a
     const sipp = startSipp({ scenario: 'sip-uas-timer-silent.xml', ip: PEER, port, timeoutSec: 15 });
     const sipPort = await freeDualPort(US);
     const app = await startApp(
-      buildConfig({
-        http: { host: US, port: 0 },
-        whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl, graphVersion: 'v23.0', accessToken: 't', appSecret: 's' },
-        sip: { udp: { host: US, port: sipPort }, tcp: null, sessionExpiresSec: 3, minSessionExpiresSec: 2 },
-        media: { engine: 'embedded', embedded: { rtpHost: US, rtpAdvertiseHost: US, iceAddresses: [US], ...randomMediaRange() } },
-        routing: { default: `sip:support@${PEER}:${port}` },
-      }),
+      buildConfig(
+        loopbackConfig({
+          graph: sim.endpoint,
+          sipPort,
+          sip: { tcp: null, sessionExpiresSec: 3, minSessionExpiresSec: 2 },
+          rest: { routing: { default: `sip:support@${PEER}:${port}` } },
+        }),
+      ),
       silentLogger(),
     );
     try {

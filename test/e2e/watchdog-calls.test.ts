@@ -37,9 +37,7 @@ async function startBridge(engine: 'embedded' | 'rtpengine'): Promise<RunningApp
   app = await startApp(
     buildConfig(
       loopbackConfig({
-        graphUrl: sim.graphUrl,
-        accessToken: TOKEN,
-        appSecret: SECRET,
+        graph: sim.endpoint,
         sipPort,
         whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
         media: { engine, whatsappMediaTimeoutSec: MEDIA_TIMEOUT_SEC, ...(daemon ? { rtpengine: { ng: [daemon.ng], timeoutMs: 500 } } : {}) },

@@ -1,10 +1,9 @@
+import type { SimulatorEndpoint } from '../../src/simulator/whatsapp.js';
 import { randomMediaRange } from '../harness/rtpengine.js';
 
 export interface LoopbackConfigOptions {
-  /** The Graph API the bridge calls (a simulator's `graphUrl`), with its token and webhook secret. */
-  graphUrl: string;
-  accessToken: string;
-  appSecret: string;
+  /** The Graph API the bridge calls, with its token and webhook secret (a simulator's `endpoint`). */
+  graph: SimulatorEndpoint;
   /** SIP on 127.0.0.1, UDP and TCP on this port (from `freeDualPort`). */
   sipPort: number;
   /** Added to the `whatsapp`, `sip` and `media` sections (e.g. phone number ids, retry, the engine). */
@@ -23,7 +22,7 @@ export interface LoopbackConfigOptions {
 export function loopbackConfig(o: LoopbackConfigOptions): Record<string, unknown> {
   return {
     http: { host: '127.0.0.1', port: 0 },
-    whatsapp: { provider: 'meta', graphBaseUrl: o.graphUrl, graphVersion: 'v23.0', accessToken: o.accessToken, appSecret: o.appSecret, ...o.whatsapp },
+    whatsapp: { provider: 'meta', graphBaseUrl: o.graph.graphUrl, graphVersion: 'v23.0', accessToken: o.graph.accessToken, appSecret: o.graph.appSecret, ...o.whatsapp },
     sip: { udp: { host: '127.0.0.1', port: o.sipPort }, tcp: { host: '127.0.0.1', port: o.sipPort }, ...o.sip },
     media: {
       engine: 'embedded',
