@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { dialogKey, DEFAULT_TIMERS, guarded, type DialogHandle, type SipCore, type SipTimers } from './core.js';
 import { ALLOW } from './dialog.js';
 import { sendStoredBye } from './stored-bye.js';
+import { cancelStored, rejectStored } from './stored-invite.js';
 import { DEFAULT_SIP_LIMITS, FrontDoor, type FrontDoorStats, type SipLimits } from './front-door.js';
 import { generateTag, headerText, printable, tagOf } from './headers.js';
 import { SESSION_TIMERS_OFF, termsForOffer, type SessionTimerConfig } from './session-timer.js';
@@ -224,6 +225,9 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStackWit
     },
     dialogSnapshots: () => [...dialogs.values()].flatMap((d) => d.snapshot?.() ?? []),
     byeStored: (d, reason) => sendStoredBye(core, endpoints, d, reason),
+    inviteSnapshots: () => [...[...uacs].map((u) => u.pendingSnapshot()), ...[...pendingUas.values()].map((u) => u.pendingSnapshot())].filter((s) => s !== undefined),
+    cancelStored: (inv, reason) => cancelStored(core, endpoints, inv, reason),
+    rejectStored: (inv, status, reason, headers) => rejectStored(core, endpoints, inv, status, reason, headers),
     close(): Promise<void> {
       closing ??= (async () => {
         closed = true;

@@ -24,7 +24,7 @@ import {
 } from './headers.js';
 import type { LibEndpoint } from './lib.js';
 import { inviteHeaders, termsFromAnswer, type SessionTimerConfig } from './session-timer.js';
-import { SipFailure, type InviteOptions, type OutgoingCall, type OutgoingInvite, type SipDialog } from './types.js';
+import { SipFailure, type InviteOptions, type OutgoingCall, type OutgoingInvite, type SipDialog, type StoredClientInvite } from './types.js';
 
 export interface UacOptions {
   inviteTimeoutMs: number;
@@ -53,6 +53,8 @@ export class Uac implements OutgoingCall {
   private readonly endpoint: LibEndpoint;
   private readonly digest: DigestClient;
   private readonly dialogs = new Map<string, Dialog>();
+  /** The early dialog of the last 1xx with the PBX's To tag (kept for a cluster survivor's BYE). */
+  private early: StoredClientInvite['early'];
   private readonly timer: NodeJS.Timeout;
   private readonly log: Logger;
 
@@ -149,12 +151,35 @@ export class Uac implements OutgoingCall {
     });
   }
 
+  /**
+   * The INVITE as data while it waits for a final response (cluster takeover: a survivor CANCELs
+   * it). Undefined once answered, cancelled or failed, and before `sip` gave it its branch.
+   */
+  pendingSnapshot(): StoredClientInvite | undefined {
+    if (this.phase === 'done' || this.settled || this.cancelReason) return undefined;
+    const via = this.invite.headers.via?.[0];
+    if (!via?.host || typeof via.params['branch'] !== 'string') return undefined;
+    return {
+      kind: 'client',
+      callId: this.callId,
+      uri: sip.stringifyUri(this.invite.uri!),
+      via: { version: via.version, protocol: via.protocol, host: via.host, port: via.port, params: { ...via.params } },
+      from: this.fromHeader,
+      to: String(this.invite.headers.to),
+      cseq: this.seq,
+      transport: this.endpoint.transport,
+      ...(this.early ? { early: this.early } : {}),
+    };
+  }
+
   private onResponse(rs: sip.Message, sentInvite: sip.Message): void {
     if (sentInvite !== this.invite) return; // responses to an INVITE replaced after a challenge
     const status = rs.status ?? 0;
     if (status < 200) {
       if (this.phase === 'calling') this.phase = 'proceeding';
       if (this.cancelReason) this.sendCancel();
+      if (status > 100 && typeof rs.headers.to === 'object' && tagOf(rs.headers.to) !== undefined)
+        this.early = { remoteHeader: formatNameAddrObject(rs.headers.to), remoteTarget: contactUri(rs) ?? sip.stringifyUri(this.invite.uri!), routeSet: recordRouteUris(rs).reverse() };
       if (status > 100 && !this.settled && this.opts.onProgress) {
         const onProgress = this.opts.onProgress;
         const sdp = sdpBody(rs);
