@@ -151,6 +151,29 @@ describeWithPeers('a cluster instance killed while its call rings (real process 
     process.stderr.write(`cluster ringing (inbound): CANCEL at the PBX ${cancelAtMs} ms after the kill, its scenario done (ACK, BYE) after ${Math.round(sippDoneMs)} ms, WhatsApp terminated after ${Math.round(terminatedMs)} ms (B: ${idB})\n`);
   });
 
+  it('inbound, answered as A dies: the 200 OK never reached A; B\'s CANCEL is too late, its ACK and BYE end the call (BYE 200)', async () => {
+    const pbxPort = await freeDualPort(PBX);
+    const { idA, sipB } = await instances({ pbxUri: `sip:1001@${PBX}:${pbxPort}` });
+    // A port nobody reads: where the PBX's 200 OK goes, as to an instance that just died.
+    const lostPort = await freePort('127.0.0.1', 'udp');
+    sipp = startSipp({ scenario: 'cluster-uas-answer-lost.xml', ip: PBX, port: pbxPort, timeoutSec: 90, args: ['-set', 'survivorHost', '127.0.0.1', '-set', 'survivorPort', String(sipB), '-set', 'lostPort', String(lostPort)] });
+    sim.setWebhookUrl(`http://127.0.0.1:${a!.httpPort}/webhook`);
+    const call = await sim.userCalls({ userWaId: USER });
+    await storedInvite(idA, (inv) => inv.kind === 'client' && inv.early !== undefined);
+    // The 200 OK leaves SIPp 200 ms after the 180; B's CANCEL comes at least a lease (2 s) after this kill.
+    a!.kill();
+    const result = await sipp.exited;
+    expect(result.code, `${result.errors}\n${result.stderr}\n${result.messages}`).toBe(0);
+    const { received } = sippMessages(result.messages);
+    expect(firstLines(received).map((l) => l.split(' ')[0])).toEqual(['INVITE', 'CANCEL', 'ACK', 'BYE']);
+    // The ACK and the BYE are in the dialog the 180 and the 200 named (the PBX's tag).
+    expect(headerOf(received[2]!, 'CSeq')).toBe(headerOf(received[0]!, 'CSeq')!.replace('INVITE', 'ACK'));
+    expect(headerOf(received[3]!, 'To')).toMatch(/;tag=\d+SIPpTag01/);
+    await call.waitFor('terminate', 10_000);
+    const ended = await waitFor(() => logged(bLogs, "cluster: a dead instance's call ended by this survivor").at(0), { what: "B's takeover outcome" });
+    expect(ended.outcome).toEqual(['whatsapp terminated', 'CANCEL answered 200; ACK for the 487 sent; BYE on the early dialog answered 200', 'media ran in the dead instance (embedded engine): lost with it']);
+  });
+
   it('outbound: WhatsApp rings for the agent\'s INVITE; A is killed; B terminates WhatsApp and answers the PBX\'s INVITE 503, within seconds', async () => {
     const { sipA, idA } = await instances({ pbxUri: `sip:1001@${PBX}:5060`, outbound: true });
     sim.setWebhookUrl(`http://127.0.0.1:${a!.httpPort}/webhook`);
