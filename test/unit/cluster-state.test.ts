@@ -256,6 +256,7 @@ describe('a forwarded event whose owner does not answer', () => {
     expect(logged('forwarding webhook events to the owning instance failed; retrying').length).toBeGreaterThan(0);
     expect(logged('the owner of these calls is dead (no lease): taking its calls over now')).toEqual([expect.objectContaining({ owner: 'fwd-dead', waCallIds: ['wacid.f1'] })]);
     expect(await state.members()).toEqual([]);
+    process.stderr.write(`forward to a dead owner: its call ended ${Math.round(tookMs)} ms after the event arrived (lease 600 ms, set just before)\n`);
   });
 
   it('the owner holds its lease but does not answer: bounded retries, then an error naming the call; one that comes back gets the events', async () => {
