@@ -229,7 +229,7 @@ describe('a forwarded event whose owner does not answer', () => {
     const cfg = { redisUrl: daemon.url, instanceId: name, internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret, heartbeatMs: 200, leaseMs, keyPrefix: prefix };
     const node = new ClusterNode({ config: cfg, state, log: flog, callTtlMs: 60_000, deliver: () => undefined, takeover, metrics });
     const logged = (msg: string) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
-    return { state, node, counted, done, logged };
+    return { state, node, counted, done, logged, prefix };
   };
   /** A loopback port nobody listens on (the hop is refused). */
   const closedPort = async () => {
@@ -259,8 +259,8 @@ describe('a forwarded event whose owner does not answer', () => {
     process.stderr.write(`forward to a dead owner: its call ended ${Math.round(tookMs)} ms after the event arrived (lease 600 ms, set just before)\n`);
   });
 
-  it('the owner holds its lease but does not answer: bounded retries, then an error naming the call; one that comes back gets the events', async () => {
-    const { state, node, counted, done, logged } = await setup('fwd-c');
+  it('the owner holds its lease but does not answer: bounded retries, an error naming the call, the events left in Redis for its next heartbeat; one that comes back gets them', async () => {
+    const { state, node, counted, done, logged, prefix } = await setup('fwd-c');
     const url = await closedPort();
     await state.renew('fwd-mute', url, 60_000);
     await state.set({ kind: 'wa', id: 'wacid.f2' }, 'fwd-mute', 60_000);
@@ -270,7 +270,18 @@ describe('a forwarded event whose owner does not answer', () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(500);
     expect(counted).toEqual(['failed 1']);
     expect(done).toEqual([]);
-    expect(logged('forwarding webhook events to the owning instance failed; it still holds its lease, so they were not taken over: NOT DELIVERED')).toEqual([expect.objectContaining({ owner: 'fwd-mute', waCallIds: ['wacid.f2'], events: ['terminate'] })]);
+    expect(logged('forwarding webhook events to the owning instance failed; it still holds its lease: left in Redis for it to take at its next heartbeat')).toEqual([expect.objectContaining({ owner: 'fwd-mute', waCallIds: ['wacid.f2'], events: ['terminate'] })]);
+    // The mute owner (its hop unreachable, Redis fine) takes the terminate at its next heartbeat.
+    const mailed: WaEvent[] = [];
+    const muteCfg = { redisUrl: daemon.url, instanceId: 'fwd-mute', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: url, secret, heartbeatMs: 100, leaseMs: 600, keyPrefix: prefix };
+    const mute = new ClusterNode({ config: muteCfg, state, log, callTtlMs: 60_000, deliver: (evs) => mailed.push(...evs) });
+    await mute.start();
+    try {
+      await waitFor(() => mailed.length > 0, { what: 'the mute owner to take its mail' });
+      expect(mailed.map((e) => (e.kind === 'terminate' ? e.callId : e.kind))).toEqual(['wacid.f2']);
+    } finally {
+      mute.abandon();
+    }
 
     // The owner's listener comes back on the same port during the retries: delivered, counted as retried.
     const got: WaEvent[] = [];

@@ -12,14 +12,16 @@
  * A hop that fails (refused, timed out, 5xx) is retried with backoff for as long as the owner
  * could still be alive (one lease and one heartbeat), its lease checked before each try. Once
  * the lease is gone, this instance ends the dead owner's calls at once (`Takeover.ownerDead`),
- * as its next sweep would: a forwarded terminate is never dropped, it ends the call here.
+ * as its next sweep would: a forwarded terminate is never dropped, it ends the call here. An
+ * owner that keeps its lease but never answers within that time gets the batch in Redis
+ * (`mbox:<owner>`), which it takes at its next heartbeat.
  */
 import { hostname } from 'node:os';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../util/log.js';
 import type { WaEvent } from '../../whatsapp/types.js';
 import { eventKey } from '../../whatsapp/webhook.js';
-import { signBody, SIGNATURE_HEADER, type ForwardBody } from '../../http/internal-route.js';
+import { forwardSchema, signBody, SIGNATURE_HEADER, type ForwardBody } from '../../http/internal-route.js';
 import { outboundMediaSessionId, type CallObserver, type EndedCallRecord, type StartedCall } from '../observer.js';
 import type { CallDirectory, ClusterCallRecord, Leases, OwnerKey, RedisSharedState, SharedDedupe } from './shared-state.js';
 import type { Takeover } from './takeover.js';
@@ -33,10 +35,12 @@ const FORWARD_TIMEOUT_MS = 2000;
 /** First retry of a failed hop, doubled each time up to the cap. */
 const RETRY_FIRST_MS = 100;
 const RETRY_CAP_MS = 1000;
+/** How long a batch left in Redis for a mute owner waits to be taken. */
+const MAILBOX_TTL_MS = 10 * 60_000;
 
 export interface ClusterNodeDeps {
   config: ClusterConfig;
-  state: SharedDedupe & CallDirectory & Leases & Pick<RedisSharedState, 'join' | 'recordCall' | 'forgetCall'>;
+  state: SharedDedupe & CallDirectory & Leases & Pick<RedisSharedState, 'join' | 'recordCall' | 'forgetCall' | 'mail' | 'takeMail'>;
   /** Dead instances' calls ended by this one, and this one's dialogs kept in Redis; absent: neither. */
   takeover?: Takeover | undefined;
   log: Logger;
@@ -88,9 +92,38 @@ export class ClusterNode implements CallObserver {
 
   private async beat(): Promise<void> {
     await this.renew();
-    if (!this.leaseOk || !this.deps.takeover) return;
+    if (!this.leaseOk) return;
+    await this.takeMail();
+    if (!this.deps.takeover) return;
     await this.deps.takeover.syncDialogs().catch((err: unknown) => (this.redisFailed('sip-state'), this.log.warn({ err }, 'writing dialog state to Redis failed')));
     await this.deps.takeover.sweep();
+  }
+
+  /** Batches another instance could not hand over the internal hop: checked as the hop checks them, then delivered. */
+  private async takeMail(): Promise<void> {
+    let bodies: string[];
+    try {
+      bodies = await this.deps.state.takeMail(this.instanceId);
+    } catch (err) {
+      this.redisFailed('forward');
+      this.log.warn({ err }, 'reading the events other instances left in Redis failed');
+      return;
+    }
+    for (const body of bodies) {
+      let parsed: ReturnType<typeof forwardSchema.safeParse> | undefined;
+      try {
+        parsed = forwardSchema.safeParse(JSON.parse(body));
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed?.success) {
+        this.log.warn({ bytes: body.length }, 'events left in Redis by another instance are malformed; dropped');
+        continue;
+      }
+      const events = parsed.data.events as unknown as WaEvent[];
+      this.log.info({ from: parsed.data.from, waCallIds: events.map((e) => ('callId' in e ? e.callId : e.kind)), events: events.map((e) => e.kind) }, 'webhook events left in Redis by another instance (its hop to here failed) delivered');
+      this.deps.deliver(events);
+    }
   }
 
   private async renew(): Promise<void> {
@@ -174,7 +207,14 @@ export class ClusterNode implements CallObserver {
       await new Promise((r) => setTimeout(r, backoff));
     }
     this.metrics.forwarded('failed', events.length);
-    log.error({ error: lastError, afterMs: Math.round(performance.now() - t0) }, 'forwarding webhook events to the owning instance failed; it still holds its lease, so they were not taken over: NOT DELIVERED');
+    const afterMs = Math.round(performance.now() - t0);
+    try {
+      await this.deps.state.mail(owner, JSON.stringify({ from: this.instanceId, sentAt: Date.now(), events } satisfies ForwardBody), MAILBOX_TTL_MS);
+      log.error({ error: lastError, afterMs }, 'forwarding webhook events to the owning instance failed; it still holds its lease: left in Redis for it to take at its next heartbeat');
+    } catch (err) {
+      this.redisFailed('forward');
+      log.error({ error: lastError, afterMs, err }, 'forwarding webhook events to the owning instance failed, and Redis did not take them: NOT DELIVERED');
+    }
   }
 
   private async post(url: string, events: WaEvent[]): Promise<void> {

@@ -14,7 +14,8 @@
  * - `dlg:<instance>`      hash: SIP Call-ID → StoredDialog (JSON), refreshed every heartbeat;
  * - `inv:<instance>`      hash: SIP Call-ID → StoredInvite (JSON): INVITEs still ringing, either way;
  * - `beat:<instance>`     when the instance last renewed its lease (ms since the epoch; takeover latency);
- * - `end:<instance>:<key>` the survivor that ends a dead instance's call (SET NX).
+ * - `end:<instance>:<key>` the survivor that ends a dead instance's call (SET NX);
+ * - `mbox:<instance>`     list: forwarded event batches (JSON) its internal hop did not take, for its next heartbeat.
  */
 import { Redis } from 'ioredis';
 import type { PermissionAnswer, PermissionStore } from '../permissions.js';
@@ -168,6 +169,17 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
   async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog>; invites: Map<string, unknown> }> {
     const [calls, dialogs, invites] = await Promise.all(['calls', 'dlg', 'inv'].map((h) => this.redis.hgetall(`${this.prefix}${h}:${instanceId}`)));
     return { calls: parseValues<ClusterCallRecord>(calls!), dialogs: parseValues<StoredDialog>(dialogs!), invites: parseValues<unknown>(invites!) };
+  }
+
+  /** Leave a forwarded batch (JSON) for `instanceId` to take at its next heartbeat. */
+  async mail(instanceId: string, body: string, ttlMs: number): Promise<void> {
+    const k = `${this.prefix}mbox:${instanceId}`;
+    await this.redis.multi().rpush(k, body).pexpire(k, ttlMs).exec().then(failedExec);
+  }
+
+  /** Take (at most 100 of) the batches left for `instanceId`. */
+  async takeMail(instanceId: string): Promise<string[]> {
+    return (await this.redis.lpop(`${this.prefix}mbox:${instanceId}`, 100)) ?? [];
   }
 
   /** Whether this survivor ends `callKey` of the dead instance (one survivor per call). */
