@@ -188,7 +188,10 @@ describe('Redis going away', () => {
     const client = await connectRedis(own.url);
     const got: WaEvent[] = [];
     const cfg = { redisUrl: own.url, instanceId: 'lonely', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: 'cluster-secret-0123456789', heartbeatMs: 60_000, leaseMs: 180_000, keyPrefix: 'down:' };
-    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:'), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs) });
+    const counted: string[] = [];
+    const { NO_CLUSTER_METRICS } = await import('../../src/bridge/cluster/metrics.js');
+    const metrics = { ...NO_CLUSTER_METRICS, redisError: (op: string) => void counted.push(op), leaseRenewalFailed: () => void counted.push('lease renewal failed') };
+    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:'), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs), metrics });
     try {
       await node.start();
       await own.stop();
@@ -197,6 +200,7 @@ describe('Redis going away', () => {
       // With the client queueing commands while reconnecting, these three took about 2 s.
       expect(performance.now() - t0).toBeLessThan(1000);
       expect(got.map((e) => (e.kind === 'terminate' ? e.callId : ''))).toEqual(['wacid.down0', 'wacid.down1', 'wacid.down2']);
+      expect(counted).toEqual(['route', 'route', 'route']);
     } finally {
       await node.close();
       client.disconnect();
