@@ -72,6 +72,18 @@ async function storedInvite(idA: string, ready: (inv: Record<string, unknown>) =
   }
 }
 
+/** The methods SIPp received, in order, a retransmission (a busy machine's) counted once. */
+function methods(received: string[]): string[] {
+  return [...new Set(firstLines(received).map((l) => l.split(' ')[0]!))];
+}
+
+/** The first request `method` SIPp received. */
+function firstOf(received: string[], method: string): string {
+  const m = received.find((r) => r.startsWith(`${method} `));
+  if (!m) throw new Error(`SIPp received no ${method}`);
+  return m;
+}
+
 /** When SIPp received the first message starting with `start`, by its own clock (its message log, local time). */
 function sippReceivedAt(log: string, start: string): number {
   for (const m of log.matchAll(/-{5,} (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3})\d*\s*\nUDP message received[^\n]*\n\s*([^\n]*)/g))
@@ -122,8 +134,8 @@ describeWithPeers('a cluster instance killed while its call rings (real process 
     const terminatedMs = performance.now() - killedAt;
 
     const { received } = sippMessages(result.messages);
-    expect(firstLines(received).map((l) => l.split(' ')[0])).toEqual(['INVITE', 'CANCEL', 'ACK', 'BYE']);
-    const [invite, cancel, ack] = received as [string, string, string];
+    expect(methods(received)).toEqual(['INVITE', 'CANCEL', 'ACK', 'BYE']);
+    const [invite, cancel, ack] = [firstOf(received, 'INVITE'), firstOf(received, 'CANCEL'), firstOf(received, 'ACK')];
     // RFC 3261 section 9.1: the CANCEL carries the INVITE's top Via (branch and sent-by: A's), its Call-ID, From, CSeq number.
     const topVia = (m: string) => headerOf(m, 'Via')!.replace(/;received=[^;]*|;rport(=\d+)?/g, '');
     expect(topVia(cancel)).toBe(topVia(invite));
@@ -165,10 +177,10 @@ describeWithPeers('a cluster instance killed while its call rings (real process 
     const result = await sipp.exited;
     expect(result.code, `${result.errors}\n${result.stderr}\n${result.messages}`).toBe(0);
     const { received } = sippMessages(result.messages);
-    expect(firstLines(received).map((l) => l.split(' ')[0])).toEqual(['INVITE', 'CANCEL', 'ACK', 'BYE']);
+    expect(methods(received)).toEqual(['INVITE', 'CANCEL', 'ACK', 'BYE']);
     // The ACK and the BYE are in the dialog the 180 and the 200 named (the PBX's tag).
-    expect(headerOf(received[2]!, 'CSeq')).toBe(headerOf(received[0]!, 'CSeq')!.replace('INVITE', 'ACK'));
-    expect(headerOf(received[3]!, 'To')).toMatch(/;tag=\d+SIPpTag01/);
+    expect(headerOf(firstOf(received, 'ACK'), 'CSeq')).toBe(headerOf(firstOf(received, 'INVITE'), 'CSeq')!.replace('INVITE', 'ACK'));
+    expect(headerOf(firstOf(received, 'BYE'), 'To')).toMatch(/;tag=\d+SIPpTag01/);
     await call.waitFor('terminate', 10_000);
     const ended = await waitFor(() => logged(bLogs, "cluster: a dead instance's call ended by this survivor").at(0), { what: "B's takeover outcome" });
     expect(ended.outcome).toEqual(['whatsapp terminated', 'CANCEL answered 200; ACK for the 487 sent; BYE on the early dialog answered 200', 'media ran in the dead instance (embedded engine): lost with it']);
