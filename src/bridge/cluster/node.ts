@@ -202,9 +202,12 @@ export class ClusterNode implements CallObserver {
           if (err instanceof PermanentHopError) break;
         }
       }
-      if (performance.now() - t0 + backoff > windowMs) break;
-      log.warn({ attempt: attempt + 1, error: lastError, retryInMs: backoff }, 'forwarding webhook events to the owning instance failed; retrying');
-      await new Promise((r) => setTimeout(r, backoff));
+      // The last look at the lease comes at the window's end, when a dead owner's lease is gone.
+      const remaining = windowMs - (performance.now() - t0);
+      if (remaining <= 0) break;
+      const wait = Math.min(backoff, Math.ceil(remaining));
+      log.warn({ attempt: attempt + 1, error: lastError, retryInMs: wait }, 'forwarding webhook events to the owning instance failed; retrying');
+      await new Promise((r) => setTimeout(r, wait));
     }
     this.metrics.forwarded('failed', events.length);
     const afterMs = Math.round(performance.now() - t0);
