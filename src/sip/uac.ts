@@ -53,8 +53,8 @@ export class Uac implements OutgoingCall {
   private readonly endpoint: LibEndpoint;
   private readonly digest: DigestClient;
   private readonly dialogs = new Map<string, Dialog>();
-  /** The early dialog of the last 1xx with the PBX's To tag (kept for a cluster survivor's BYE). */
-  private early: StoredClientInvite['early'];
+  /** The last 1xx with the PBX's To tag: its early dialog, for a cluster survivor's ACK and BYE. */
+  private tagged1xx: sip.Message | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly log: Logger;
 
@@ -168,8 +168,20 @@ export class Uac implements OutgoingCall {
       to: String(this.invite.headers.to),
       cseq: this.seq,
       transport: this.endpoint.transport,
-      ...(this.early ? { early: this.early } : {}),
+      ...this.earlyDialog(),
     };
+  }
+
+  /** The early dialog of the last tagged 1xx, as data; nothing if that response cannot be written back. */
+  private earlyDialog(): Pick<StoredClientInvite, 'early'> {
+    const rs = this.tagged1xx;
+    if (!rs || typeof rs.headers.to !== 'object') return {};
+    try {
+      return { early: { remoteHeader: formatNameAddrObject(rs.headers.to), remoteTarget: contactUri(rs) ?? sip.stringifyUri(this.invite.uri!), routeSet: recordRouteUris(rs).reverse() } };
+    } catch (err) {
+      this.log.warn({ err }, 'sip: the early dialog of a 1xx cannot be stored');
+      return {};
+    }
   }
 
   private onResponse(rs: sip.Message, sentInvite: sip.Message): void {
@@ -178,8 +190,7 @@ export class Uac implements OutgoingCall {
     if (status < 200) {
       if (this.phase === 'calling') this.phase = 'proceeding';
       if (this.cancelReason) this.sendCancel();
-      if (status > 100 && typeof rs.headers.to === 'object' && tagOf(rs.headers.to) !== undefined)
-        this.early = { remoteHeader: formatNameAddrObject(rs.headers.to), remoteTarget: contactUri(rs) ?? sip.stringifyUri(this.invite.uri!), routeSet: recordRouteUris(rs).reverse() };
+      if (status > 100 && tagOf(rs.headers.to) !== undefined) this.tagged1xx = rs;
       if (status > 100 && !this.settled && this.opts.onProgress) {
         const onProgress = this.opts.onProgress;
         const sdp = sdpBody(rs);
