@@ -97,7 +97,7 @@ export async function startApp(config: Readonly<Config>, log: Logger, opts: Star
   // Several instances sharing call state in Redis, when `cluster` is configured (docs/scaling.md).
   let bridgeRef: Bridge | undefined;
   const cluster: Cluster | undefined = config.cluster
-    ? await startCluster(config.cluster, config.calls, { sip, media, whatsapp }, log, (evs) => (bridgeRef ? bridgeRef.handleEvents(evs) : log.warn({ events: evs.length }, 'events before the bridge started; dropped')))
+    ? await startCluster(config.cluster, config.calls, { sip, media, whatsapp, metrics: ops.metrics?.cluster }, log, (evs) => (bridgeRef ? bridgeRef.handleEvents(evs) : log.warn({ events: evs.length }, 'events before the bridge started; dropped')))
     : undefined;
   const observer = cluster ? bothObservers(ops.hub, cluster.node) : ops.hub;
   const bridge = new Bridge({ config, sip, media: ops.hub.instrumentMedia(media), whatsapp, log, fromDomain, whatsappCounters, observer, sharedPermissions: cluster?.permissions });

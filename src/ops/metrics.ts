@@ -43,6 +43,23 @@ export class BridgeMetrics {
   readonly keepaliveFrames = this.counter('wasip_keepalive_frames_total', 'Silence frames sent to WhatsApp while the PBX was silent, of ended calls, by engine', ['engine'] as const);
   readonly engineReady = this.gauge('wasip_media_engine_ready', '1 when the media engine can take a call (as /readyz says), else 0', ['engine'] as const);
 
+  // Cluster (several instances sharing call state in Redis; src/bridge/cluster/metrics.ts). Absent without `cluster`.
+  private readonly clusterMembers = this.gauge('wasip_cluster_members_alive', 'Cluster members holding a live lease, this one included (as of the last sweep)', []);
+  private readonly clusterForwards = this.counter('wasip_cluster_forwarded_events_total', 'Webhook events forwarded to the instance owning their call, by result (ok, retried, failed, owner-dead)', ['result'] as const);
+  private readonly clusterTakeovers = this.counter('wasip_cluster_takeovers_total', "A dead instance's calls ended by this one, by reason (confirmed, ringing, forward)", ['reason'] as const);
+  private readonly clusterTakeoverSeconds = this.histogram('wasip_cluster_takeover_seconds', "From a dead instance's last lease renewal to the last of its calls ended by this one", [], [0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60]);
+  private readonly clusterRedisErrors = this.counter('wasip_cluster_redis_errors_total', 'Redis commands or connections that failed, by what they were for', ['op'] as const);
+  private readonly clusterLeaseFailures = this.counter('wasip_cluster_lease_renewals_failed_total', "Lease renewals that did not reach Redis (others may think this instance dead)", []);
+  /** What the cluster layer counts (its `ClusterMetrics`). */
+  readonly cluster = {
+    membersAlive: (n: number) => this.clusterMembers.set(n),
+    forwarded: (result: string, events: number) => this.clusterForwards.inc({ result }, events),
+    takenOver: (reason: string) => this.clusterTakeovers.inc({ reason }),
+    takeoverSeconds: (s: number) => this.clusterTakeoverSeconds.observe(s),
+    redisError: (op: string) => this.clusterRedisErrors.inc({ op }),
+    leaseRenewalFailed: () => this.clusterLeaseFailures.inc(),
+  };
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     // Event-loop delay, memory, CPU, handles: prom-client's own process metrics.
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'wasip_', eventLoopMonitoringPrecision: 10 });

@@ -16,7 +16,7 @@
  *   Connections `sip` opens itself (to the PBX) are not wrapped: they go to configured peers.
  */
 import { createRequire } from 'node:module';
-import type { Server, Socket } from 'node:net';
+import { connect as netConnect, type Server, type Socket } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
 import sip from 'sip';
 import type { Logger } from 'pino';
@@ -29,6 +29,22 @@ const dgramModule = require('dgram') as { createSocket: (...args: unknown[]) => 
 const netModule = require('net') as { createServer: (...args: unknown[]) => Server };
 
 export type TransportName = 'udp' | 'tcp';
+
+/**
+ * Requests that must leave with the top Via they carry: a CANCEL (and the ACK of its 487) that
+ * a cluster survivor sends for a dead instance's INVITE. RFC 3261 sections 9.1 and 17.2.3: the
+ * PBX matches them to its INVITE transaction by that Via's branch *and* sent-by, so the dead
+ * instance's sent-by must stay. `sip` keeps the branch of a CANCEL (and of an ACK with a Via) but
+ * writes its own listen address into the top Via of every request it sends; the send hook puts
+ * the stored one back. Over UDP the Via has `rport`, so the PBX answers the survivor's source.
+ */
+const foreignVia = new WeakMap<sip.Message, { host: string; port: number | undefined }>();
+
+export function keepTopVia(m: sip.Message): sip.Message {
+  const via = m.headers.via?.[0];
+  if (via?.host) foreignVia.set(m, { host: via.host, port: via.port });
+  return m;
+}
 
 export interface HostPort {
   host: string;
@@ -68,6 +84,13 @@ export interface LibEndpoint {
   readonly advertised: HostPort;
   /** Send a request (responses to `cb`) or a response (on its server transaction). */
   send(m: sip.Message, cb?: (rs: sip.Message) => void): void;
+  /**
+   * Send a response for a server transaction this process does not hold (a dead cluster
+   * instance's INVITE): `sip` only sends a response through its own transaction, so it is
+   * serialised by `sip` and written here, to `target` (RFC 3261 section 18.2.2). UDP: one
+   * datagram from our socket; TCP: a new connection, closed after the write.
+   */
+  sendStateless(m: sip.Message, target: { address: string; port: number }): void;
   close(): Promise<void>;
 }
 
@@ -95,10 +118,11 @@ export async function openEndpoint(opts: EndpointOptions): Promise<LibEndpoint> 
     send: (m, target) =>
       guard('send-hook', () => {
         const via = m.headers.via?.[0];
+        const kept = foreignVia.get(m);
         if (m.method !== undefined && via) {
           // RFC 3261 section 18.1.1: Via sent-by is the address we want responses at.
-          via.host = opts.advertised.host;
-          via.port = opts.advertised.port;
+          via.host = kept?.host ?? opts.advertised.host;
+          via.port = kept ? kept.port : opts.advertised.port;
         }
         if (log.isLevelEnabled('trace')) {
           log.trace({ sipCallId: callId(m), to: `${target.address}:${target.port}`, msg: sip.stringify(m) }, 'sip: send');
@@ -191,6 +215,18 @@ export async function openEndpoint(opts: EndpointOptions): Promise<LibEndpoint> 
           queueMicrotask(() => guard('response', () => cb(sip.makeResponse(m, 503, 'Service Unavailable'))));
         }
       }
+    },
+    sendStateless(m, target) {
+      if (closed) return;
+      const bytes = Buffer.from(sip.stringify(m), 'latin1');
+      opts.tap?.(wireEvent('out', m, target));
+      if (udpSocket) {
+        udpSocket.send(bytes, target.port, target.address, (err) => err && log.warn({ err, sipCallId: callId(m) }, 'sip: stateless send failed'));
+        return;
+      }
+      const conn = netConnect({ host: target.address, port: target.port }, () => conn.end(bytes));
+      conn.setTimeout(5000, () => conn.destroy());
+      conn.on('error', (err) => log.warn({ err, sipCallId: callId(m) }, 'sip: stateless send failed'));
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

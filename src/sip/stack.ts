@@ -20,13 +20,14 @@ import type { Logger } from 'pino';
 import { dialogKey, DEFAULT_TIMERS, guarded, type DialogHandle, type SipCore, type SipTimers } from './core.js';
 import { ALLOW } from './dialog.js';
 import { sendStoredBye } from './stored-bye.js';
+import { cancelStored, rejectStored } from './stored-invite.js';
 import { DEFAULT_SIP_LIMITS, FrontDoor, type FrontDoorStats, type SipLimits } from './front-door.js';
 import { generateTag, headerText, printable, tagOf } from './headers.js';
 import { SESSION_TIMERS_OFF, termsForOffer, type SessionTimerConfig } from './session-timer.js';
 import { openEndpoint, type HostPort, type LibEndpoint, type TransportName } from './lib.js';
 import { Uac } from './uac.js';
 import { Uas } from './uas.js';
-import type { IncomingInviteHandler, InviteOptions, OutgoingCall, OutgoingInvite, SipStack, SipWireEvent } from './types.js';
+import type { IncomingInviteHandler, InviteOptions, OutgoingCall, OutgoingInvite, SipStack, SipWireEvent, StoredInvite } from './types.js';
 
 export interface SipStackOptions {
   udp?: HostPort;
@@ -224,6 +225,9 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStackWit
     },
     dialogSnapshots: () => [...dialogs.values()].flatMap((d) => d.snapshot?.() ?? []),
     byeStored: (d, reason) => sendStoredBye(core, endpoints, d, reason),
+    inviteSnapshots: () => [...uacs, ...pendingUas.values()].flatMap((u) => snapshotOf(u, log)),
+    cancelStored: (inv, reason) => cancelStored(core, endpoints, inv, reason),
+    rejectStored: (inv, status, reason, headers) => rejectStored(core, endpoints, inv, status, reason, headers),
     close(): Promise<void> {
       closing ??= (async () => {
         closed = true;
@@ -237,6 +241,17 @@ export async function createSipStack(opts: SipStackOptions): Promise<SipStackWit
       return closing;
     },
   };
+}
+
+/** One pending INVITE as data; one that cannot be written out is skipped (logged), not the others. */
+function snapshotOf(u: Uac | Uas, log: Logger): StoredInvite[] {
+  try {
+    const s = u.pendingSnapshot();
+    return s ? [s] : [];
+  } catch (err) {
+    log.warn({ err, sipCallId: u.callId }, 'sip: a ringing INVITE cannot be stored for the cluster');
+    return [];
+  }
 }
 
 function pendingKey(rq: sip.Message): string {

@@ -115,6 +115,71 @@ export interface SipStack {
   dialogSnapshots?(): StoredDialog[];
   /** Send BYE in a dialog this process did not set up (a dead instance's); resolves with the final status, undefined on timeout. */
   byeStored?(d: StoredDialog, reason?: string): Promise<number | undefined>;
+  /** INVITEs of this process still without a final response, either way (cluster takeover of ringing calls). */
+  inviteSnapshots?(): StoredInvite[];
+  /**
+   * End a dead instance's ringing INVITE from its stored state: CANCEL with the INVITE's own top
+   * Via, then (when a 1xx named the PBX's tag) ACK for the 487 and BYE on that early dialog, which
+   * ends the call if the PBX answered as the instance died. Never rejects.
+   */
+  cancelStored?(inv: StoredClientInvite, reason?: string): Promise<StoredCancelOutcome>;
+  /** Give a dead instance's ringing incoming INVITE its final response (>= 300) from the stored server transaction. */
+  rejectStored?(inv: StoredServerInvite, status: number, reason: string, headers?: Record<string, string>): void;
+}
+
+/** A Via header as the `sip` package parses it. */
+export interface StoredVia {
+  version?: string | undefined;
+  protocol?: string | undefined;
+  host: string;
+  port?: number | undefined;
+  params: Record<string, string | number | null>;
+}
+
+/**
+ * An INVITE this process sent that has no final response yet, as data: what a CANCEL needs
+ * (RFC 3261 section 9.1: the same Request-URI, top Via with its branch, From with tag, To,
+ * Call-ID and CSeq number, sent to the same destination).
+ */
+export interface StoredClientInvite {
+  kind: 'client';
+  callId: string;
+  uri: string;
+  /** The INVITE's top Via as sent: sent-by and branch. */
+  via: StoredVia;
+  /** From as wire text, our tag included. */
+  from: string;
+  /** To as wire text (no tag). */
+  to: string;
+  cseq: number;
+  transport: 'udp' | 'tcp';
+  /** The early dialog of the last 1xx that carried the PBX's To tag. */
+  early?: { remoteHeader: string; remoteTarget: string; routeSet: string[] } | undefined;
+}
+
+/** An INVITE this process received and has not answered finally: what a final response needs (RFC 3261 section 8.2.6). */
+export interface StoredServerInvite {
+  kind: 'server';
+  callId: string;
+  /** Every Via of the INVITE, in order, as received (`received`/`rport` filled in). */
+  via: StoredVia[];
+  /** From as wire text (the PBX's tag). */
+  from: string;
+  /** To as wire text with the tag this process used (or would have used) in its responses. */
+  to: string;
+  cseq: number;
+  transport: 'udp' | 'tcp';
+  /** Where the INVITE came from: responses go back there (RFC 3261 section 18.2.2, RFC 3581). */
+  source: { address: string; port: number };
+}
+
+export type StoredInvite = StoredClientInvite | StoredServerInvite;
+
+/** What the PBX answered a stored INVITE's end: the CANCEL's final status, and the early dialog's BYE if one was sent. */
+export interface StoredCancelOutcome {
+  cancel: number | undefined;
+  ackSent: boolean;
+  bye?: number | undefined;
 }
 
 /** A confirmed dialog as data: enough for any instance to send its BYE (RFC 3261 section 12.2.1.1). */

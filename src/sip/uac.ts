@@ -24,7 +24,7 @@ import {
 } from './headers.js';
 import type { LibEndpoint } from './lib.js';
 import { inviteHeaders, termsFromAnswer, type SessionTimerConfig } from './session-timer.js';
-import { SipFailure, type InviteOptions, type OutgoingCall, type OutgoingInvite, type SipDialog } from './types.js';
+import { SipFailure, type InviteOptions, type OutgoingCall, type OutgoingInvite, type SipDialog, type StoredClientInvite } from './types.js';
 
 export interface UacOptions {
   inviteTimeoutMs: number;
@@ -53,6 +53,8 @@ export class Uac implements OutgoingCall {
   private readonly endpoint: LibEndpoint;
   private readonly digest: DigestClient;
   private readonly dialogs = new Map<string, Dialog>();
+  /** The last 1xx with the PBX's To tag: its early dialog, for a cluster survivor's ACK and BYE. */
+  private tagged1xx: sip.Message | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly log: Logger;
 
@@ -149,12 +151,46 @@ export class Uac implements OutgoingCall {
     });
   }
 
+  /**
+   * The INVITE as data while it waits for a final response (cluster takeover: a survivor CANCELs
+   * it). Undefined once answered, cancelled or failed, and before `sip` gave it its branch.
+   */
+  pendingSnapshot(): StoredClientInvite | undefined {
+    if (this.phase === 'done' || this.settled || this.cancelReason) return undefined;
+    const via = this.invite.headers.via?.[0];
+    if (!via?.host || typeof via.params['branch'] !== 'string') return undefined;
+    return {
+      kind: 'client',
+      callId: this.callId,
+      uri: sip.stringifyUri(this.invite.uri!),
+      via: { version: via.version, protocol: via.protocol, host: via.host, port: via.port, params: { ...via.params } },
+      from: this.fromHeader,
+      to: String(this.invite.headers.to),
+      cseq: this.seq,
+      transport: this.endpoint.transport,
+      ...this.earlyDialog(),
+    };
+  }
+
+  /** The early dialog of the last tagged 1xx, as data; nothing if that response cannot be written back. */
+  private earlyDialog(): Pick<StoredClientInvite, 'early'> {
+    const rs = this.tagged1xx;
+    if (!rs || typeof rs.headers.to !== 'object') return {};
+    try {
+      return { early: { remoteHeader: formatNameAddrObject(rs.headers.to), remoteTarget: contactUri(rs) ?? sip.stringifyUri(this.invite.uri!), routeSet: recordRouteUris(rs).reverse() } };
+    } catch (err) {
+      this.log.warn({ err }, 'sip: the early dialog of a 1xx cannot be stored');
+      return {};
+    }
+  }
+
   private onResponse(rs: sip.Message, sentInvite: sip.Message): void {
     if (sentInvite !== this.invite) return; // responses to an INVITE replaced after a challenge
     const status = rs.status ?? 0;
     if (status < 200) {
       if (this.phase === 'calling') this.phase = 'proceeding';
       if (this.cancelReason) this.sendCancel();
+      if (status > 100 && tagOf(rs.headers.to) !== undefined) this.tagged1xx = rs;
       if (status > 100 && !this.settled && this.opts.onProgress) {
         const onProgress = this.opts.onProgress;
         const sdp = sdpBody(rs);

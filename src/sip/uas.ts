@@ -19,7 +19,7 @@ import {
 } from './headers.js';
 import type { LibEndpoint } from './lib.js';
 import { termsForOffer } from './session-timer.js';
-import { SipFailure, type IncomingInvite, type NameAddr, type SipDialog } from './types.js';
+import { SipFailure, type IncomingInvite, type NameAddr, type SipDialog, type StoredServerInvite } from './types.js';
 
 type Phase = 'proceeding' | 'accepting' | 'done';
 
@@ -57,6 +57,22 @@ export class Uas implements IncomingInvite {
   /** The top Via branch: identifies the INVITE transaction a CANCEL refers to (RFC 3261 section 9.2). */
   get branch(): string {
     return String(this.rq.headers.via?.[0]?.params['branch'] ?? '');
+  }
+
+  /** The server transaction as data while it has no final response (cluster takeover: a survivor answers it). */
+  pendingSnapshot(): StoredServerInvite | undefined {
+    const { via, from, cseq } = this.rq.headers;
+    if (this.phase !== 'proceeding' || !via?.length || !from || !cseq) return undefined;
+    return {
+      kind: 'server',
+      callId: this.callId,
+      via: via.map((v) => ({ version: v.version, protocol: v.protocol, host: v.host ?? '', port: v.port, params: { ...v.params } })),
+      from: typeof from === 'object' ? formatNameAddrObject(from) : String(from),
+      to: this.toHeader(),
+      cseq: cseq.seq,
+      transport: this.ep.transport,
+      source: { address: this.source.address, port: this.source.port },
+    };
   }
 
   header(name: string): string | undefined {

@@ -188,7 +188,10 @@ describe('Redis going away', () => {
     const client = await connectRedis(own.url);
     const got: WaEvent[] = [];
     const cfg = { redisUrl: own.url, instanceId: 'lonely', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: 'cluster-secret-0123456789', heartbeatMs: 60_000, leaseMs: 180_000, keyPrefix: 'down:' };
-    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:'), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs) });
+    const counted: string[] = [];
+    const { NO_CLUSTER_METRICS } = await import('../../src/bridge/cluster/metrics.js');
+    const metrics = { ...NO_CLUSTER_METRICS, redisError: (op: string) => void counted.push(op), leaseRenewalFailed: () => void counted.push('lease renewal failed') };
+    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:'), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs), metrics });
     try {
       await node.start();
       await own.stop();
@@ -197,10 +200,107 @@ describe('Redis going away', () => {
       // With the client queueing commands while reconnecting, these three took about 2 s.
       expect(performance.now() - t0).toBeLessThan(1000);
       expect(got.map((e) => (e.kind === 'terminate' ? e.callId : ''))).toEqual(['wacid.down0', 'wacid.down1', 'wacid.down2']);
+      expect(counted).toEqual(['route', 'route', 'route']);
     } finally {
       await node.close();
       client.disconnect();
       await own.stop();
+    }
+  });
+});
+
+describe('a forwarded event whose owner does not answer', () => {
+  const secret = 'cluster-secret-0123456789';
+  const setup = async (name: string, leaseMs = 600) => {
+    const prefix = `fwd${++n}:`;
+    const state = new RedisSharedState(redis, prefix);
+    const counted: string[] = [];
+    const metrics = { ...(await import('../../src/bridge/cluster/metrics.js')).NO_CLUSTER_METRICS, forwarded: (r: string, k: number) => void counted.push(`${r} ${k}`), takenOver: (r: string) => void counted.push(`takeover ${r}`) };
+    const done: string[] = [];
+    const lines: string[] = [];
+    const flog = createLogger({ level: 'info', destination: { write: (s: string) => (lines.push(s), true) } as unknown as NodeJS.WritableStream });
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const takeover = new Takeover({
+      instanceId: name,
+      state,
+      sip: { byeStored: async (d) => (done.push(`bye ${d.callId}`), 200) },
+      media: { name: 'rtpengine', deleteForeign: async (id: string) => void done.push(`delete ${id}`) },
+      whatsapp: { terminate: async (_pn: string, id: string) => void done.push(`terminate ${id}`) },
+      log: flog,
+      dialogTtlMs: 60_000,
+      metrics,
+    });
+    const cfg = { redisUrl: daemon.url, instanceId: name, internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret, heartbeatMs: 200, leaseMs, keyPrefix: prefix };
+    const node = new ClusterNode({ config: cfg, state, log: flog, callTtlMs: 60_000, deliver: () => undefined, takeover, metrics });
+    const logged = (msg: string) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
+    return { state, node, counted, done, logged, prefix };
+  };
+  /** A loopback port nobody listens on (the hop is refused). */
+  const closedPort = async () => {
+    const srv = createInternalServer({ log, secret, onEvents: () => undefined });
+    const url = await srv.listen({ host: '127.0.0.1', port: 0 });
+    await srv.close();
+    return url;
+  };
+
+  it('the owner died: its lease runs out while the hop is retried, and this instance ends its calls at once (terminate, BYE, delete)', async () => {
+    const { state, node, counted, done, logged } = await setup('fwd-b');
+    await state.join('fwd-dead');
+    await state.renew('fwd-dead', await closedPort(), 600);
+    await state.set({ kind: 'wa', id: 'wacid.f1' }, 'fwd-dead', 60_000);
+    await state.recordCall('fwd-dead', 'wacid.f1', { direction: 'inbound', waCallId: 'wacid.f1', sipCallId: 'sip-f1', phoneNumberId: 'pn', mediaCallId: 'wacid.f1' }, 60_000);
+    await state.putDialogs('fwd-dead', new Map([['sip-f1', JSON.stringify({ callId: 'sip-f1', localHeader: '<sip:a@b>;tag=x', remoteHeader: '<sip:c@d>;tag=y', remoteTarget: 'sip:c@127.0.0.2', routeSet: [], localSeq: 2, transport: 'udp' })]]), [], 60_000);
+    const t0 = performance.now();
+    await node.route([terminate('wacid.f1')]);
+    const tookMs = performance.now() - t0;
+    expect(done.sort()).toEqual(['bye sip-f1', 'delete wacid.f1', 'terminate wacid.f1']);
+    expect(counted).toEqual(['owner-dead 1', 'takeover forward']);
+    // Retried while the lease lived (600 ms), then taken over: not at the next sweep, not never.
+    expect(tookMs).toBeLessThan(3000);
+    expect(logged('forwarding webhook events to the owning instance failed; retrying').length).toBeGreaterThan(0);
+    expect(logged('the owner of these calls is dead (no lease): taking its calls over now')).toEqual([expect.objectContaining({ owner: 'fwd-dead', waCallIds: ['wacid.f1'] })]);
+    expect(await state.members()).toEqual([]);
+    process.stderr.write(`forward to a dead owner: its call ended ${Math.round(tookMs)} ms after the event arrived (lease 600 ms, set just before)\n`);
+  });
+
+  it('the owner holds its lease but does not answer: bounded retries, an error naming the call, the events left in Redis for its next heartbeat; one that comes back gets them', async () => {
+    const { state, node, counted, done, logged, prefix } = await setup('fwd-c');
+    const url = await closedPort();
+    await state.renew('fwd-mute', url, 60_000);
+    await state.set({ kind: 'wa', id: 'wacid.f2' }, 'fwd-mute', 60_000);
+    const t0 = performance.now();
+    await node.route([terminate('wacid.f2')]);
+    // The retry window is one lease and one heartbeat (800 ms here).
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(500);
+    expect(counted).toEqual(['failed 1']);
+    expect(done).toEqual([]);
+    expect(logged('forwarding webhook events to the owning instance failed; it still holds its lease: left in Redis for it to take at its next heartbeat')).toEqual([expect.objectContaining({ owner: 'fwd-mute', waCallIds: ['wacid.f2'], events: ['terminate'] })]);
+    // The mute owner (its hop unreachable, Redis fine) takes the terminate at its next heartbeat.
+    const mailed: WaEvent[] = [];
+    const muteCfg = { redisUrl: daemon.url, instanceId: 'fwd-mute', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: url, secret, heartbeatMs: 100, leaseMs: 600, keyPrefix: prefix };
+    const mute = new ClusterNode({ config: muteCfg, state, log, callTtlMs: 60_000, deliver: (evs) => mailed.push(...evs) });
+    await mute.start();
+    try {
+      await waitFor(() => mailed.length > 0, { what: 'the mute owner to take its mail' });
+      expect(mailed.map((e) => (e.kind === 'terminate' ? e.callId : e.kind))).toEqual(['wacid.f2']);
+    } finally {
+      mute.abandon();
+    }
+
+    // The owner's listener comes back on the same port during the retries: delivered, counted as retried.
+    const got: WaEvent[] = [];
+    const port = Number(new URL(url).port);
+    const back = createInternalServer({ log, secret, onEvents: (evs) => got.push(...evs) });
+    await state.set({ kind: 'wa', id: 'wacid.f3' }, 'fwd-mute', 60_000);
+    const routed = node.route([terminate('wacid.f3')]);
+    await waitFor(() => logged('forwarding webhook events to the owning instance failed; retrying').some((l) => (l.waCallIds as string[]).includes('wacid.f3')), { what: 'a failed first try' });
+    await back.listen({ host: '127.0.0.1', port });
+    try {
+      await routed;
+      expect(got.map((e) => (e.kind === 'terminate' ? e.callId : ''))).toEqual(['wacid.f3']);
+      expect(counted).toEqual(['failed 1', 'retried 1']);
+    } finally {
+      await back.close();
     }
   });
 });

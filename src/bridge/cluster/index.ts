@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { ClusterNode, type ClusterConfig } from './node.js';
 import { Takeover, type TakeoverDeps } from './takeover.js';
 import { connectRedis, RedisSharedState } from './shared-state.js';
+import type { ClusterMetrics } from './metrics.js';
 
 export interface Cluster {
   node: ClusterNode;
@@ -32,17 +33,19 @@ export interface ClusterPeers {
   sip: TakeoverDeps['sip'];
   media: TakeoverDeps['media'];
   whatsapp: TakeoverDeps['whatsapp'];
+  /** Cluster counters (`BridgeMetrics.cluster`); absent: not counted. */
+  metrics?: ClusterMetrics | undefined;
 }
 
 export async function startCluster(cfg: ClusterConfig, calls: Config['calls'], peers: ClusterPeers, log: Logger, deliver: (events: WaEvent[]) => void): Promise<Cluster> {
   const redis = await connectRedis(cfg.redisUrl);
-  redis.on('error', (err: Error) => log.warn({ component: 'cluster', error: err.message }, 'Redis connection error'));
+  redis.on('error', (err: Error) => (peers.metrics?.redisError('connection'), log.warn({ component: 'cluster', error: err.message }, 'Redis connection error')));
   const state = new RedisSharedState(redis, cfg.keyPrefix);
   // The longest a call can last (ringing, then maxDurationSec) and ten minutes for late webhooks.
   const callTtlMs = (calls.ringTimeoutSec + calls.maxDurationSec) * 1000 + 10 * 60_000;
   const instanceId = cfg.instanceId ?? `${hostname()}-${process.pid}`;
   const takeover = new Takeover({ instanceId, state, ...peers, log: log.child({ component: 'cluster', instanceId }), dialogTtlMs: callTtlMs });
-  const node = new ClusterNode({ config: { ...cfg, instanceId }, state, log, callTtlMs, deliver, takeover });
+  const node = new ClusterNode({ config: { ...cfg, instanceId }, state, log, callTtlMs, deliver, takeover, metrics: peers.metrics });
   const internal = createInternalServer({
     log,
     secret: cfg.secret,

@@ -8,26 +8,39 @@
  * at once still meet on one. Events for this instance go to its bridge; the others are forwarded
  * to their owner over the signed internal hop (`POST <advertiseUrl>/internal/events`).
  * Each instance renews a lease (`inst:<id>`, its internal URL) every heartbeat.
+ *
+ * A hop that fails (refused, timed out, 5xx) is retried with backoff for as long as the owner
+ * could still be alive (one lease and one heartbeat), its lease checked before each try. Once
+ * the lease is gone, this instance ends the dead owner's calls at once (`Takeover.ownerDead`),
+ * as its next sweep would: a forwarded terminate is never dropped, it ends the call here. An
+ * owner that keeps its lease but never answers within that time gets the batch in Redis
+ * (`mbox:<owner>`), which it takes at its next heartbeat.
  */
 import { hostname } from 'node:os';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../util/log.js';
 import type { WaEvent } from '../../whatsapp/types.js';
 import { eventKey } from '../../whatsapp/webhook.js';
-import { signBody, SIGNATURE_HEADER, type ForwardBody } from '../../http/internal-route.js';
+import { forwardSchema, signBody, SIGNATURE_HEADER, type ForwardBody } from '../../http/internal-route.js';
 import { outboundMediaSessionId, type CallObserver, type EndedCallRecord, type StartedCall } from '../observer.js';
 import type { CallDirectory, ClusterCallRecord, Leases, OwnerKey, RedisSharedState, SharedDedupe } from './shared-state.js';
 import type { Takeover } from './takeover.js';
+import { NO_CLUSTER_METRICS, type ClusterMetrics, type RedisOp } from './metrics.js';
 
 export type ClusterConfig = NonNullable<Config['cluster']>;
 
 /** Same window as the bridge's own in-memory de-duplication. */
 const DEDUPE_TTL_MS = 30 * 60_000;
 const FORWARD_TIMEOUT_MS = 2000;
+/** First retry of a failed hop, doubled each time up to the cap. */
+const RETRY_FIRST_MS = 100;
+const RETRY_CAP_MS = 1000;
+/** How long a batch left in Redis for a mute owner waits to be taken. */
+const MAILBOX_TTL_MS = 10 * 60_000;
 
 export interface ClusterNodeDeps {
   config: ClusterConfig;
-  state: SharedDedupe & CallDirectory & Leases & Pick<RedisSharedState, 'join' | 'recordCall' | 'forgetCall'>;
+  state: SharedDedupe & CallDirectory & Leases & Pick<RedisSharedState, 'join' | 'recordCall' | 'forgetCall' | 'mail' | 'takeMail'>;
   /** Dead instances' calls ended by this one, and this one's dialogs kept in Redis; absent: neither. */
   takeover?: Takeover | undefined;
   log: Logger;
@@ -35,7 +48,11 @@ export interface ClusterNodeDeps {
   callTtlMs: number;
   /** This instance's bridge: handle these events here. */
   deliver(events: WaEvent[]): void;
+  metrics?: ClusterMetrics | undefined;
 }
+
+/** An answer from the owner that retrying cannot change (a 4xx: wrong secret, a body it refused). */
+class PermanentHopError extends Error {}
 
 export class ClusterNode implements CallObserver {
   readonly instanceId: string;
@@ -46,10 +63,16 @@ export class ClusterNode implements CallObserver {
   private readonly owned = new Map<string, OwnerKey[]>();
   /** What a survivor would need to end each call of this instance, by the call's first name. */
   private readonly records = new Map<string, ClusterCallRecord>();
+  private readonly metrics: ClusterMetrics;
 
   constructor(private readonly deps: ClusterNodeDeps) {
     this.instanceId = deps.config.instanceId ?? `${hostname()}-${process.pid}`;
     this.log = deps.log.child({ component: 'cluster', instanceId: this.instanceId });
+    this.metrics = deps.metrics ?? NO_CLUSTER_METRICS;
+  }
+
+  private redisFailed(op: RedisOp): void {
+    this.metrics.redisError(op);
   }
 
   /** Take the lease, and keep renewing it. */
@@ -69,9 +92,38 @@ export class ClusterNode implements CallObserver {
 
   private async beat(): Promise<void> {
     await this.renew();
-    if (!this.leaseOk || !this.deps.takeover) return;
-    await this.deps.takeover.syncDialogs().catch((err: unknown) => this.log.warn({ err }, 'writing dialog state to Redis failed'));
+    if (!this.leaseOk) return;
+    await this.takeMail();
+    if (!this.deps.takeover) return;
+    await this.deps.takeover.syncDialogs().catch((err: unknown) => (this.redisFailed('sip-state'), this.log.warn({ err }, 'writing dialog state to Redis failed')));
     await this.deps.takeover.sweep();
+  }
+
+  /** Batches another instance could not hand over the internal hop: checked as the hop checks them, then delivered. */
+  private async takeMail(): Promise<void> {
+    let bodies: string[];
+    try {
+      bodies = await this.deps.state.takeMail(this.instanceId);
+    } catch (err) {
+      this.redisFailed('forward');
+      this.log.warn({ err }, 'reading the events other instances left in Redis failed');
+      return;
+    }
+    for (const body of bodies) {
+      let parsed: ReturnType<typeof forwardSchema.safeParse> | undefined;
+      try {
+        parsed = forwardSchema.safeParse(JSON.parse(body));
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed?.success) {
+        this.log.warn({ bytes: body.length }, 'events left in Redis by another instance are malformed; dropped');
+        continue;
+      }
+      const events = parsed.data.events as unknown as WaEvent[];
+      this.log.info({ from: parsed.data.from, waCallIds: events.map((e) => ('callId' in e ? e.callId : e.kind)), events: events.map((e) => e.kind) }, 'webhook events left in Redis by another instance (its hop to here failed) delivered');
+      this.deps.deliver(events);
+    }
   }
 
   private async renew(): Promise<void> {
@@ -80,6 +132,8 @@ export class ClusterNode implements CallObserver {
       if (!this.leaseOk) this.log.info('cluster lease renewed');
       this.leaseOk = true;
     } catch (err) {
+      this.metrics.leaseRenewalFailed();
+      this.redisFailed('lease');
       if (this.leaseOk) this.log.error({ err }, 'cluster lease renewal failed: Redis unreachable; other instances will think this one dead');
       this.leaseOk = false;
     }
@@ -113,30 +167,85 @@ export class ClusterNode implements CallObserver {
       if (byOpaque) return byOpaque;
       return await this.deps.state.claim({ kind: 'wa', id: ev.callId }, this.instanceId, this.deps.callTtlMs);
     } catch (err) {
+      this.redisFailed('route');
       this.log.error({ err, waCallId: callId, event: ev.kind }, 'Redis unreachable: handling the event on this instance');
       return this.instanceId;
     }
   }
 
+  /** Hand `events` to their owner; see the file comment for retries and a dead owner. Never throws. */
   private async forward(owner: string, events: WaEvent[]): Promise<void> {
-    const ids = events.map((e) => ('callId' in e ? e.callId : e.kind));
-    const url = await this.deps.state.urlOf(owner).catch(() => undefined);
-    if (!url) {
-      this.log.error({ owner, waCallIds: ids }, 'the owner of these calls has no live lease (dead or unreachable): events not delivered');
+    const waCallIds = events.map((e) => ('callId' in e ? e.callId : e.kind));
+    const log = this.log.child({ owner, waCallIds, events: events.map((e) => e.kind) });
+    // Long enough for a dead owner's lease to run out: past it, the owner is alive or seen dead.
+    const windowMs = this.deps.config.leaseMs + this.deps.config.heartbeatMs;
+    const t0 = performance.now();
+    let lastError = '';
+    for (let attempt = 0, backoff = RETRY_FIRST_MS; ; attempt++, backoff = Math.min(backoff * 2, RETRY_CAP_MS)) {
+      let url: string | undefined | null;
+      try {
+        url = await this.deps.state.urlOf(owner);
+      } catch (err) {
+        this.redisFailed('forward');
+        lastError = `Redis: ${(err as Error).message}`;
+        url = null; // unknown: try again
+      }
+      if (url === undefined) return this.ownerDead(owner, events, log, attempt);
+      if (url !== null) {
+        try {
+          await this.post(url, events);
+          this.metrics.forwarded(attempt === 0 ? 'ok' : 'retried', events.length);
+          log.info({ attempts: attempt + 1 }, 'webhook events forwarded to the owning instance');
+          return;
+        } catch (err) {
+          lastError = (err as Error).message;
+          if (err instanceof PermanentHopError) break;
+        }
+      }
+      // The last look at the lease comes at the window's end, when a dead owner's lease is gone.
+      const remaining = windowMs - (performance.now() - t0);
+      if (remaining <= 0) break;
+      const wait = Math.min(backoff, Math.ceil(remaining));
+      log.warn({ attempt: attempt + 1, error: lastError, retryInMs: wait }, 'forwarding webhook events to the owning instance failed; retrying');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+    this.metrics.forwarded('failed', events.length);
+    const afterMs = Math.round(performance.now() - t0);
+    try {
+      await this.deps.state.mail(owner, JSON.stringify({ from: this.instanceId, sentAt: Date.now(), events } satisfies ForwardBody), MAILBOX_TTL_MS);
+      log.error({ error: lastError, afterMs }, 'forwarding webhook events to the owning instance failed; it still holds its lease: left in Redis for it to take at its next heartbeat');
+    } catch (err) {
+      this.redisFailed('forward');
+      log.error({ error: lastError, afterMs, err }, 'forwarding webhook events to the owning instance failed, and Redis did not take them: NOT DELIVERED');
+    }
+  }
+
+  private async post(url: string, events: WaEvent[]): Promise<void> {
+    const body = JSON.stringify({ from: this.instanceId, sentAt: Date.now(), events } satisfies ForwardBody);
+    const res = await fetch(`${url}/internal/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(this.deps.config.secret, body) },
+      body,
+      signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+    });
+    if (res.status === 202) return;
+    throw res.status >= 400 && res.status < 500 ? new PermanentHopError(`owner answered HTTP ${res.status}`) : new Error(`owner answered HTTP ${res.status}`);
+  }
+
+  /** The owner has no lease: end its calls now (the calls these events name among them). */
+  private async ownerDead(owner: string, events: WaEvent[], log: Logger, attempts: number): Promise<void> {
+    this.metrics.forwarded('owner-dead', events.length);
+    if (!this.deps.takeover) {
+      log.error('the owner of these calls has no live lease and this instance does no takeovers: events not delivered');
       return;
     }
-    const body = JSON.stringify({ from: this.instanceId, sentAt: Date.now(), events } satisfies ForwardBody);
+    log.warn({ attempts }, 'the owner of these calls is dead (no lease): taking its calls over now');
     try {
-      const res = await fetch(`${url}/internal/events`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(this.deps.config.secret, body) },
-        body,
-        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
-      });
-      if (res.status !== 202) throw new Error(`owner answered HTTP ${res.status}`);
-      this.log.info({ owner, waCallIds: ids, events: events.map((e) => e.kind) }, 'webhook events forwarded to the owning instance');
+      const unknown = await this.deps.takeover.ownerDead(owner, events);
+      if (unknown.length) log.warn({ unknownCalls: unknown.map((e) => ('callId' in e ? e.callId : e.kind)) }, 'the dead owner kept no record of these calls: nothing to end for them');
     } catch (err) {
-      this.log.error({ err, owner, url, waCallIds: ids }, 'forwarding webhook events to the owning instance failed');
+      this.redisFailed('sweep');
+      log.error({ err }, 'taking over the dead owner\'s calls failed; the next sweep tries again');
     }
   }
 
@@ -148,12 +257,12 @@ export class ClusterNode implements CallObserver {
     if (c.waCallId) keys.push({ kind: 'wa', id: c.waCallId });
     this.own(c.key, keys);
     const mediaCallId = c.direction === 'outbound' ? outboundMediaSessionId(c.key) : c.key;
-    this.record(c.key, { direction: c.direction, waCallId: c.waCallId, sipCallId: c.sipCallId, phoneNumberId: c.phoneNumberId, mediaCallId });
+    this.record(c.key, { direction: c.direction, waCallId: c.waCallId, sipCallId: c.sipCallId, phoneNumberId: c.phoneNumberId, mediaCallId, opaque: c.opaque });
   }
 
   private record(callKey: string, rec: ClusterCallRecord): void {
     this.records.set(callKey, rec);
-    this.deps.state.recordCall(this.instanceId, callKey, rec, this.deps.callTtlMs).catch((err: unknown) => this.log.error({ err, waCallId: rec.waCallId, sipCallId: rec.sipCallId }, 'recording the call in Redis failed'));
+    this.deps.state.recordCall(this.instanceId, callKey, rec, this.deps.callTtlMs).catch((err: unknown) => (this.redisFailed('record'), this.log.error({ err, waCallId: rec.waCallId, sipCallId: rec.sipCallId }, 'recording the call in Redis failed')));
   }
 
   identified(key: string, ids: { waCallId?: string; sipCallId?: string }): void {
@@ -169,7 +278,7 @@ export class ClusterNode implements CallObserver {
     if (keys.length === 0) return;
     this.owned.set(callKey, [...(this.owned.get(callKey) ?? []), ...keys]);
     for (const k of keys)
-      this.deps.state.set(k, this.instanceId, this.deps.callTtlMs).catch((err: unknown) => this.log.error({ err, key: `${k.kind}:${k.id}` }, 'recording call ownership in Redis failed'));
+      this.deps.state.set(k, this.instanceId, this.deps.callTtlMs).catch((err: unknown) => (this.redisFailed('record'), this.log.error({ err, key: `${k.kind}:${k.id}` }, 'recording call ownership in Redis failed')));
   }
 
   /** A call of this instance ended: its names are free again (only where this instance still owns them). */

@@ -12,7 +12,10 @@
  * - `members`             every instance that joined (a set; one without a lease is dead);
  * - `calls:<instance>`    hash: call key → ClusterCallRecord (JSON), the instance's calls;
  * - `dlg:<instance>`      hash: SIP Call-ID → StoredDialog (JSON), refreshed every heartbeat;
- * - `end:<instance>:<key>` the survivor that ends a dead instance's call (SET NX).
+ * - `inv:<instance>`      hash: SIP Call-ID → StoredInvite (JSON): INVITEs still ringing, either way;
+ * - `beat:<instance>`     when the instance last renewed its lease (ms since the epoch; takeover latency);
+ * - `end:<instance>:<key>` the survivor that ends a dead instance's call (SET NX);
+ * - `mbox:<instance>`     list: forwarded event batches (JSON) its internal hop did not take, for its next heartbeat.
  */
 import { Redis } from 'ioredis';
 import type { PermissionAnswer, PermissionStore } from '../permissions.js';
@@ -26,7 +29,12 @@ export interface ClusterCallRecord {
   phoneNumberId?: string | undefined;
   /** The media session's call id in the engine. */
   mediaCallId?: string | undefined;
+  /** An outbound call's biz_opaque_callback_data (webhooks may name it before the call id). */
+  opaque?: string | undefined;
 }
+
+/** The two hashes of SIP state an instance keeps for a survivor: confirmed dialogs, ringing INVITEs. */
+export type SipStateHash = 'dlg' | 'inv';
 
 /** Webhook de-duplication across instances. */
 export interface SharedDedupe {
@@ -114,7 +122,14 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
   }
 
   async renew(instanceId: string, url: string, leaseMs: number): Promise<void> {
-    await this.redis.set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs);
+    // The beat outlives the lease (ten leases), so a survivor can tell when the instance went quiet.
+    await this.redis.multi().set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs).set(`${this.prefix}beat:${instanceId}`, String(Date.now()), 'PX', leaseMs * 10).exec().then(failedExec);
+  }
+
+  /** When `instanceId` last renewed its lease (ms since the epoch), if still known. */
+  async lastBeat(instanceId: string): Promise<number | undefined> {
+    const v = Number(await this.redis.get(`${this.prefix}beat:${instanceId}`));
+    return Number.isFinite(v) && v > 0 ? v : undefined;
   }
 
   async urlOf(instanceId: string): Promise<string | undefined> {
@@ -142,18 +157,29 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
     await this.redis.hdel(`${this.prefix}calls:${instanceId}`, callKey);
   }
 
-  async putDialogs(instanceId: string, changed: Map<string, string>, removed: string[], ttlMs: number): Promise<void> {
-    const k = `${this.prefix}dlg:${instanceId}`;
+  async putDialogs(instanceId: string, changed: Map<string, string>, removed: string[], ttlMs: number, hash: SipStateHash = 'dlg'): Promise<void> {
+    const k = `${this.prefix}${hash}:${instanceId}`;
     const m = this.redis.multi();
     if (changed.size) m.hset(k, Object.fromEntries(changed)).pexpire(k, ttlMs);
     if (removed.length) m.hdel(k, ...removed);
-    await m.exec();
+    await m.exec().then(failedExec);
   }
 
-  /** A dead instance's calls and dialogs (junk entries skipped). */
-  async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog> }> {
-    const [calls, dialogs] = await Promise.all([this.redis.hgetall(`${this.prefix}calls:${instanceId}`), this.redis.hgetall(`${this.prefix}dlg:${instanceId}`)]);
-    return { calls: parseValues<ClusterCallRecord>(calls), dialogs: parseValues<StoredDialog>(dialogs) };
+  /** A dead instance's calls, dialogs and ringing INVITEs (entries that are not JSON skipped; INVITEs are checked by their user). */
+  async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog>; invites: Map<string, unknown> }> {
+    const [calls, dialogs, invites] = await Promise.all(['calls', 'dlg', 'inv'].map((h) => this.redis.hgetall(`${this.prefix}${h}:${instanceId}`)));
+    return { calls: parseValues<ClusterCallRecord>(calls!), dialogs: parseValues<StoredDialog>(dialogs!), invites: parseValues<unknown>(invites!) };
+  }
+
+  /** Leave a forwarded batch (JSON) for `instanceId` to take at its next heartbeat. */
+  async mail(instanceId: string, body: string, ttlMs: number): Promise<void> {
+    const k = `${this.prefix}mbox:${instanceId}`;
+    await this.redis.multi().rpush(k, body).pexpire(k, ttlMs).exec().then(failedExec);
+  }
+
+  /** Take (at most 100 of) the batches left for `instanceId`. */
+  async takeMail(instanceId: string): Promise<string[]> {
+    return (await this.redis.lpop(`${this.prefix}mbox:${instanceId}`, 100)) ?? [];
   }
 
   /** Whether this survivor ends `callKey` of the dead instance (one survivor per call). */
@@ -163,7 +189,8 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
 
   /** The dead instance is handled: its records go. */
   async bury(deadId: string): Promise<void> {
-    await this.redis.multi().del(`${this.prefix}calls:${deadId}`, `${this.prefix}dlg:${deadId}`).srem(`${this.prefix}members`, deadId).exec();
+    const p = this.prefix;
+    await this.redis.multi().del(`${p}calls:${deadId}`, `${p}dlg:${deadId}`, `${p}inv:${deadId}`, `${p}beat:${deadId}`).srem(`${p}members`, deadId).exec();
   }
 }
 
@@ -186,6 +213,12 @@ export async function connectRedis(url: string, timeoutMs = 5000): Promise<Redis
     throw err;
   }
   return redis;
+}
+
+/** MULTI answers each command's error in its results instead of rejecting: make it reject. */
+function failedExec(results: Array<[Error | null, unknown]> | null): void {
+  const err = results?.find(([e]) => e)?.[0];
+  if (err) throw err;
 }
 
 function parseValues<T>(h: Record<string, string>): Map<string, T> {
