@@ -10,7 +10,8 @@ import { join, resolve } from 'node:path';
 import { startApp, type RunningApp } from '../../src/app.js';
 import { buildConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/util/log.js';
-import { freePort } from '../harness/ports.js';
+import { freeDualPort, freePort } from '../harness/ports.js';
+import { randomMediaRange } from '../harness/rtpengine.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -89,4 +90,67 @@ export async function startSurvivor(config: Record<string, unknown>, logs: strin
 /** B's log lines with message `msg`. */
 export function logged(logs: string[], msg: string): Array<Record<string, unknown>> {
   return logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
+}
+
+export interface InstancePair {
+  /** The real process. */
+  a: ProcessInstance;
+  /** The in-process instance, its pino lines in `bLogs`. */
+  b: RunningApp;
+  bLogs: string[];
+  idA: string;
+  idB: string;
+  sipA: number;
+  sipB: number;
+}
+
+/**
+ * A (the real process) and B (this process), each with its own SIP port (UDP), internal port and
+ * embedded media range, both in one cluster on `redisUrl`, routing every inbound call to `pbxUri`.
+ * `outbound`: the outbound section both get. If B cannot start, A is stopped.
+ */
+export async function startPair(o: { redisUrl: string; graphUrl: string; pbxUri: string; tag: string; outbound?: Record<string, unknown> }): Promise<InstancePair> {
+  const [internalA, internalB, sipA, sipB] = [await freePort('127.0.0.1', 'tcp'), await freePort('127.0.0.1', 'tcp'), await freeDualPort('127.0.0.1'), await freeDualPort('127.0.0.1')];
+  const mediaA = randomMediaRange();
+  const bMin = mediaA.portMin >= 39_000 ? mediaA.portMin - 1000 : mediaA.portMin + 1000;
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const [idA, idB] = [`${o.tag}-a-${suffix}`, `${o.tag}-b-${suffix}`];
+  const common = {
+    whatsapp: { provider: 'meta', graphBaseUrl: o.graphUrl },
+    routing: { default: o.pbxUri },
+    ...(o.outbound ? { outbound: o.outbound } : {}),
+  };
+  const embedded = (range: { portMin: number; portMax: number }) => ({ engine: 'embedded', embedded: { rtpHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...range } });
+  const a = await spawnInstance({
+    ...common,
+    sip: { udp: { host: '127.0.0.1', port: sipA }, tcp: null },
+    media: embedded(mediaA),
+    cluster: clusterSection({ redisUrl: o.redisUrl, instanceId: idA, internalPort: internalA }),
+  });
+  const bLogs: string[] = [];
+  try {
+    const b = await startSurvivor(
+      {
+        ...common,
+        sip: { udp: { host: '127.0.0.1', port: sipB }, tcp: null },
+        media: embedded({ portMin: bMin, portMax: bMin + 999 }),
+        cluster: clusterSection({ redisUrl: o.redisUrl, instanceId: idB, internalPort: internalB }),
+      },
+      bLogs,
+    );
+    return { a, b, bLogs, idA, idB, sipA, sipB };
+  } catch (err) {
+    a.cleanup();
+    throw err;
+  }
+}
+
+/** Run every cleanup step on its own: one failing must not leave the daemons after it running. */
+export async function cleanUp(steps: Array<() => unknown>): Promise<void> {
+  for (const step of steps) await Promise.resolve().then(step).catch((err: unknown) => process.stderr.write(`cleanup: ${String(err)}\n`));
+}
+
+/** What A printed and B logged last, for a failed test's output. */
+export function dumpPair(a: ProcessInstance | undefined, bLogs: string[]): void {
+  process.stderr.write(`--- A:\n${a?.output().slice(-4000)}\n--- B:\n${bLogs.slice(-40).join('')}`);
 }

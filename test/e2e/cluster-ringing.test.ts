@@ -3,12 +3,11 @@ import { Redis } from 'ioredis';
 import type { RunningApp } from '../../src/app.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { freeDualPort, freePort } from '../harness/ports.js';
-import { randomMediaRange } from '../harness/rtpengine.js';
 import { startRedis, type RedisDaemon } from '../harness/redis.js';
 import { firstLines, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
-import { APP_SECRET, clusterSection, logged, spawnInstance, startSurvivor, type ProcessInstance } from './cluster-process.js';
+import { APP_SECRET, cleanUp, dumpPair, logged, startPair, type ProcessInstance } from './cluster-process.js';
 
 /**
  * A call still ringing when its instance dies: A is the real process, killed with SIGKILL; B
@@ -27,33 +26,10 @@ let bLogs: string[] = [];
 let sipp: SippHandle | undefined;
 
 async function instances(opts: { pbxUri: string; outbound?: boolean }): Promise<{ sipA: number; sipB: number; idA: string; idB: string }> {
-  const [internalA, internalB, sipA, sipB] = [await freePort('127.0.0.1', 'tcp'), await freePort('127.0.0.1', 'tcp'), await freeDualPort('127.0.0.1'), await freeDualPort('127.0.0.1')];
-  const mediaA = randomMediaRange();
-  const bMin = mediaA.portMin >= 39_000 ? mediaA.portMin - 1000 : mediaA.portMin + 1000;
-  const suffix = Math.random().toString(36).slice(2, 8);
-  const [idA, idB] = [`ring-a-${suffix}`, `ring-b-${suffix}`];
-  const common = {
-    whatsapp: { provider: 'meta', graphBaseUrl: sim.graphUrl },
-    routing: { default: opts.pbxUri },
-    ...(opts.outbound ? { outbound: { enabled: true, allowFrom: [`${PBX}/32`], dialPrefix: '9', phoneNumberId: PNID, ringTimeoutSec: 60 } } : {}),
-  };
-  a = await spawnInstance({
-    ...common,
-    sip: { udp: { host: '127.0.0.1', port: sipA }, tcp: null },
-    media: { engine: 'embedded', embedded: { rtpHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...mediaA } },
-    cluster: clusterSection({ redisUrl: redis.url, instanceId: idA, internalPort: internalA }),
-  });
-  bLogs = [];
-  b = await startSurvivor(
-    {
-      ...common,
-      sip: { udp: { host: '127.0.0.1', port: sipB }, tcp: null },
-      media: { engine: 'embedded', embedded: { rtpHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], portMin: bMin, portMax: bMin + 999 } },
-      cluster: clusterSection({ redisUrl: redis.url, instanceId: idB, internalPort: internalB }),
-    },
-    bLogs,
-  );
-  return { sipA, sipB, idA, idB };
+  const outbound = opts.outbound ? { enabled: true, allowFrom: [`${PBX}/32`], dialPrefix: '9', phoneNumberId: PNID, ringTimeoutSec: 60 } : undefined;
+  const pair = await startPair({ redisUrl: redis.url, graphUrl: sim.graphUrl, pbxUri: opts.pbxUri, tag: 'ring', ...(outbound ? { outbound } : {}) });
+  [a, b, bLogs] = [pair.a, pair.b, pair.bLogs];
+  return pair;
 }
 
 /** Bounded wait: A writes its ringing INVITE to Redis at its next heartbeat (500 ms). */
@@ -102,10 +78,8 @@ describeWithPeers('a cluster instance killed while its call rings (real process 
   }, 30_000);
 
   afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') process.stderr.write(`--- A:\n${a?.output().slice(-4000)}\n--- B:\n${bLogs.slice(-40).join('')}`);
-    // Each step on its own: one failing must not leave the daemons after it running.
-    const steps: Array<() => unknown> = [() => a?.cleanup(), () => sipp?.stop(), () => stopAllSipp(), () => b?.close()];
-    for (const step of steps) await Promise.resolve().then(step).catch((err: unknown) => process.stderr.write(`cleanup: ${String(err)}\n`));
+    if (ctx.task.result?.state === 'fail') dumpPair(a, bLogs);
+    await cleanUp([() => a?.cleanup(), () => sipp?.stop(), () => stopAllSipp(), () => b?.close()]);
     [a, b, sipp] = [undefined, undefined, undefined];
   });
 
