@@ -14,10 +14,18 @@
  *   npx tsx bench/load.ts [--cps 100] [--calls 1000] [--hold-sec 2] [--direction inbound|outbound|both]
  *                         [--engine rtpengine|embedded|both]   (embedded: a smaller run, ≤10/s, ≤60 calls)
  *                         [--guard N]   keep calls.maxSetupsPerSec at N (overload: --cps 2N --guard N)
+ *                         [--baseline-only]   the baselines alone (rtpengine holding sessions included)
+ *                         [--rtpengine-args "--num-threads=4 ..."]   extra rtpengine daemon options
+ *
+ * Baselines: rtpengine alone holding sessions (`rtpengineHolding`: the bridge's offer/answer
+ * flags and SDPs, the same rate and hold, the watchdog's queries, no bridge code) is the one
+ * the bridge run's ng offer times compare with. CPU: the bridge process's own (process.cpuUsage,
+ * the bench's bookkeeping included) and rtpengine's (/proc/<pid>/stat) over each run.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
+import { busyPercent, clockTicks, machineTicks, rtpengineCpuSec } from './load-rtpengine-cpu.js';
 import { parseArgs } from 'node:util';
 import { writeHeapSnapshot } from 'node:v8';
 import type { EndedCallRecord } from '../src/bridge/bridge.js';
@@ -25,7 +33,7 @@ import type { NgClient } from '../src/media/rtpengine/ng-client.js';
 import { startRtpengine, type RtpengineDaemon } from '../test/harness/rtpengine.js';
 import { stopAllSipp } from '../test/harness/sipp.js';
 import { quantile, startBridgeOnly, type EngineName } from './harness.js';
-import { rtpengineRate, sippCaller, sippPbx, sippToSipp } from './load-baseline.js';
+import { rtpengineHolding, rtpengineRate, sippCaller, sippPbx, sippToSipp } from './load-baseline.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -36,6 +44,8 @@ const { values: a } = parseArgs({
     engine: { type: 'string', default: 'both' },
     /** calls.maxSetupsPerSec as in production (the overload check), instead of lifting it. */
     guard: { type: 'string' },
+    'baseline-only': { type: 'boolean', default: false },
+    'rtpengine-args': { type: 'string', default: '' },
   },
 });
 const CPS = Number(a.cps);
@@ -135,6 +145,9 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   }, 50);
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
+  const cpu0 = process.cpuUsage();
+  const rtpCpu0 = rtpengineCpuSec(rtpengine.pid);
+  const box0 = machineTicks();
 
   let sentSec: number;
   let sippResult: { ok: number; failed: number } | undefined;
@@ -154,6 +167,9 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   while (app.bridge.activeCalls > 0 && performance.now() < settle) await new Promise((r) => setTimeout(r, 100));
   loop.disable();
   clearInterval(sampler);
+  const cpu = process.cpuUsage(cpu0);
+  const rtpCpu = rtpengineCpuSec(rtpengine.pid) - rtpCpu0;
+  const boxBusy = busyPercent(box0);
   const leftUp = app.bridge.activeCalls;
   const leftOnRtpengine = engine === 'rtpengine' ? (await app.media.listSessions()).length : 0;
   const status = app.bridge.status();
@@ -195,6 +211,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   // The histogram holds whole timer periods (10 ms resolution): the delay is what exceeds it.
   const lag = (ns: number): string => Math.max(0, ns / 1e6 - 10).toFixed(1);
   console.log(`  event-loop delay (beyond the 10 ms timer): p50 ${lag(loop.percentile(50))} / p99 ${lag(loop.percentile(99))} / max ${lag(loop.max)} ms`);
+  console.log(`  CPU over the run (${wall.toFixed(1)} s): bridge process ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (${((cpu.user + cpu.system) / 1e3 / Math.max(1, answered.length)).toFixed(2)} ms per answered call), rtpengine ${rtpCpu.toFixed(1)} s; the machine (2 cores, every tenant) ${boxBusy.toFixed(0)} % busy`);
   console.log(`  ng requests per call: ${(ngTotal / calls).toFixed(2)} (${[...ngCount].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'})`);
   console.log(`  left up ${HOLD + 10} s after the last ${direction === 'inbound' ? 'webhook' : 'INVITE'}: bridge ${leftUp} calls (maps ${JSON.stringify(status.maps)}), rtpengine ${leftOnRtpengine} sessions`);
   if (sippResult) console.log(`  SIPp agents: ${sippResult.ok} calls ok, ${sippResult.failed} failed`);
@@ -209,14 +226,27 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
 // A wide media range of its own (each call takes 3-4 ports: 2,000 calls need ~8,000), above
 // the 1,000-port slices the tests take in 20000-39999; log level 4 (warnings): rtpengine's
 // per-call notices would cost it CPU the bench measures.
-const rtpengine = await startRtpengine({ portMin: 42000, portMax: 59999, logLevel: 4, args: ['--max-sessions=-1'] });
+const extraArgs = a['rtpengine-args'].split(/\s+/).filter(Boolean);
+const rtpengine = await startRtpengine({ portMin: 42000, portMax: 59999, logLevel: 4, args: ['--max-sessions=-1', ...extraArgs] });
+console.log(`[rtpengine] ${extraArgs.length ? extraArgs.join(' ') : 'default options'} (log level 4, userspace forwarding; clock ${clockTicks()} ticks/s)`);
 try {
   const offer = readFileSync(new URL('../test/fixtures/whatsapp/offer-user-initiated.sdp', import.meta.url), 'utf8');
   const ngBase = await rtpengineRate(rtpengine, offer);
   console.log(`[baseline] rtpengine alone (ng offer+answer+delete, 16 in flight): ${ngBase.perSec.toFixed(0)} calls/s; ng round trip p50 ${ngBase.rttP50.toFixed(2)} ms, p99 ${ngBase.rttP99.toFixed(2)} ms`);
   const sipBase = await sippToSipp(CPS, Math.min(CALLS, CPS * 5), HOLD);
   console.log(`[baseline] SIPp -> SIPp directly at ${CPS}/s: ${sipBase.cps.toFixed(1)} set-ups/s, ${sipBase.ok} ok, ${sipBase.failed} failed`);
-  for (const engine of engines) {
+  if (engines.includes('rtpengine')) {
+    const c0 = rtpengineCpuSec(rtpengine.pid);
+    const box0 = machineTicks();
+    const h = await rtpengineHolding(rtpengine, { cps: CPS, calls: CALLS, holdSec: HOLD });
+    console.log(
+      `[baseline] rtpengine alone holding sessions (${CPS}/s x ${CALLS}, hold ${HOLD}s, the bridge's flags and SDPs, a query per session every 5 s, no bridge code): ` +
+        `${h.ok} ok, ${h.failed} failed (${((100 * h.failed) / CALLS).toFixed(2)} %), peak ${h.peakHeld} sessions held; ng offer p50 ${h.offer.p50.toFixed(2)} / p90 ${h.offer.p90.toFixed(2)} / p99 ${h.offer.p99.toFixed(2)} ms, ` +
+        `near the peak p50 ${h.offerAtPeak.p50.toFixed(2)} / p99 ${h.offerAtPeak.p99.toFixed(2)} ms; rtpengine CPU ${(rtpengineCpuSec(rtpengine.pid) - c0).toFixed(1)} s; machine ${busyPercent(box0).toFixed(0)} % busy`,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  for (const engine of a['baseline-only'] ? [] : engines) {
     for (const direction of directions) {
       // The embedded engine runs every call's DTLS/ICE in this process: a smaller run.
       const [cps, calls] = engine === 'embedded' ? [Math.min(CPS, 10), Math.min(CALLS, 60)] : [CPS, CALLS];
