@@ -27,6 +27,7 @@
  * Logging: every request at debug, on a pino child carrying the call id; never headers, token,
  * key or SDP text (only its length).
  */
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Agent, request as httpRequest } from 'undici';
 import type { WhatsAppCounters } from './counters.js';
@@ -208,9 +209,15 @@ class HttpCallsApi implements WhatsAppCallingApi {
     if (spec.body) headers['content-type'] = 'application/json';
 
     // One deadline for the whole exchange (connect, headers, body), as fetch's AbortSignal.timeout
-    // gave, but with a timer cleared at the end instead of one left pending for timeoutMs.
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), this.timeoutMs);
+    // gave, but with a timer cleared at the end instead of one left pending for timeoutMs. The
+    // signal is a plain EventEmitter (undici accepts one): creating an AbortController cost
+    // about 57 us per action in the 100/s profile, a third of the client's CPU.
+    const abort = new EventEmitter();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.emit('abort');
+    }, this.timeoutMs);
     let status = 0;
     let retryAfter: string | null = null;
     let text = '';
@@ -223,14 +230,14 @@ class HttpCallsApi implements WhatsAppCallingApi {
           method: spec.method,
           headers,
           ...(spec.body ? { body: JSON.stringify(spec.body) } : {}),
-          signal: abort.signal,
+          signal: abort,
         });
       } catch (err) {
-        const timedOut = abort.signal.aborted || TIMEOUT_CODES.has(errCode(err));
-        const reason = timedOut ? `timeout after ${this.timeoutMs} ms` : `network error: ${errorText(err)}`;
+        const late = timedOut || TIMEOUT_CODES.has(errCode(err));
+        const reason = late ? `timeout after ${this.timeoutMs} ms` : `network error: ${errorText(err)}`;
         log().warn({ path: pathOf(), what: spec.what, ms: Date.now() - started, reason }, 'whatsapp api request failed');
         const e = new GraphApiError(reason, 0, 0, undefined, undefined, undefined, true);
-        e.transport = !timedOut && NOT_SENT_CODES.has(errCode(err)) ? 'not-sent' : 'lost';
+        e.transport = !late && NOT_SENT_CODES.has(errCode(err)) ? 'not-sent' : 'lost';
         throw e;
       }
       status = res.statusCode;
@@ -239,7 +246,7 @@ class HttpCallsApi implements WhatsAppCallingApi {
       try {
         text = await res.body.text();
       } catch (err) {
-        const reason = abort.signal.aborted ? `timeout after ${this.timeoutMs} ms` : errorText(err);
+        const reason = timedOut ? `timeout after ${this.timeoutMs} ms` : errorText(err);
         log().warn({ path: pathOf(), what: spec.what, status, reason }, 'whatsapp api body read failed');
         const e = new GraphApiError(`network error reading body: ${reason}`, status, 0, undefined, undefined, undefined, true);
         e.transport = 'lost';
