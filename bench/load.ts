@@ -45,6 +45,8 @@ const { values: a } = parseArgs({
     /** calls.maxSetupsPerSec as in production (the overload check), instead of lifting it. */
     guard: { type: 'string' },
     'baseline-only': { type: 'boolean', default: false },
+    /** No baselines (a CPU profile of the bridge run alone); figures without them are not to be quoted. */
+    'skip-baselines': { type: 'boolean', default: false },
     'rtpengine-args': { type: 'string', default: '' },
   },
 });
@@ -231,6 +233,22 @@ const rtpengine = await startRtpengine({ portMin: 42000, portMax: 59999, logLeve
 console.log(`[rtpengine] ${extraArgs.length ? extraArgs.join(' ') : 'default options'} (log level 4, userspace forwarding; clock ${clockTicks()} ticks/s)`);
 try {
   const offer = readFileSync(new URL('../test/fixtures/whatsapp/offer-user-initiated.sdp', import.meta.url), 'utf8');
+  if (!a['skip-baselines']) await baselines(offer);
+  for (const engine of a['baseline-only'] ? [] : engines) {
+    for (const direction of directions) {
+      // The embedded engine runs every call's DTLS/ICE in this process: a smaller run.
+      const [cps, calls] = engine === 'embedded' ? [Math.min(CPS, 10), Math.min(CALLS, 60)] : [CPS, CALLS];
+      await run(engine, direction, cps, calls, rtpengine);
+      await new Promise((r) => setTimeout(r, 2000)); // let the machine settle between runs
+    }
+  }
+} finally {
+  stopAllSipp();
+  await rtpengine.stop();
+}
+process.exit(0);
+
+async function baselines(offer: string): Promise<void> {
   const ngBase = await rtpengineRate(rtpengine, offer);
   console.log(`[baseline] rtpengine alone (ng offer+answer+delete, 16 in flight): ${ngBase.perSec.toFixed(0)} calls/s; ng round trip p50 ${ngBase.rttP50.toFixed(2)} ms, p99 ${ngBase.rttP99.toFixed(2)} ms`);
   const sipBase = await sippToSipp(CPS, Math.min(CALLS, CPS * 5), HOLD);
@@ -246,16 +264,4 @@ try {
     );
     await new Promise((r) => setTimeout(r, 2000));
   }
-  for (const engine of a['baseline-only'] ? [] : engines) {
-    for (const direction of directions) {
-      // The embedded engine runs every call's DTLS/ICE in this process: a smaller run.
-      const [cps, calls] = engine === 'embedded' ? [Math.min(CPS, 10), Math.min(CALLS, 60)] : [CPS, CALLS];
-      await run(engine, direction, cps, calls, rtpengine);
-      await new Promise((r) => setTimeout(r, 2000)); // let the machine settle between runs
-    }
-  }
-} finally {
-  stopAllSipp();
-  await rtpengine.stop();
 }
-process.exit(0);
