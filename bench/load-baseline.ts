@@ -95,7 +95,7 @@ export async function sippCaller(opts: { remote: string; cps: number; calls: num
  * A SIPp UAS on 127.0.0.3 answering at once and holding each call `holdSec` (then BYE), or with
  * `waitBye`, answering and waiting for the caller's BYE.
  */
-export async function sippPbx(calls: number, holdSec: number, waitBye = false): Promise<{ port: number; stop(): void; exited: Promise<SippResult> }> {
+export async function sippPbx(calls: number, holdSec: number, waitBye = false): Promise<{ port: number; pid: number | undefined; stop(): void; exited: Promise<SippResult> }> {
   const port = await freeDualPort('127.0.0.3');
   const p = startSipp({
     scenario: waitBye ? 'sip-uas-answer-wait-bye.xml' : join(SCENARIO_DIR, 'load-uas-hold.xml'),
@@ -104,7 +104,7 @@ export async function sippPbx(calls: number, holdSec: number, waitBye = false): 
     timeoutSec: 600,
     args: ['-m', String(calls), '-d', String(holdSec * 1000), '-max_socket', '5000'],
   });
-  return { port, stop: () => p.stop(), exited: p.exited };
+  return { port, pid: p.pid, stop: () => p.stop(), exited: p.exited };
 }
 
 /** SIPp → SIPp directly at the bench's rate: what the PBX side costs without the bridge. */

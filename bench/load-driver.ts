@@ -99,7 +99,8 @@ process.on('message', (m: { type: string; url?: string; cps?: number; calls?: nu
   else if (m.type === 'stats') {
     const actions: Record<string, number> = {};
     for (const a of graph.actions) actions[`${a.action} ${a.response.status}`] = (actions[`${a.action} ${a.response.status}`] ?? 0) + 1;
-    process.send!({ type: 'stats', statuses: Object.fromEntries(statuses), actions });
+    const cpu = process.cpuUsage();
+    process.send!({ type: 'stats', statuses: Object.fromEntries(statuses), actions, cpuSec: (cpu.user + cpu.system) / 1e6 });
   } else if (m.type === 'exit') void graph.close().then(() => process.exit(0));
 });
 process.send!({ type: 'ready', graphUrl });

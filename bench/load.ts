@@ -25,7 +25,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
-import { busyPercent, clockTicks, machineTicks, rtpengineCpuSec } from './load-rtpengine-cpu.js';
+import { busyPercent, clockTicks, machineTicks, processCpuSec } from './load-cpu.js';
 import { parseArgs } from 'node:util';
 import { writeHeapSnapshot } from 'node:v8';
 import type { EndedCallRecord } from '../src/bridge/bridge.js';
@@ -148,8 +148,10 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const cpu0 = process.cpuUsage();
-  const rtpCpu0 = rtpengineCpuSec(rtpengine.pid);
+  const rtpCpu0 = processCpuSec(rtpengine.pid);
   const box0 = machineTicks();
+  const sippCpu0 = pbx?.pid ? processCpuSec(pbx.pid) : NaN;
+  const driverCpu0 = (await driver.request<{ cpuSec: number }>({ type: 'stats' }, 'stats')).cpuSec;
 
   let sentSec: number;
   let sippResult: { ok: number; failed: number } | undefined;
@@ -170,12 +172,14 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   loop.disable();
   clearInterval(sampler);
   const cpu = process.cpuUsage(cpu0);
-  const rtpCpu = rtpengineCpuSec(rtpengine.pid) - rtpCpu0;
+  const rtpCpu = processCpuSec(rtpengine.pid) - rtpCpu0;
   const boxBusy = busyPercent(box0);
+  const sippCpu = pbx?.pid ? processCpuSec(pbx.pid) - sippCpu0 : NaN;
   const leftUp = app.bridge.activeCalls;
   const leftOnRtpengine = engine === 'rtpengine' ? (await app.media.listSessions()).length : 0;
   const status = app.bridge.status();
-  const stats = await driver.request<{ statuses: Record<string, number>; actions: Record<string, number> }>({ type: 'stats' }, 'stats');
+  const stats = await driver.request<{ statuses: Record<string, number>; actions: Record<string, number>; cpuSec: number }>({ type: 'stats' }, 'stats');
+  const driverCpu = stats.cpuSec - driverCpu0;
 
   // Set-up figures, per call.
   const answered = ended.filter((r) => r.times?.answeredAt !== undefined);
@@ -213,7 +217,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   // The histogram holds whole timer periods (10 ms resolution): the delay is what exceeds it.
   const lag = (ns: number): string => Math.max(0, ns / 1e6 - 10).toFixed(1);
   console.log(`  event-loop delay (beyond the 10 ms timer): p50 ${lag(loop.percentile(50))} / p99 ${lag(loop.percentile(99))} / max ${lag(loop.max)} ms`);
-  console.log(`  CPU over the run (${wall.toFixed(1)} s): bridge process ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (${((cpu.user + cpu.system) / 1e3 / Math.max(1, answered.length)).toFixed(2)} ms per answered call), rtpengine ${rtpCpu.toFixed(1)} s; the machine (2 cores, every tenant) ${boxBusy.toFixed(0)} % busy`);
+  console.log(`  CPU over the run (${wall.toFixed(1)} s): bridge process ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (user ${(cpu.user / 1e6).toFixed(1)}, system ${(cpu.system / 1e6).toFixed(1)}; ${((cpu.user + cpu.system) / 1e3 / Math.max(1, answered.length)).toFixed(2)} ms per answered call), rtpengine ${rtpCpu.toFixed(1)} s, the bench's WhatsApp (driver process) ${driverCpu.toFixed(1)} s, SIPp ${Number.isNaN(sippCpu) ? 'n/a' : `${sippCpu.toFixed(1)} s`}; the machine (2 cores, every tenant) ${boxBusy.toFixed(0)} % busy`);
   console.log(`  ng requests per call: ${(ngTotal / calls).toFixed(2)} (${[...ngCount].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'})`);
   console.log(`  left up ${HOLD + 10} s after the last ${direction === 'inbound' ? 'webhook' : 'INVITE'}: bridge ${leftUp} calls (maps ${JSON.stringify(status.maps)}), rtpengine ${leftOnRtpengine} sessions`);
   if (sippResult) console.log(`  SIPp agents: ${sippResult.ok} calls ok, ${sippResult.failed} failed`);
@@ -254,13 +258,13 @@ async function baselines(offer: string): Promise<void> {
   const sipBase = await sippToSipp(CPS, Math.min(CALLS, CPS * 5), HOLD);
   console.log(`[baseline] SIPp -> SIPp directly at ${CPS}/s: ${sipBase.cps.toFixed(1)} set-ups/s, ${sipBase.ok} ok, ${sipBase.failed} failed`);
   if (engines.includes('rtpengine')) {
-    const c0 = rtpengineCpuSec(rtpengine.pid);
+    const c0 = processCpuSec(rtpengine.pid);
     const box0 = machineTicks();
     const h = await rtpengineHolding(rtpengine, { cps: CPS, calls: CALLS, holdSec: HOLD });
     console.log(
       `[baseline] rtpengine alone holding sessions (${CPS}/s x ${CALLS}, hold ${HOLD}s, the bridge's flags and SDPs, a query per session every 5 s, no bridge code): ` +
         `${h.ok} ok, ${h.failed} failed (${((100 * h.failed) / CALLS).toFixed(2)} %), peak ${h.peakHeld} sessions held; ng offer p50 ${h.offer.p50.toFixed(2)} / p90 ${h.offer.p90.toFixed(2)} / p99 ${h.offer.p99.toFixed(2)} ms, ` +
-        `near the peak p50 ${h.offerAtPeak.p50.toFixed(2)} / p99 ${h.offerAtPeak.p99.toFixed(2)} ms; rtpengine CPU ${(rtpengineCpuSec(rtpengine.pid) - c0).toFixed(1)} s; machine ${busyPercent(box0).toFixed(0)} % busy`,
+        `near the peak p50 ${h.offerAtPeak.p50.toFixed(2)} / p99 ${h.offerAtPeak.p99.toFixed(2)} ms; rtpengine CPU ${(processCpuSec(rtpengine.pid) - c0).toFixed(1)} s; machine ${busyPercent(box0).toFixed(0)} % busy`,
     );
     await new Promise((r) => setTimeout(r, 2000));
   }

@@ -1,4 +1,4 @@
-/** rtpengine's CPU time (user + system, all threads) from /proc/<pid>/stat, for the load benches. */
+/** CPU time of a process (user + system, all threads, from /proc/<pid>/stat) and of the machine, for the load benches. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -17,7 +17,7 @@ export function clockTicks(): number {
 }
 
 /** CPU seconds the process has used so far; NaN when /proc cannot be read. */
-export function rtpengineCpuSec(pid: number): number {
+export function processCpuSec(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
