@@ -145,6 +145,9 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
     peak = Math.max(peak, app.bridge.activeCalls);
     rssPeak = Math.max(rssPeak, m.rss);
   }, 50);
+  // The ng probe (bench/load-probe.ts): rtpengine's offer time seen from another process, 10/s.
+  const probe = engine === 'rtpengine' ? fork(new URL('./load-probe.ts', import.meta.url).pathname, [rtpengine.ng.host, String(rtpengine.ng.port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' }) : undefined;
+  if (probe) await new Promise((r) => probe.once('message', r));
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const cpu0 = process.cpuUsage();
@@ -171,6 +174,12 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   while (app.bridge.activeCalls > 0 && performance.now() < settle) await new Promise((r) => setTimeout(r, 100));
   loop.disable();
   clearInterval(sampler);
+  const probed = probe
+    ? await new Promise<{ n: number; failed: number; p50: number; p90: number; p99: number }>((r) => {
+        probe.once('message', r);
+        probe.send({ type: 'stop' });
+      })
+    : undefined;
   const cpu = process.cpuUsage(cpu0);
   const rtpCpu = processCpuSec(rtpengine.pid) - rtpCpu0;
   const boxBusy = busyPercent(box0);
@@ -212,6 +221,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   console.log(`  failures by cause: ${causes.size ? [...causes].map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'}`);
   console.log(`  ${direction === 'inbound' ? 'webhook -> INVITE' : 'PBX INVITE -> Graph connect'}: ${fmt(toInvite)}`);
   if (ng) console.log(`    bridge's own share: ${fmt(bridgeShare)}; rtpengine ng offer: ${fmt(ngShare)}`);
+  if (probed) console.log(`    the same rtpengine's offer seen meanwhile from another process (10/s, bench/load-probe.ts): p50 ${probed.p50.toFixed(2)} / p90 ${probed.p90.toFixed(2)} / p99 ${probed.p99.toFixed(2)} ms, ${probed.n} offers, ${probed.failed} failed`);
   console.log(`  ${direction === 'inbound' ? 'webhook -> accept sent' : 'PBX INVITE -> 200 OK'}: ${fmt(toAnswer)}`);
   console.log(`  peak concurrent calls ${peak}; RSS ${(rssBase / 2 ** 20).toFixed(0)} -> ${(rssPeak / 2 ** 20).toFixed(0)} MB, ${peak ? (((rssPeak - rssBase) / 2 ** 20 / peak) * 1000).toFixed(0) : 'n/a'} MB per 1,000 calls; JS heap ${(heapBase / 2 ** 20).toFixed(0)} -> ${(heapAtPeak / 2 ** 20).toFixed(0)} MB at the peak`);
   // The histogram holds whole timer periods (10 ms resolution): the delay is what exceeds it.
