@@ -124,6 +124,27 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
       if (cmd === 'offer' && id) offerMs.set(id, ms);
     };
   }
+  // Where an offer's time goes inside this process: its datagram's send (libuv done) and the
+  // reply's arrival on the ng socket ('message', first listener), per ng cookie.
+  const wire: number[] = [];
+  const sock = (ng as unknown as { client?: { socket?: import('node:dgram').Socket } } | undefined)?.client?.socket;
+  if (sock) {
+    const sentAt = new Map<string, number>();
+    const send = sock.send.bind(sock) as (...args: unknown[]) => void;
+    (sock as unknown as { send: (...args: unknown[]) => void }).send = (msg: unknown, ...rest: unknown[]) => {
+      const b = msg as Buffer;
+      if (Buffer.isBuffer(b) && b.includes('5:offer')) sentAt.set(b.subarray(0, 36).toString(), performance.now());
+      send(msg, ...rest);
+    };
+    sock.prependListener('message', (m: Buffer) => {
+      const k = m.subarray(0, 36).toString();
+      const t = sentAt.get(k);
+      if (t !== undefined) {
+        wire.push(performance.now() - t);
+        sentAt.delete(k);
+      }
+    });
+  }
   const ended: EndedCallRecord[] = [];
   app.bridge.onCallEnded((r) => ended.push(r));
 
@@ -221,6 +242,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   console.log(`  failures by cause: ${causes.size ? [...causes].map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'}`);
   console.log(`  ${direction === 'inbound' ? 'webhook -> INVITE' : 'PBX INVITE -> Graph connect'}: ${fmt(toInvite)}`);
   if (ng) console.log(`    bridge's own share: ${fmt(bridgeShare)}; rtpengine ng offer: ${fmt(ngShare)}`);
+  if (wire.length) console.log(`    of which ng offer send -> its reply read off the bridge's ng socket: ${fmt(wire)}`);
   if (probed) console.log(`    the same rtpengine's offer seen meanwhile from another process (10/s, bench/load-probe.ts): p50 ${probed.p50.toFixed(2)} / p90 ${probed.p90.toFixed(2)} / p99 ${probed.p99.toFixed(2)} ms, ${probed.n} offers, ${probed.failed} failed`);
   console.log(`  ${direction === 'inbound' ? 'webhook -> accept sent' : 'PBX INVITE -> 200 OK'}: ${fmt(toAnswer)}`);
   console.log(`  peak concurrent calls ${peak}; RSS ${(rssBase / 2 ** 20).toFixed(0)} -> ${(rssPeak / 2 ** 20).toFixed(0)} MB, ${peak ? (((rssPeak - rssBase) / 2 ** 20 / peak) * 1000).toFixed(0) : 'n/a'} MB per 1,000 calls; JS heap ${(heapBase / 2 ** 20).toFixed(0)} -> ${(heapAtPeak / 2 ** 20).toFixed(0)} MB at the peak`);
