@@ -48,6 +48,8 @@ const { values: a } = parseArgs({
     /** No baselines (a CPU profile of the bridge run alone); figures without them are not to be quoted. */
     'skip-baselines': { type: 'boolean', default: false },
     'rtpengine-args': { type: 'string', default: '' },
+    /** media.whatsappMediaTimeoutSec (default 20; the watchdog queries each session every quarter of it, at most every 10 s; 0: off). */
+    'wa-media-timeout': { type: 'string' },
   },
 });
 const CPS = Number(a.cps);
@@ -101,6 +103,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
     // The default WhatsApp media timeout (20 s) stays on, as in production: no media flows here
     // (ICE never completes), so --hold-sec must stay under it.
     sip: { limits: sipLimits },
+    ...(a['wa-media-timeout'] !== undefined ? { media: { whatsappMediaTimeoutSec: Number(a['wa-media-timeout']) } } : {}),
     config: {
       // Stopping the bench ends what is left at once (the default drain waits up to 300 s).
       shutdown: { drainSec: 0 },
