@@ -9,29 +9,12 @@
  *   (driver → parent): {type:'ready', graphUrl} | {type:'inbound-done', ...} | {type:'stats', ...}
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { parse, write } from 'sdp-transform';
 import { createGraphSimulator, type ConnectHookEvent } from '../src/simulator/graph-server.js';
 import { createWebhookSender, type WebhookSender } from '../src/simulator/webhook-sender.js';
+import { loopbackOffer } from './load-baseline.js';
 
 export const DRIVER = { phoneNumberId: '1', businessNumber: '13175551399', accessToken: 't', appSecret: 's' } as const;
-
-const FIXTURE = new URL('../test/fixtures/whatsapp/offer-user-initiated.sdp', import.meta.url);
-
-/**
- * WhatsApp's offer from the fixture on loopback, without ICE candidates (BENCH_ICE=1: one host
- * candidate on the discard port). With a candidate that never answers, rtpengine keeps sending
- * connectivity checks for every call (a real WhatsApp peer completes ICE in well under a
- * second): at 1,000 such calls its ng replies slowed to over a second.
- */
-function loopbackOffer(): string {
-  const s = parse(readFileSync(FIXTURE, 'utf8'));
-  const m = s.media[0]!;
-  m.port = 9;
-  m.connection = { version: 4, ip: '127.0.0.1' };
-  m.candidates = process.env.BENCH_ICE === '1' ? [{ foundation: '1', component: 1, transport: 'udp', priority: 2122260223, ip: '127.0.0.1', port: 9, type: 'host' }] : [];
-  return write(s);
-}
 
 const fingerprint = (): string => [...randomBytes(32)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
 
@@ -116,7 +99,8 @@ process.on('message', (m: { type: string; url?: string; cps?: number; calls?: nu
   else if (m.type === 'stats') {
     const actions: Record<string, number> = {};
     for (const a of graph.actions) actions[`${a.action} ${a.response.status}`] = (actions[`${a.action} ${a.response.status}`] ?? 0) + 1;
-    process.send!({ type: 'stats', statuses: Object.fromEntries(statuses), actions });
+    const cpu = process.cpuUsage();
+    process.send!({ type: 'stats', statuses: Object.fromEntries(statuses), actions, cpuSec: (cpu.user + cpu.system) / 1e6 });
   } else if (m.type === 'exit') void graph.close().then(() => process.exit(0));
 });
 process.send!({ type: 'ready', graphUrl });

@@ -14,10 +14,18 @@
  *   npx tsx bench/load.ts [--cps 100] [--calls 1000] [--hold-sec 2] [--direction inbound|outbound|both]
  *                         [--engine rtpengine|embedded|both]   (embedded: a smaller run, ≤10/s, ≤60 calls)
  *                         [--guard N]   keep calls.maxSetupsPerSec at N (overload: --cps 2N --guard N)
+ *                         [--baseline-only]   the baselines alone (rtpengine holding sessions included)
+ *                         [--rtpengine-args "--num-threads=4 ..."]   extra rtpengine daemon options
+ *
+ * Baselines: rtpengine alone holding sessions (`rtpengineHolding`: the bridge's offer/answer
+ * flags and SDPs, the same rate and hold, the watchdog's queries, no bridge code) is the one
+ * the bridge run's ng offer times compare with. CPU: the bridge process's own (process.cpuUsage,
+ * the bench's bookkeeping included) and rtpengine's (/proc/<pid>/stat) over each run.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
+import { busyPercent, clockTicks, machineTicks, processCpuSec } from './load-cpu.js';
 import { parseArgs } from 'node:util';
 import { writeHeapSnapshot } from 'node:v8';
 import type { EndedCallRecord } from '../src/bridge/bridge.js';
@@ -25,7 +33,7 @@ import type { NgClient } from '../src/media/rtpengine/ng-client.js';
 import { startRtpengine, type RtpengineDaemon } from '../test/harness/rtpengine.js';
 import { stopAllSipp } from '../test/harness/sipp.js';
 import { quantile, startBridgeOnly, type EngineName } from './harness.js';
-import { rtpengineRate, sippCaller, sippPbx, sippToSipp } from './load-baseline.js';
+import { rtpengineHolding, rtpengineRate, sippCaller, sippPbx, sippToSipp } from './load-baseline.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -36,6 +44,12 @@ const { values: a } = parseArgs({
     engine: { type: 'string', default: 'both' },
     /** calls.maxSetupsPerSec as in production (the overload check), instead of lifting it. */
     guard: { type: 'string' },
+    'baseline-only': { type: 'boolean', default: false },
+    /** No baselines (a CPU profile of the bridge run alone); figures without them are not to be quoted. */
+    'skip-baselines': { type: 'boolean', default: false },
+    'rtpengine-args': { type: 'string', default: '' },
+    /** media.whatsappMediaTimeoutSec (default 20; the watchdog queries each session every quarter of it, at most every 10 s; 0: off). */
+    'wa-media-timeout': { type: 'string' },
   },
 });
 const CPS = Number(a.cps);
@@ -89,6 +103,7 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
     // The default WhatsApp media timeout (20 s) stays on, as in production: no media flows here
     // (ICE never completes), so --hold-sec must stay under it.
     sip: { limits: sipLimits },
+    ...(a['wa-media-timeout'] !== undefined ? { media: { whatsappMediaTimeoutSec: Number(a['wa-media-timeout']) } } : {}),
     config: {
       // Stopping the bench ends what is left at once (the default drain waits up to 300 s).
       shutdown: { drainSec: 0 },
@@ -112,6 +127,27 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
       if (cmd === 'offer' && id) offerMs.set(id, ms);
     };
   }
+  // Where an offer's time goes inside this process: its datagram's send (libuv done) and the
+  // reply's arrival on the ng socket ('message', first listener), per ng cookie.
+  const wire: number[] = [];
+  const sock = (ng as unknown as { client?: { socket?: import('node:dgram').Socket } } | undefined)?.client?.socket;
+  if (sock) {
+    const sentAt = new Map<string, number>();
+    const send = sock.send.bind(sock) as (...args: unknown[]) => void;
+    (sock as unknown as { send: (...args: unknown[]) => void }).send = (msg: unknown, ...rest: unknown[]) => {
+      const b = msg as Buffer;
+      if (Buffer.isBuffer(b) && b.includes('5:offer')) sentAt.set(b.subarray(0, 36).toString(), performance.now());
+      send(msg, ...rest);
+    };
+    sock.prependListener('message', (m: Buffer) => {
+      const k = m.subarray(0, 36).toString();
+      const t = sentAt.get(k);
+      if (t !== undefined) {
+        wire.push(performance.now() - t);
+        sentAt.delete(k);
+      }
+    });
+  }
   const ended: EndedCallRecord[] = [];
   app.bridge.onCallEnded((r) => ended.push(r));
 
@@ -133,8 +169,16 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
     peak = Math.max(peak, app.bridge.activeCalls);
     rssPeak = Math.max(rssPeak, m.rss);
   }, 50);
+  // The ng probe (bench/load-probe.ts): rtpengine's offer time seen from another process, 10/s.
+  const probe = engine === 'rtpengine' ? fork(new URL('./load-probe.ts', import.meta.url).pathname, [rtpengine.ng.host, String(rtpengine.ng.port)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' }) : undefined;
+  if (probe) await new Promise((r) => probe.once('message', r));
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
+  const cpu0 = process.cpuUsage();
+  const rtpCpu0 = processCpuSec(rtpengine.pid);
+  const box0 = machineTicks();
+  const sippCpu0 = pbx?.pid ? processCpuSec(pbx.pid) : NaN;
+  const driverCpu0 = (await driver.request<{ cpuSec: number }>({ type: 'stats' }, 'stats')).cpuSec;
 
   let sentSec: number;
   let sippResult: { ok: number; failed: number } | undefined;
@@ -154,10 +198,21 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   while (app.bridge.activeCalls > 0 && performance.now() < settle) await new Promise((r) => setTimeout(r, 100));
   loop.disable();
   clearInterval(sampler);
+  const probed = probe
+    ? await new Promise<{ n: number; failed: number; p50: number; p90: number; p99: number }>((r) => {
+        probe.once('message', r);
+        probe.send({ type: 'stop' });
+      })
+    : undefined;
+  const cpu = process.cpuUsage(cpu0);
+  const rtpCpu = processCpuSec(rtpengine.pid) - rtpCpu0;
+  const boxBusy = busyPercent(box0);
+  const sippCpu = pbx?.pid ? processCpuSec(pbx.pid) - sippCpu0 : NaN;
   const leftUp = app.bridge.activeCalls;
   const leftOnRtpengine = engine === 'rtpengine' ? (await app.media.listSessions()).length : 0;
   const status = app.bridge.status();
-  const stats = await driver.request<{ statuses: Record<string, number>; actions: Record<string, number> }>({ type: 'stats' }, 'stats');
+  const stats = await driver.request<{ statuses: Record<string, number>; actions: Record<string, number>; cpuSec: number }>({ type: 'stats' }, 'stats');
+  const driverCpu = stats.cpuSec - driverCpu0;
 
   // Set-up figures, per call.
   const answered = ended.filter((r) => r.times?.answeredAt !== undefined);
@@ -190,11 +245,14 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
   console.log(`  failures by cause: ${causes.size ? [...causes].map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'}`);
   console.log(`  ${direction === 'inbound' ? 'webhook -> INVITE' : 'PBX INVITE -> Graph connect'}: ${fmt(toInvite)}`);
   if (ng) console.log(`    bridge's own share: ${fmt(bridgeShare)}; rtpengine ng offer: ${fmt(ngShare)}`);
+  if (wire.length) console.log(`    of which ng offer send -> its reply read off the bridge's ng socket: ${fmt(wire)}`);
+  if (probed) console.log(`    the same rtpengine's offer seen meanwhile from another process (10/s, bench/load-probe.ts): p50 ${probed.p50.toFixed(2)} / p90 ${probed.p90.toFixed(2)} / p99 ${probed.p99.toFixed(2)} ms, ${probed.n} offers, ${probed.failed} failed`);
   console.log(`  ${direction === 'inbound' ? 'webhook -> accept sent' : 'PBX INVITE -> 200 OK'}: ${fmt(toAnswer)}`);
   console.log(`  peak concurrent calls ${peak}; RSS ${(rssBase / 2 ** 20).toFixed(0)} -> ${(rssPeak / 2 ** 20).toFixed(0)} MB, ${peak ? (((rssPeak - rssBase) / 2 ** 20 / peak) * 1000).toFixed(0) : 'n/a'} MB per 1,000 calls; JS heap ${(heapBase / 2 ** 20).toFixed(0)} -> ${(heapAtPeak / 2 ** 20).toFixed(0)} MB at the peak`);
   // The histogram holds whole timer periods (10 ms resolution): the delay is what exceeds it.
   const lag = (ns: number): string => Math.max(0, ns / 1e6 - 10).toFixed(1);
   console.log(`  event-loop delay (beyond the 10 ms timer): p50 ${lag(loop.percentile(50))} / p99 ${lag(loop.percentile(99))} / max ${lag(loop.max)} ms`);
+  console.log(`  CPU over the run (${wall.toFixed(1)} s): bridge process ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (user ${(cpu.user / 1e6).toFixed(1)}, system ${(cpu.system / 1e6).toFixed(1)}; ${((cpu.user + cpu.system) / 1e3 / Math.max(1, answered.length)).toFixed(2)} ms per answered call), rtpengine ${rtpCpu.toFixed(1)} s, the bench's WhatsApp (driver process) ${driverCpu.toFixed(1)} s, SIPp ${Number.isNaN(sippCpu) ? 'n/a' : `${sippCpu.toFixed(1)} s`}; the machine (2 cores, every tenant) ${boxBusy.toFixed(0)} % busy`);
   console.log(`  ng requests per call: ${(ngTotal / calls).toFixed(2)} (${[...ngCount].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'})`);
   console.log(`  left up ${HOLD + 10} s after the last ${direction === 'inbound' ? 'webhook' : 'INVITE'}: bridge ${leftUp} calls (maps ${JSON.stringify(status.maps)}), rtpengine ${leftOnRtpengine} sessions`);
   if (sippResult) console.log(`  SIPp agents: ${sippResult.ok} calls ok, ${sippResult.failed} failed`);
@@ -209,14 +267,13 @@ async function run(engine: EngineName, direction: 'inbound' | 'outbound', cps: n
 // A wide media range of its own (each call takes 3-4 ports: 2,000 calls need ~8,000), above
 // the 1,000-port slices the tests take in 20000-39999; log level 4 (warnings): rtpengine's
 // per-call notices would cost it CPU the bench measures.
-const rtpengine = await startRtpengine({ portMin: 42000, portMax: 59999, logLevel: 4, args: ['--max-sessions=-1'] });
+const extraArgs = a['rtpengine-args'].split(/\s+/).filter(Boolean);
+const rtpengine = await startRtpengine({ portMin: 42000, portMax: 59999, logLevel: 4, args: ['--max-sessions=-1', ...extraArgs] });
+console.log(`[rtpengine] ${extraArgs.length ? extraArgs.join(' ') : 'default options'} (log level 4, userspace forwarding; clock ${clockTicks()} ticks/s)`);
 try {
   const offer = readFileSync(new URL('../test/fixtures/whatsapp/offer-user-initiated.sdp', import.meta.url), 'utf8');
-  const ngBase = await rtpengineRate(rtpengine, offer);
-  console.log(`[baseline] rtpengine alone (ng offer+answer+delete, 16 in flight): ${ngBase.perSec.toFixed(0)} calls/s; ng round trip p50 ${ngBase.rttP50.toFixed(2)} ms, p99 ${ngBase.rttP99.toFixed(2)} ms`);
-  const sipBase = await sippToSipp(CPS, Math.min(CALLS, CPS * 5), HOLD);
-  console.log(`[baseline] SIPp -> SIPp directly at ${CPS}/s: ${sipBase.cps.toFixed(1)} set-ups/s, ${sipBase.ok} ok, ${sipBase.failed} failed`);
-  for (const engine of engines) {
+  if (!a['skip-baselines']) await baselines(offer);
+  for (const engine of a['baseline-only'] ? [] : engines) {
     for (const direction of directions) {
       // The embedded engine runs every call's DTLS/ICE in this process: a smaller run.
       const [cps, calls] = engine === 'embedded' ? [Math.min(CPS, 10), Math.min(CALLS, 60)] : [CPS, CALLS];
@@ -229,3 +286,21 @@ try {
   await rtpengine.stop();
 }
 process.exit(0);
+
+async function baselines(offer: string): Promise<void> {
+  const ngBase = await rtpengineRate(rtpengine, offer);
+  console.log(`[baseline] rtpengine alone (ng offer+answer+delete, 16 in flight): ${ngBase.perSec.toFixed(0)} calls/s; ng round trip p50 ${ngBase.rttP50.toFixed(2)} ms, p99 ${ngBase.rttP99.toFixed(2)} ms`);
+  const sipBase = await sippToSipp(CPS, Math.min(CALLS, CPS * 5), HOLD);
+  console.log(`[baseline] SIPp -> SIPp directly at ${CPS}/s: ${sipBase.cps.toFixed(1)} set-ups/s, ${sipBase.ok} ok, ${sipBase.failed} failed`);
+  if (engines.includes('rtpengine')) {
+    const c0 = processCpuSec(rtpengine.pid);
+    const box0 = machineTicks();
+    const h = await rtpengineHolding(rtpengine, { cps: CPS, calls: CALLS, holdSec: HOLD });
+    console.log(
+      `[baseline] rtpengine alone holding sessions (${CPS}/s x ${CALLS}, hold ${HOLD}s, the bridge's flags and SDPs, a query per session every 5 s, no bridge code): ` +
+        `${h.ok} ok, ${h.failed} failed (${((100 * h.failed) / CALLS).toFixed(2)} %), peak ${h.peakHeld} sessions held; ng offer p50 ${h.offer.p50.toFixed(2)} / p90 ${h.offer.p90.toFixed(2)} / p99 ${h.offer.p99.toFixed(2)} ms, ` +
+        `near the peak p50 ${h.offerAtPeak.p50.toFixed(2)} / p99 ${h.offerAtPeak.p99.toFixed(2)} ms; rtpengine CPU ${(processCpuSec(rtpengine.pid) - c0).toFixed(1)} s; machine ${busyPercent(box0).toFixed(0)} % busy`,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
