@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
@@ -80,6 +80,13 @@ describeWithPeers('npm start (README run command) on embedded defaults', ['bares
     await call.waitFor('accept', 15_000);
     await phone.events.waitFor('CALL_ESTABLISHED', 10_000);
     await call.peer.waitConnected(5000);
+    // The call's media runs in one of the embedded engine's worker threads (one per core by default; none on one core).
+    if (availableParallelism() > 1) {
+      const ready = (await (await fetch('http://127.0.0.1:8080/readyz')).json()) as { media: { detail: { workers: number; workersUp: number; sessionsPerWorker: number[] } } };
+      expect(ready.media.detail.workers).toBe(availableParallelism());
+      expect(ready.media.detail.workersUp).toBe(ready.media.detail.workers);
+      expect(ready.media.detail.sessionsPerWorker.reduce((a, b) => a + b, 0), JSON.stringify(ready.media)).toBe(1);
+    }
     const { atPbx: atPhone, atPeer } = await exchangeTones(recordingParty(() => phone.recordedPcm()), call.peer, { pbxHears: 1000, peerHears: 440, windowMs: 2000 });
     expect(atPhone.share, output.slice(-3000)).toBeGreaterThan(0.7);
     expect(atPeer.share).toBeGreaterThan(0.7);

@@ -287,7 +287,9 @@ export class EmbeddedWorkerPool implements MediaEngine {
       pairs += Number(r.detail?.portPairs ?? 0);
       free += Number(r.detail?.freePortPairs ?? 0);
     }
-    const detail = { workers: this.slots.length, workersUp: up, portPairs: pairs, freePortPairs: free, sessions: this.byCall.size };
+    // Each worker's own count of its sessions (null: down).
+    const sessionsPerWorker = per.map((r) => (r ? Number(r.detail?.sessions ?? 0) : null));
+    const detail = { workers: this.slots.length, workersUp: up, portPairs: pairs, freePortPairs: free, sessions: this.byCall.size, sessionsPerWorker };
     if (up === 0) return { ready: false, reason: 'no embedded media worker is up', detail };
     if (free === 0) return { ready: false, reason: `no free RTP port pair (${pairs} in use)`, detail };
     return up < this.slots.length ? { ready: true, reason: `${this.slots.length - up} of ${this.slots.length} media workers down`, detail } : { ready: true, detail };
