@@ -1,6 +1,7 @@
 /**
- * The embedded engine in a child process, driven over IPC by bench/media-cpu.ts, so its CPU can
- * be measured apart from the load generator (process.cpuUsage() here, /proc/<pid>/stat there).
+ * The embedded engine in a child process, driven over IPC by bench/media-load.ts (media-cpu,
+ * media-capacity), so its CPU can be measured apart from the load generator (process.cpuUsage()
+ * here: every thread of the process). BENCH_WORKERS=n runs it on n worker threads (0: in-process).
  */
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
@@ -17,12 +18,16 @@ interface Req {
 }
 
 const portMin = Number(process.env.BENCH_PORT_MIN ?? 42000);
+const workers = Number(process.env.BENCH_WORKERS ?? 0);
 const engine = await createEmbeddedEngine({
   rtpHost: '127.0.0.1',
   rtpAdvertiseHost: '127.0.0.1',
   iceAddresses: ['127.0.0.1'],
+  // As the app splits its range: plain RTP in the lower half, ICE in the upper (sliced per worker).
   portMin,
-  portMax: portMin + 1999,
+  portMax: portMin + 999,
+  icePortRange: [portMin + 1000, portMin + 1999],
+  workers,
   logger: silentLogger(),
   pbxCodecs: ['G722', 'PCMU', 'PCMA'], // the bench measures transcoding, not passthrough
   // BENCH_OPUS_COMPLEXITY=n: try another encoder complexity (the engine's default is 5).
@@ -88,4 +93,5 @@ process.on('message', (m: Req) => {
     }
   })();
 });
-process.send!({ id: 0, result: engine.name }); // ready, and which engine runs (the bench checks it)
+// Ready, and which engine runs (the bench checks it): `embedded` in-process, `embedded/<n> workers` on threads.
+process.send!({ id: 0, result: workers > 0 ? `${engine.name}/${workers} workers` : engine.name });

@@ -1,0 +1,127 @@
+/**
+ * Calls per process for the embedded engine on this machine, before (in-process: workers 0) and
+ * after (worker threads: `auto`, one per core), measured in the same run with the same limits:
+ *
+ *   - packet loss < 1 % in each direction over the window;
+ *   - added latency < 60 ms in each direction (the median per probe call, the worse of 2 probe
+ *     calls; the idle embedded engine adds well under 20 ms here: codec look-ahead, filters);
+ *   - every call set up (ICE + DTLS within 15 s).
+ *
+ * The search steps the call count up by BENCH_STEP from BENCH_START until a limit breaks; a
+ * failure is confirmed by a second run at the same count (the machine is shared), then the
+ * count halfway back to the last pass is tried. The capacity is the highest count that passed.
+ * Each step gets a fresh engine process (bench/embedded-worker.ts) and the same load generator
+ * (bench/media-load.ts, this process; its own CPU is printed: it shares the 2 cores).
+ *
+ * Run (heavy: under the bench lock): flock /work/wt/_bench.lock npx tsx bench/media-capacity.ts
+ * Options: BENCH_MODES=0,auto  BENCH_CODEC=PCMU|G722  BENCH_WINDOW_S=6  BENCH_START=10
+ *          BENCH_STEP=10  BENCH_MAX=200
+ */
+import { availableParallelism } from 'node:os';
+import { embeddedWorkerCount } from '../src/media/embedded/index.js';
+import { checkEngine } from './harness.js';
+import { SATURATED_MS, embeddedUnderTest, opusCycle, plainCycle, run, type Codec, type RunResult } from './media-load.js';
+
+const MODES = (process.env.BENCH_MODES ?? '0,auto').split(',').map((m) => (m === 'auto' ? 'auto' : Number(m)));
+const CODEC = (process.env.BENCH_CODEC ?? 'PCMU') as Codec;
+const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 6);
+const START = Number(process.env.BENCH_START ?? 10);
+const STEP = Number(process.env.BENCH_STEP ?? 10);
+const MAX = Number(process.env.BENCH_MAX ?? 200);
+const MAX_LOSS = 0.01;
+const PROBES = 2;
+
+/** Why a run breaks the limits, or undefined if it passes. */
+function broken(r: RunResult, asked: number): string | undefined {
+  const why: string[] = [];
+  if (r.setupFailed > 0 || r.calls < asked) why.push(`${r.setupFailed} set-ups failed`);
+  if (!(r.lossToPbx < MAX_LOSS)) why.push(`loss to PBX ${(r.lossToPbx * 100).toFixed(2)} %`);
+  if (!(r.lossToWa < MAX_LOSS)) why.push(`loss to WA ${(r.lossToWa * 100).toFixed(2)} %`);
+  if (!(r.latToPbxMs < SATURATED_MS)) why.push(`latency WA->PBX ${r.latToPbxMs.toFixed(0)} ms`);
+  if (!(r.latToWaMs < SATURATED_MS)) why.push(`latency PBX->WA ${r.latToWaMs.toFixed(0)} ms`);
+  return why.length ? why.join(', ') : undefined;
+}
+
+interface Step {
+  calls: number;
+  result: RunResult;
+  failure: string | undefined;
+}
+
+async function step(workers: number, calls: number, wa: Buffer[], pbx: Buffer[]): Promise<Step> {
+  const eut = await embeddedUnderTest(workers);
+  try {
+    checkEngine(`media-capacity ${calls} calls, ${workers} workers`, 'embedded', eut.engineName);
+    const result = await run(eut, calls, CODEC, wa, pbx, WINDOW_S, PROBES);
+    const failure = broken(result, calls);
+    console.log(
+      `  ${String(calls).padStart(3)} calls: engine CPU ${result.engineCpuPct.toFixed(0).padStart(3)} % of a core, generator ${result.generatorCpuPct.toFixed(0).padStart(3)} %; ` +
+        `loss to PBX ${(result.lossToPbx * 100).toFixed(2)} %, to WA ${(result.lossToWa * 100).toFixed(2)} %; ` +
+        `latency WA->PBX ${result.latToPbxMs.toFixed(1)} ms, PBX->WA ${result.latToWaMs.toFixed(1)} ms  ${failure ? `FAIL (${failure})` : 'pass'}`,
+    );
+    return { calls, result, failure };
+  } finally {
+    await eut.stop();
+  }
+}
+
+/** A failing count is run twice: a one-off stall of the shared machine is not the engine's limit. */
+async function confirmedStep(workers: number, calls: number, wa: Buffer[], pbx: Buffer[]): Promise<Step> {
+  const first = await step(workers, calls, wa, pbx);
+  if (!first.failure) return first;
+  console.log('    (failed: run again to confirm)');
+  return step(workers, calls, wa, pbx);
+}
+
+async function capacity(workers: number, wa: Buffer[], pbx: Buffer[]): Promise<{ calls: number; steps: Step[] }> {
+  const steps: Step[] = [];
+  let pass = 0;
+  let fail: number | undefined;
+  for (let n = START; n <= MAX; n += STEP) {
+    const s = await confirmedStep(workers, n, wa, pbx);
+    steps.push(s);
+    if (s.failure) {
+      fail = n;
+      break;
+    }
+    pass = n;
+  }
+  // One refinement halfway between the last pass and the first failure.
+  if (fail !== undefined && fail - pass > 2) {
+    const mid = pass + Math.round((fail - pass) / 2);
+    const s = await confirmedStep(workers, mid, wa, pbx);
+    steps.push(s);
+    if (!s.failure) pass = mid;
+  }
+  return { calls: pass, steps };
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const cores = availableParallelism();
+  console.log(`embedded engine capacity, Opus<->${CODEC}, ${cores} cores; limits: loss < ${MAX_LOSS * 100} % each way, added latency < ${SATURATED_MS} ms each way (worse of ${PROBES} probe calls), every set-up; window ${WINDOW_S} s`);
+  const wa = opusCycle();
+  const pbx = plainCycle(CODEC);
+  const found: Array<{ mode: string; workers: number; calls: number }> = [];
+  for (const mode of MODES) {
+    const workers = embeddedWorkerCount(mode, cores);
+    const label = workers === 0 ? 'in-process (workers 0)' : `${workers} worker threads (workers ${mode})`;
+    console.log(`\n${label}:`);
+    const { calls } = await capacity(workers, wa, pbx);
+    found.push({ mode: String(mode), workers, calls });
+    console.log(`  => ${calls} calls`);
+  }
+  console.log('\ncalls per process at the limits:');
+  for (const f of found) console.log(`  workers ${f.mode} (${f.workers === 0 ? 'in-process' : `${f.workers} threads`}): ${f.calls}`);
+  const before = found.find((f) => f.workers === 0);
+  for (const f of found.filter((x) => x.workers > 0)) {
+    if (before && before.calls > 0) console.log(`  workers ${f.mode} / in-process: ${(f.calls / before.calls).toFixed(2)}x`);
+  }
+  console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  process.exit(0);
+}
+
+void main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
