@@ -12,6 +12,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RtpHeader } from 'werift';
 import { ToneSource, rms } from '../src/media/audio/tone.js';
 import { G722Encoder } from '../src/media/codecs/g722.js';
@@ -231,6 +232,8 @@ export interface RunResult {
   engineCpuPct: number;
   /** The load generator's own CPU (this process), in % of one core: it shares the machine. */
   generatorCpuPct: number;
+  /** The load generator's event-loop delay p99 over the window (ms): high means the generator itself lags. */
+  generatorLagP99Ms: number;
   lossToPbx: number;
   lossToWa: number;
   latToPbxMs: number;
@@ -318,10 +321,13 @@ export async function run(eut: EngineUnderTest, calls: number, codec: Codec, waF
   counting = true;
   const cpu0 = await eut.cpu();
   const gen0 = process.cpuUsage();
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   const w0 = performance.now();
   await sleep(windowS * 1000); // the measurement window (CPU and loss over it, against the clock)
   const cpu1 = await eut.cpu();
   const gen1 = process.cpuUsage(gen0);
+  lag.disable();
   const w1 = performance.now();
   counting = false;
   await sleep(300); // in-flight packets
@@ -336,6 +342,7 @@ export async function run(eut: EngineUnderTest, calls: number, codec: Codec, waF
     cpuPerCallPct: legs.length ? (((cpu1 - cpu0) / ((w1 - w0) / 1000)) * 100) / legs.length : NaN,
     engineCpuPct: ((cpu1 - cpu0) / ((w1 - w0) / 1000)) * 100,
     generatorCpuPct: ((gen1.user + gen1.system) / 1e6 / ((w1 - w0) / 1000)) * 100,
+    generatorLagP99Ms: lag.percentile(99) / 1e6,
     lossToPbx: sentToPbx ? Math.max(0, 1 - recvPbx / sentToPbx) : NaN,
     lossToWa: sentToWa ? Math.max(0, 1 - recvWa / sentToWa) : NaN,
     // The worst probe's median.
