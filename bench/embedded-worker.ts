@@ -6,6 +6,7 @@
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createEmbeddedEngine } from '../src/media/embedded/index.js';
 import type { MediaSession } from '../src/media/types.js';
 import { silentLogger } from '../src/util/log.js';
@@ -34,6 +35,8 @@ const engine = await createEmbeddedEngine({
   ...(process.env.BENCH_OPUS_COMPLEXITY ? { opusComplexity: Number(process.env.BENCH_OPUS_COMPLEXITY) } : {}),
 });
 const sessions = new Map<string, MediaSession>();
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
 
 // BENCH_PROF=<dir>: profile the measured window (between the bench's two 'cpu' requests).
 const profDir = process.env.BENCH_PROF;
@@ -75,7 +78,10 @@ process.on('message', (m: Req) => {
           break;
         case 'cpu': {
           const u = process.cpuUsage();
-          result = { user: u.user, system: u.system, rss: process.memoryUsage().rss };
+          // This process's main-thread event-loop delay since the last 'cpu' (the thread the
+          // bridge's signalling shares with the media when there are no workers).
+          result = { user: u.user, system: u.system, rss: process.memoryUsage().rss, loopP99Ms: loop.percentile(99) / 1e6 };
+          loop.reset();
           await profileWindow();
           break;
         }

@@ -7,9 +7,10 @@
  *     calls; the idle embedded engine adds well under 20 ms here: codec look-ahead, filters);
  *   - every call set up (ICE + DTLS within 15 s).
  *
- * The search steps the call count up by BENCH_STEP from BENCH_START until a limit breaks; a
- * failure is confirmed by a second run at the same count (the machine is shared), then the
- * count halfway back to the last pass is tried. The capacity is the highest count that passed.
+ * The search steps the call count up by BENCH_STEP from BENCH_START until a limit breaks, the
+ * modes back to back at each count (the same load from the machine's other tenants); a failure
+ * is confirmed by a second run at the same count, then the count halfway back to the last pass
+ * is tried. The capacity is the highest count that passed.
  * Each step gets a fresh engine process (bench/embedded-worker.ts) and the same load generator
  * (bench/media-load.ts, this process; its own CPU is printed: it shares the 2 cores).
  *
@@ -55,7 +56,7 @@ async function step(workers: number, calls: number, wa: Buffer[], pbx: Buffer[])
     const result = await run(eut, calls, CODEC, wa, pbx, WINDOW_S, PROBES);
     const failure = broken(result, calls);
     console.log(
-      `  ${String(calls).padStart(3)} calls: engine CPU ${result.engineCpuPct.toFixed(0).padStart(3)} % of a core, generator ${result.generatorCpuPct.toFixed(0).padStart(3)} % (loop p99 ${result.generatorLagP99Ms.toFixed(0)} ms); ` +
+      `  ${String(calls).padStart(3)} calls: engine CPU ${result.engineCpuPct.toFixed(0).padStart(3)} % of a core (main-thread loop p99 ${result.engineLoopP99Ms?.toFixed(0) ?? '?'} ms), generator ${result.generatorCpuPct.toFixed(0).padStart(3)} % (loop p99 ${result.generatorLagP99Ms.toFixed(0)} ms); ` +
         `loss to PBX ${(result.lossToPbx * 100).toFixed(2)} %, to WA ${(result.lossToWa * 100).toFixed(2)} %; ` +
         `latency WA->PBX ${result.latToPbxMs.toFixed(1)} ms, PBX->WA ${result.latToWaMs.toFixed(1)} ms  ${failure ? `FAIL (${failure})` : 'pass'}`,
     );
@@ -73,28 +74,36 @@ async function confirmedStep(workers: number, calls: number, wa: Buffer[], pbx: 
   return step(workers, calls, wa, pbx);
 }
 
-async function capacity(workers: number, wa: Buffer[], pbx: Buffer[]): Promise<{ calls: number; steps: Step[] }> {
-  const steps: Step[] = [];
-  let pass = 0;
-  let fail: number | undefined;
-  for (let n = START; n <= MAX; n += STEP) {
-    const s = await confirmedStep(workers, n, wa, pbx);
-    steps.push(s);
-    if (s.failure) {
-      fail = n;
-      break;
-    }
-    pass = n;
-  }
-  // One refinement halfway between the last pass and the first failure.
-  if (fail !== undefined && fail - pass > 2) {
-    const mid = pass + Math.round((fail - pass) / 2);
-    const s = await confirmedStep(workers, mid, wa, pbx);
-    steps.push(s);
-    if (!s.failure) pass = mid;
-  }
-  return { calls: pass, steps };
+interface Search {
+  mode: 'auto' | number;
+  workers: number;
+  pass: number;
+  fail: number | undefined;
 }
+
+/**
+ * Step the count up for every mode together: at each count the modes run back to back, so they
+ * see the same load from the machine's other tenants. A mode drops out at its first confirmed
+ * failure; then each gets one refinement halfway back to its last pass.
+ */
+async function search(modes: Search[], wa: Buffer[], pbx: Buffer[]): Promise<void> {
+  for (let n = START; n <= MAX && modes.some((m) => m.fail === undefined); n += STEP) {
+    for (const m of modes.filter((x) => x.fail === undefined)) {
+      console.log(`${label(m)}:`);
+      const s = await confirmedStep(m.workers, n, wa, pbx);
+      if (s.failure) m.fail = n;
+      else m.pass = n;
+    }
+  }
+  for (const m of modes) {
+    if (m.fail === undefined || m.fail - m.pass <= 2) continue;
+    const mid = m.pass + Math.round((m.fail - m.pass) / 2);
+    console.log(`${label(m)}, refining:`);
+    if (!(await confirmedStep(m.workers, mid, wa, pbx)).failure) m.pass = mid;
+  }
+}
+
+const label = (m: Search): string => (m.workers === 0 ? 'in-process (workers 0)' : `${m.workers} worker threads (workers ${m.mode})`);
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -102,20 +111,13 @@ async function main(): Promise<void> {
   console.log(`embedded engine capacity, Opus<->${CODEC}, ${cores} cores; limits: loss < ${MAX_LOSS * 100} % each way, added latency < ${SATURATED_MS} ms each way (worse of ${PROBES} probe calls), every set-up; window ${WINDOW_S} s`);
   const wa = opusCycle();
   const pbx = plainCycle(CODEC);
-  const found: Array<{ mode: string; workers: number; calls: number }> = [];
-  for (const mode of MODES) {
-    const workers = embeddedWorkerCount(mode, cores);
-    const label = workers === 0 ? 'in-process (workers 0)' : `${workers} worker threads (workers ${mode})`;
-    console.log(`\n${label}:`);
-    const { calls } = await capacity(workers, wa, pbx);
-    found.push({ mode: String(mode), workers, calls });
-    console.log(`  => ${calls} calls`);
-  }
+  const modes: Search[] = MODES.map((mode) => ({ mode, workers: embeddedWorkerCount(mode, cores), pass: 0, fail: undefined }));
+  await search(modes, wa, pbx);
   console.log('\ncalls per process at the limits:');
-  for (const f of found) console.log(`  workers ${f.mode} (${f.workers === 0 ? 'in-process' : `${f.workers} threads`}): ${f.calls}`);
-  const before = found.find((f) => f.workers === 0);
-  for (const f of found.filter((x) => x.workers > 0)) {
-    if (before && before.calls > 0) console.log(`  workers ${f.mode} / in-process: ${(f.calls / before.calls).toFixed(2)}x`);
+  for (const m of modes) console.log(`  ${label(m)}: ${m.pass}${m.fail === undefined ? ` (no failure up to ${MAX})` : ''}`);
+  const before = modes.find((m) => m.workers === 0);
+  for (const m of modes.filter((x) => x.workers > 0)) {
+    if (before && before.pass > 0) console.log(`  ${label(m)} / in-process: ${(m.pass / before.pass).toFixed(2)}x`);
   }
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   process.exit(0);

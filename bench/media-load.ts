@@ -135,8 +135,8 @@ export interface EngineUnderTest {
   offer(callId: string, sdp: string): Promise<string>;
   answer(callId: string, sdp: string): Promise<string>;
   close(callId: string): Promise<void>;
-  /** CPU seconds used so far by the engine's process. */
-  cpu(): Promise<number>;
+  /** CPU seconds used so far by the engine's process; the embedded engine's process also tells its main-thread event-loop delay p99 since the last call. */
+  cpu(): Promise<{ seconds: number; loopP99Ms?: number }>;
   stop(): Promise<void>;
 }
 
@@ -176,8 +176,8 @@ export async function embeddedUnderTest(workers = 0): Promise<EngineUnderTest> {
     answer: (c, s) => call<string>('answer', c, s),
     close: (c) => call<void>('close', c),
     cpu: async () => {
-      const u = await call<{ user: number; system: number }>('cpu');
-      return (u.user + u.system) / 1e6;
+      const u = await call<{ user: number; system: number; loopP99Ms: number }>('cpu');
+      return { seconds: (u.user + u.system) / 1e6, loopP99Ms: u.loopP99Ms };
     },
     stop: async () => {
       await call('quit').catch(() => undefined);
@@ -210,7 +210,7 @@ export async function rtpengineUnderTest(): Promise<EngineUnderTest> {
       await sessions.get(c)?.close();
       sessions.delete(c);
     },
-    cpu: async () => procCpuSeconds(daemon.pid),
+    cpu: async () => ({ seconds: procCpuSeconds(daemon.pid) }),
     stop: async () => {
       await engine.close();
       await daemon.stop();
@@ -234,6 +234,8 @@ export interface RunResult {
   generatorCpuPct: number;
   /** The load generator's event-loop delay p99 over the window (ms): high means the generator itself lags. */
   generatorLagP99Ms: number;
+  /** The engine process's main-thread event-loop delay p99 over the window (ms; embedded only). */
+  engineLoopP99Ms: number | undefined;
   lossToPbx: number;
   lossToWa: number;
   latToPbxMs: number;
@@ -319,13 +321,13 @@ export async function run(eut: EngineUnderTest, calls: number, codec: Codec, waF
     l.pbx.audioIn = 0;
   }
   counting = true;
-  const cpu0 = await eut.cpu();
+  const cpu0 = (await eut.cpu()).seconds;
   const gen0 = process.cpuUsage();
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
   const w0 = performance.now();
   await sleep(windowS * 1000); // the measurement window (CPU and loss over it, against the clock)
-  const cpu1 = await eut.cpu();
+  const { seconds: cpu1, loopP99Ms: engineLoopP99Ms } = await eut.cpu();
   const gen1 = process.cpuUsage(gen0);
   lag.disable();
   const w1 = performance.now();
@@ -343,6 +345,7 @@ export async function run(eut: EngineUnderTest, calls: number, codec: Codec, waF
     engineCpuPct: ((cpu1 - cpu0) / ((w1 - w0) / 1000)) * 100,
     generatorCpuPct: ((gen1.user + gen1.system) / 1e6 / ((w1 - w0) / 1000)) * 100,
     generatorLagP99Ms: lag.percentile(99) / 1e6,
+    engineLoopP99Ms,
     lossToPbx: sentToPbx ? Math.max(0, 1 - recvPbx / sentToPbx) : NaN,
     lossToWa: sentToWa ? Math.max(0, 1 - recvWa / sentToWa) : NaN,
     // The worst probe's median.
