@@ -58,7 +58,7 @@ async function step(workers: number, calls: number, wa: Buffer[], pbx: Buffer[])
     console.log(
       `  ${String(calls).padStart(3)} calls: engine CPU ${result.engineCpuPct.toFixed(0).padStart(3)} % of a core (main-thread loop p99 ${result.engineLoopP99Ms?.toFixed(0) ?? '?'} ms), generator ${result.generatorCpuPct.toFixed(0).padStart(3)} % (loop p99 ${result.generatorLagP99Ms.toFixed(0)} ms); ` +
         `loss to PBX ${(result.lossToPbx * 100).toFixed(2)} %, to WA ${(result.lossToWa * 100).toFixed(2)} %; ` +
-        `latency WA->PBX ${result.latToPbxMs.toFixed(1)} ms, PBX->WA ${result.latToWaMs.toFixed(1)} ms  ${failure ? `FAIL (${failure})` : 'pass'}`,
+        `latency WA->PBX ${result.latToPbxMs.toFixed(1)} ms, PBX->WA ${result.latToWaMs.toFixed(1)} ms (probes ${result.probeLatencies})  ${failure ? `FAIL (${failure})` : 'pass'}`,
     );
     return { calls, result, failure };
   } finally {

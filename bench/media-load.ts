@@ -240,6 +240,8 @@ export interface RunResult {
   lossToWa: number;
   latToPbxMs: number;
   latToWaMs: number;
+  /** Each probe call's medians, WA->PBX/PBX->WA in ms. */
+  probeLatencies: string;
   setupFailed: number;
 }
 
@@ -351,6 +353,7 @@ export async function run(eut: EngineUnderTest, calls: number, codec: Codec, waF
     // The worst probe's median.
     latToPbxMs: probed.length ? Math.max(...probed.map((p) => latencies(loudSentToPbx, p.pbxOnsets.at))) : NaN,
     latToWaMs: probed.length ? Math.max(...probed.map((p) => latencies(loudSentToWa, p.wa.onsets.at))) : NaN,
+    probeLatencies: probed.map((p) => `${latencies(loudSentToPbx, p.pbxOnsets.at).toFixed(0)}/${latencies(loudSentToWa, p.wa.onsets.at).toFixed(0)}`).join(' '),
     setupFailed,
   };
   for (const l of legs) {

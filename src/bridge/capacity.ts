@@ -18,25 +18,17 @@ export interface CapacityLimits {
 
 /**
  * Calls per CPU core the embedded engine carries with clean audio (loss < 1 %, added latency
- * < 60 ms each way; bench/media-capacity.ts, Opus<->G.711) with all media on the main thread
- * (`media.embedded.workers: 0`): 35 calls measured on 2 cores.
+ * < 60 ms each way; bench/media-capacity.ts, Opus<->G.711, 2 shared cores): the lowest of three
+ * capacity searches was 35 calls with the media on the main thread and 35 on worker threads
+ * (the highest 65 and 65; docs/scaling.md). 15 per core stays below every run, either way.
  */
 export const EMBEDDED_CALLS_PER_CORE = 15;
-/**
- * The same with the media on one worker thread per core (`workers: auto`, the default on more
- * than one core): 55 calls measured on 2 shared cores (1.57x in-process in the same run).
- */
-export const EMBEDDED_WORKER_CALLS_PER_CORE = 25;
 /** rtpengine forwards in the kernel or its own threads; the bridge itself is the limit. */
 export const RTPENGINE_DEFAULT_MAX_CALLS = 1000;
 
 /** calls.maxConcurrent, or the configured engine's default. */
 export function capacityLimits(config: Readonly<Config>, cores = availableParallelism()): CapacityLimits {
-  const workers = config.media.embedded.workers;
-  // Worker threads on every core (auto, or at least one per core): the worker figure.
-  const onEveryCore = cores > 1 && (workers === 'auto' || workers >= cores);
-  const embedded = (onEveryCore ? EMBEDDED_WORKER_CALLS_PER_CORE : EMBEDDED_CALLS_PER_CORE) * cores;
-  const engineDefault = config.media.engine === 'embedded' ? embedded : RTPENGINE_DEFAULT_MAX_CALLS;
+  const engineDefault = config.media.engine === 'embedded' ? EMBEDDED_CALLS_PER_CORE * cores : RTPENGINE_DEFAULT_MAX_CALLS;
   return { maxConcurrent: config.calls.maxConcurrent ?? engineDefault, maxSetupsPerSec: config.calls.maxSetupsPerSec };
 }
 

@@ -226,8 +226,8 @@ export const configSchema = z.object({
       mediaOpTimeoutSec: z.number().positive().max(120).default(10),
       /**
        * Most calls at once, both directions; beyond it new calls are refused (WhatsApp reject,
-       * SIP 503). Default: the media engine's measured ceiling (embedded: 25 per CPU core with
-       * its worker threads on every core, 15 per core in the main thread; rtpengine: 1000).
+       * SIP 503). Default: the media engine's measured ceiling (embedded: 15 per CPU core, about
+       * 30 on 2 cores; rtpengine: 1000).
        */
       maxConcurrent: z.number().int().positive().optional(),
       /** Most new calls (both directions) set up per second; beyond it new calls are refused the same way. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CapacityGuard, capacityLimits, EMBEDDED_CALLS_PER_CORE, EMBEDDED_WORKER_CALLS_PER_CORE } from '../../src/bridge/capacity.js';
+import { CapacityGuard, capacityLimits, EMBEDDED_CALLS_PER_CORE } from '../../src/bridge/capacity.js';
 import { ExpiringSet } from '../../src/bridge/dedupe.js';
 import { PermissionCache } from '../../src/bridge/permissions.js';
 import { buildConfig } from '../../src/config/load.js';
@@ -118,9 +118,7 @@ describe('capacity guard', () => {
   });
 
   it('the embedded engine defaults to its measured ceiling per core; rtpengine to 1000; the key wins', () => {
-    expect(capacityLimits(buildConfig({}), 2).maxConcurrent).toBe(2 * EMBEDDED_WORKER_CALLS_PER_CORE);
-    expect(capacityLimits(buildConfig({ media: { embedded: { workers: 0 } } }), 2).maxConcurrent).toBe(2 * EMBEDDED_CALLS_PER_CORE);
-    expect(capacityLimits(buildConfig({}), 1).maxConcurrent).toBe(EMBEDDED_CALLS_PER_CORE);
+    expect(capacityLimits(buildConfig({}), 2).maxConcurrent).toBe(2 * EMBEDDED_CALLS_PER_CORE);
     expect(capacityLimits(buildConfig({ media: { engine: 'rtpengine' } }), 2).maxConcurrent).toBe(1000);
     expect(capacityLimits(buildConfig({ calls: { maxConcurrent: 7 } }), 2).maxConcurrent).toBe(7);
   });
