@@ -106,6 +106,25 @@ describe('the embedded engine in worker threads', () => {
     expect(await pool.listSessions()).toEqual([]);
   });
 
+  it('a worker that stops answering (no heartbeat for hangMs) is terminated: its call fails with engine-dead', async () => {
+    // Heartbeats every 60 s against a 1.5 s hang limit: to the pool, every worker goes silent.
+    pool = await loopbackWorkerPool(1, { statsIntervalMs: 60_000, hangMs: 1500 });
+    const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
+    try {
+      const s = pool.createSession(`hung-${Date.now()}`);
+      const failures: MediaFailure[] = [];
+      s.onFailure((f) => failures.push(f));
+      await s.offerFromWhatsApp(await peer.createOffer());
+      const t0 = performance.now();
+      await waitFor(() => failures.length > 0, { what: 'engine-dead for the silent worker’s call', timeoutMs: 8000 });
+      expect(failures[0]!.kind).toBe('engine-dead');
+      expect(performance.now() - t0).toBeLessThan(5000);
+      await s.close();
+    } finally {
+      await peer.close();
+    }
+  });
+
   it('a worker killed mid-call: its call fails with engine-dead within seconds, its ports are freed, the other call carries on, the replacement takes a new call', async () => {
     pool = await loopbackWorkerPool(2);
     const stamp = Date.now();
