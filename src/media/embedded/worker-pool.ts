@@ -77,6 +77,8 @@ class Slot {
   threadId = 0;
   up = false;
   lastHeard = 0;
+  /** Why the pool itself is terminating this worker (it stopped answering), if it is. */
+  killed: string | undefined;
   readonly sessions = new Set<WorkerSession>();
   /** Restarts in a row without a clean run, for the back-off. */
   failures = 0;
@@ -138,6 +140,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
     const rpc = new RpcClient((m) => worker.postMessage(m), this.rpcTimeoutMs);
     slot.worker = worker;
     slot.rpc = rpc;
+    slot.killed = undefined;
     slot.lastHeard = performance.now();
     const wlog = this.log.child({ mediaWorker: slot.index });
     return new Promise<void>((resolve, reject) => {
@@ -188,7 +191,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
     const wasUp = slot.up;
     slot.up = false;
     slot.worker = undefined;
-    const detail = `embedded media worker ${slot.index} (thread ${slot.threadId}) exited with code ${code}`;
+    const detail = `embedded media worker ${slot.index} (thread ${slot.threadId}) ${slot.killed ?? `exited with code ${code}`}`;
     slot.rpc?.close(new MediaError(detail, ENGINE, 'engine-dead'));
     const lost = [...slot.sessions];
     slot.sessions.clear();
@@ -212,8 +215,10 @@ export class EmbeddedWorkerPool implements MediaEngine {
     const hangMs = this.opts.hangMs ?? 10_000;
     const now = performance.now();
     for (const slot of this.slots) {
-      if (slot.up && slot.worker && now - slot.lastHeard > hangMs) {
-        this.log.error({ mediaWorker: slot.index, silentMs: Math.round(now - slot.lastHeard) }, 'media worker stopped answering; terminating it');
+      if (slot.up && slot.worker && !slot.killed && now - slot.lastHeard > hangMs) {
+        const silentMs = Math.round(now - slot.lastHeard);
+        slot.killed = `stopped answering for ${silentMs} ms and was terminated`;
+        this.log.error({ mediaWorker: slot.index, silentMs }, 'media worker stopped answering; terminating it');
         void slot.worker.terminate();
       }
     }
