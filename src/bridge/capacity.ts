@@ -18,7 +18,7 @@ export interface CapacityLimits {
 
 /**
  * Calls per CPU core the embedded engine carries with clean audio (loss < 1 %, added latency
- * < 60 ms each way; bench/media-capacity.ts, 2 shared cores). Four Opus<->G.711 capacity
+ * < 60 ms each way; bench/media-capacity.ts, 2 shared cores). Five Opus<->G.711 capacity
  * searches: 35-65 calls with the media on the main thread, 35-95 on worker threads (the other
  * tenants' load moves it; docs/scaling.md); Opus<->G.722: 35 and 55. 15 per core stays below
  * every run, either way.
