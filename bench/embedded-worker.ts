@@ -1,10 +1,12 @@
 /**
- * The embedded engine in a child process, driven over IPC by bench/media-cpu.ts, so its CPU can
- * be measured apart from the load generator (process.cpuUsage() here, /proc/<pid>/stat there).
+ * The embedded engine in a child process, driven over IPC by bench/media-load.ts (media-cpu,
+ * media-capacity), so its CPU can be measured apart from the load generator (process.cpuUsage()
+ * here: every thread of the process). BENCH_WORKERS=n runs it on n worker threads (0: in-process).
  */
 import { Session } from 'node:inspector/promises';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createEmbeddedEngine } from '../src/media/embedded/index.js';
 import type { MediaSession } from '../src/media/types.js';
 import { silentLogger } from '../src/util/log.js';
@@ -17,18 +19,24 @@ interface Req {
 }
 
 const portMin = Number(process.env.BENCH_PORT_MIN ?? 42000);
+const workers = Number(process.env.BENCH_WORKERS ?? 0);
 const engine = await createEmbeddedEngine({
   rtpHost: '127.0.0.1',
   rtpAdvertiseHost: '127.0.0.1',
   iceAddresses: ['127.0.0.1'],
+  // As the app splits its range: plain RTP in the lower half, ICE in the upper (sliced per worker).
   portMin,
-  portMax: portMin + 1999,
+  portMax: portMin + 999,
+  icePortRange: [portMin + 1000, portMin + 1999],
+  workers,
   logger: silentLogger(),
   pbxCodecs: ['G722', 'PCMU', 'PCMA'], // the bench measures transcoding, not passthrough
   // BENCH_OPUS_COMPLEXITY=n: try another encoder complexity (the engine's default is 5).
   ...(process.env.BENCH_OPUS_COMPLEXITY ? { opusComplexity: Number(process.env.BENCH_OPUS_COMPLEXITY) } : {}),
 });
 const sessions = new Map<string, MediaSession>();
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
 
 // BENCH_PROF=<dir>: profile the measured window (between the bench's two 'cpu' requests).
 const profDir = process.env.BENCH_PROF;
@@ -70,7 +78,10 @@ process.on('message', (m: Req) => {
           break;
         case 'cpu': {
           const u = process.cpuUsage();
-          result = { user: u.user, system: u.system, rss: process.memoryUsage().rss };
+          // This process's main-thread event-loop delay since the last 'cpu' (the thread the
+          // bridge's signalling shares with the media when there are no workers).
+          result = { user: u.user, system: u.system, rss: process.memoryUsage().rss, loopP99Ms: loop.percentile(99) / 1e6 };
+          loop.reset();
           await profileWindow();
           break;
         }
@@ -88,4 +99,5 @@ process.on('message', (m: Req) => {
     }
   })();
 });
-process.send!({ id: 0, result: engine.name }); // ready, and which engine runs (the bench checks it)
+// Ready, and which engine runs (the bench checks it): `embedded` in-process, `embedded/<n> workers` on threads.
+process.send!({ id: 0, result: workers > 0 ? `${engine.name}/${workers} workers` : engine.name });

@@ -6,7 +6,7 @@ import { bothObservers, startCluster, type Cluster } from './bridge/cluster/inde
 import { createHttpServer } from './http/server.js';
 import { createOps, type Ops } from './ops/setup.js';
 import type { ReloadResult } from './http/admin.js';
-import { createEmbeddedEngine } from './media/embedded/index.js';
+import { createEmbeddedEngine, embeddedWorkerCount } from './media/embedded/index.js';
 import { createRtpengineEngine } from './media/rtpengine/index.js';
 import type { EngineReadiness, MediaEngine } from './media/types.js';
 import { createSipStack } from './sip/stack.js';
@@ -255,5 +255,7 @@ async function createMediaEngine(media: Config['media'], advertiseHost: string, 
     pbxSource: { mode: e.pbxSource },
     whatsappMediaTimeoutSec: media.whatsappMediaTimeoutSec,
     logger: log,
+    // Media in worker threads, one per core by default; each takes its own slice of both halves.
+    workers: embeddedWorkerCount(e.workers),
   });
 }

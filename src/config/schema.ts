@@ -197,14 +197,20 @@ export const configSchema = z.object({
            * SDP's address or else the first source within 3 s, then locked to it and its SSRC.
            */
           pbxSource: z.enum(['strict', 'learn']).default('learn'),
+          /**
+           * Worker threads running the calls' media (signalling stays on the main thread): `auto`,
+           * one per CPU core (none on a 1-core machine), or a count; 0 = in the main thread.
+           * The port range is split between them (docs/scaling.md).
+           */
+          workers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
         })
-        .default({ rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999, pbxSource: 'learn' }),
+        .default({ rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999, pbxSource: 'learn', workers: 'auto' }),
     })
     .default({
       engine: 'embedded',
       whatsappMediaTimeoutSec: 20,
       rtpengine: { ng: [{ host: '127.0.0.1', port: 22222 }], timeoutMs: 2000 },
-      embedded: { rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999, pbxSource: 'learn' },
+      embedded: { rtpHost: '0.0.0.0', iceAddresses: [], portMin: 40000, portMax: 40999, pbxSource: 'learn', workers: 'auto' },
     }),
   calls: z
     .object({

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
@@ -80,6 +80,15 @@ describeWithPeers('npm start (README run command) on embedded defaults', ['bares
     await call.waitFor('accept', 15_000);
     await phone.events.waitFor('CALL_ESTABLISHED', 10_000);
     await call.peer.waitConnected(5000);
+    // The call's media runs in one of the embedded engine's worker threads (one per core by default; none on one core).
+    if (availableParallelism() > 1) {
+      type Detail = { workers: number; workersUp: number; sessionsPerWorker: number[] };
+      const readyz = async () => ((await (await fetch('http://127.0.0.1:8080/readyz')).json()) as { media: { detail: Detail } }).media.detail;
+      // /readyz probes the engine at most once a second: wait for a probe taken during the call.
+      const d = await waitFor(async () => ((await readyz()).sessionsPerWorker.reduce((a, b) => a + b, 0) === 1 ? readyz() : undefined), { what: 'a worker to hold the call', timeoutMs: 5000 });
+      expect(d.workers).toBe(availableParallelism());
+      expect(d.workersUp).toBe(d.workers);
+    }
     const { atPbx: atPhone, atPeer } = await exchangeTones(recordingParty(() => phone.recordedPcm()), call.peer, { pbxHears: 1000, peerHears: 440, windowMs: 2000 });
     expect(atPhone.share, output.slice(-3000)).toBeGreaterThan(0.7);
     expect(atPeer.share).toBeGreaterThan(0.7);
