@@ -48,9 +48,7 @@ describeWithPeers('the bridge with its media in worker threads (simulator + bare
     sim = await WhatsAppSimulator.start({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: '13175551305', accessToken: TOKEN, appSecret: SECRET });
     phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
     const config = loopbackConfig({
-      graphUrl: sim.graphUrl,
-      accessToken: TOKEN,
-      appSecret: SECRET,
+      graph: sim.endpoint,
       sipPort: await freeDualPort('127.0.0.1'),
       whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
       media: { whatsappMediaTimeoutSec: 20 },
