@@ -14,7 +14,7 @@
  * Each step gets a fresh engine process (bench/embedded-worker.ts) and the same load generator
  * (bench/media-load.ts, this process; its own CPU is printed: it shares the 2 cores).
  *
- * Run (heavy: under the bench lock): flock /work/wt/_bench.lock npx tsx bench/media-capacity.ts
+ * Run: npx tsx bench/media-capacity.ts (heavy: several minutes with both cores busy; run nothing else beside it)
  * Options: BENCH_MODES=0,auto  BENCH_CODEC=PCMU|G722  BENCH_WINDOW_S=6  BENCH_START=10
  *          BENCH_STEP=10  BENCH_MAX=200
  */
