@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { NgMessage, NgTarget } from 'rtpengine-client';
 import { NgClient } from './ng-client.js';
+import { OrphanSweeper, type OrphanSweeperOptions } from './orphans.js';
 import { FailureSignal, WhatsAppMediaTimer } from '../watchdog.js';
 import { queryIntervalFor, RtpengineWatch, type WatchOptions } from './watchdog.js';
 import type { Logger } from 'pino';
@@ -39,6 +40,8 @@ export interface RtpengineEngineOptions {
   whatsappMediaTimeoutSec?: number;
   /** The watchdog's ping/query period and how many missed pings make an rtpengine dead. */
   watch?: WatchOptions;
+  /** How sessions no call owns (a timed-out offer, a failed delete) are deleted (./orphans.ts). */
+  orphans?: Partial<OrphanSweeperOptions>;
 }
 
 const tag = (): string => randomBytes(8).toString('hex');
@@ -295,6 +298,8 @@ class RtpengineSession implements MediaSession {
         });
       } catch (err) {
         this.log.warn({ callId: this.callId, err: (err as Error).message }, 'rtpengine delete failed');
+        // Not "unknown call" (it is gone then): rtpengine may still hold it; delete until it confirms.
+        if (err instanceof MediaError && !/unknown call/i.test(err.reason ?? '')) this.engine.orphans.add(target, this.callId, 'delete failed');
       }
     }).catch(() => undefined);
     return this.closing;
@@ -308,6 +313,7 @@ class RtpengineEngine implements MediaEngine {
   private next = 0;
   private readonly sessions = new Set<RtpengineSession>();
   private readonly watch: RtpengineWatch;
+  readonly orphans: OrphanSweeper;
 
   constructor(
     private readonly opts: RtpengineEngineOptions,
@@ -315,6 +321,7 @@ class RtpengineEngine implements MediaEngine {
   ) {
     this.targets = opts.ng.map((t) => ({ host: t.host, port: t.port }));
     this.ng = new NgClient(opts.timeoutMs ?? 2000, log);
+    this.orphans = new OrphanSweeper(this.ng, log, opts.orphans);
     this.watch = new RtpengineWatch(this.ng, () => this.sessions, log, { queryIntervalMs: queryIntervalFor(opts.watch?.intervalMs, opts.whatsappMediaTimeoutSec), ...opts.watch }, this.targets);
   }
 
@@ -352,12 +359,8 @@ class RtpengineEngine implements MediaEngine {
         this.watch.offerTimedOut(target);
         this.log.warn({ rtpengine: `${target.host}:${target.port}` }, 'rtpengine offer timed out, trying the next one');
         // It may have created the call after all, or still create it (an overloaded rtpengine
-        // works through its queue): ask it to drop it now and once more a timeout later, without
-        // waiting. (Only the first delete: 3 sessions were left after a 600/s overload run.)
-        const drop = (): void =>
-          void this.ng.request(target, 'delete', { 'call-id': params['call-id'] as string, ...DELETE_NOW }).catch(() => undefined);
-        drop();
-        setTimeout(drop, this.opts.timeoutMs ?? 2000).unref();
+        // works through its queue): delete it now and again until rtpengine confirms (./orphans.ts).
+        this.orphans.add(target, params['call-id'] as string, 'offer timed out');
       }
     }
     throw lastErr ?? new MediaError('no rtpengine configured', ENGINE, 'no target');
@@ -402,6 +405,7 @@ class RtpengineEngine implements MediaEngine {
   async close(): Promise<void> {
     this.watch.close();
     await Promise.all([...this.sessions].map((s) => s.close()));
+    this.orphans.close();
     this.ng.close();
   }
 }
