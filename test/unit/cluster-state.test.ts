@@ -181,6 +181,34 @@ describe('ending a dead instance\'s calls', () => {
   });
 });
 
+describe('an instance that was only slow', () => {
+  it('is a member again once it renews after a survivor buried it, so its later calls are still taken over when it dies', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const state = fresh();
+    const done: string[] = [];
+    const f = {
+      sip: { dialogSnapshots: () => [] },
+      media: { name: 'rtpengine', deleteForeign: async () => undefined },
+      whatsapp: { terminate: async (_pn: string, id: string) => void done.push(`terminate ${id}`) },
+    };
+    const survivor = new Takeover({ instanceId: 'survivor', state, ...f, log, dialogTtlMs: 60_000 });
+    await state.join('slow');
+    await state.recordCall('slow', 'k1', { direction: 'inbound', waCallId: 'wacid.slow1', phoneNumberId: 'pn' }, 60_000);
+    // Its lease ran out (never renewed here): the survivor ends its call and buries it.
+    await survivor.sweep();
+    expect(done).toEqual(['terminate wacid.slow1']);
+    expect(await state.members()).toEqual([]);
+    // It was only slow: it renews (as its heartbeat does) and takes a new call ...
+    await state.renew('slow', 'http://x', 300);
+    await state.recordCall('slow', 'k2', { direction: 'inbound', waCallId: 'wacid.slow2', phoneNumberId: 'pn' }, 60_000);
+    expect(await state.members()).toEqual(['slow']);
+    // ... then dies for real. Bounded wait: its 300 ms lease expires.
+    await waitFor(async () => (await state.urlOf('slow')) === undefined, { what: "the slow instance's lease to expire", timeoutMs: 5000 });
+    await survivor.sweep();
+    expect(done).toEqual(['terminate wacid.slow1', 'terminate wacid.slow2']);
+  });
+});
+
 describe('Redis going away', () => {
   it('events are handled at once on the instance that took them, not after reconnect back-offs', async () => {
     const { connectRedis } = await import('../../src/bridge/cluster/shared-state.js');

@@ -123,7 +123,15 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
 
   async renew(instanceId: string, url: string, leaseMs: number): Promise<void> {
     // The beat outlives the lease (ten leases), so a survivor can tell when the instance went quiet.
-    await this.redis.multi().set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs).set(`${this.prefix}beat:${instanceId}`, String(Date.now()), 'PX', leaseMs * 10).exec().then(failedExec);
+    // Membership is renewed too: an instance that was only slow (its lease ran out, a survivor
+    // took its calls over and buried it) must be seen again, or its later calls die with it.
+    await this.redis
+      .multi()
+      .set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs)
+      .set(`${this.prefix}beat:${instanceId}`, String(Date.now()), 'PX', leaseMs * 10)
+      .sadd(`${this.prefix}members`, instanceId)
+      .exec()
+      .then(failedExec);
   }
 
   /** When `instanceId` last renewed its lease (ms since the epoch), if still known. */
