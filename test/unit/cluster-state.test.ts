@@ -13,7 +13,8 @@ let daemon: RedisDaemon;
 let redis: Redis;
 let n = 0;
 const log = createLogger({ level: 'silent' });
-const fresh = () => new RedisSharedState(redis, `t${++n}:`);
+const SECRET = 'cluster-secret-0123456789';
+const fresh = () => new RedisSharedState(redis, `t${++n}:`, SECRET);
 
 beforeAll(async () => {
   daemon = await startRedis();
@@ -28,7 +29,7 @@ describe('shared state in Redis', () => {
   it('de-duplicates an event across instances, for its TTL only', async () => {
     const s = fresh();
     expect(await s.firstSight('terminate:wacid.1', 300)).toBe(true);
-    expect(await new RedisSharedState(redis, `t${n}:`).firstSight('terminate:wacid.1', 300)).toBe(false);
+    expect(await new RedisSharedState(redis, `t${n}:`, SECRET).firstSight('terminate:wacid.1', 300)).toBe(false);
     // Bounded wait: the key expires after 300 ms.
     await waitFor(async () => await s.firstSight('terminate:wacid.1', 300), { what: 'the dedupe key to expire', timeoutMs: 5000 });
   });
@@ -72,7 +73,7 @@ describe('routing events between two instances', () => {
     );
     const nodes = ['a', 'b'].map((id, i) => {
       const cfg = { redisUrl: daemon.url, instanceId: id, internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: servers[i]!.url, secret: 'cluster-secret-0123456789', heartbeatMs: 200, leaseMs: 1000, keyPrefix: prefix };
-      return new ClusterNode({ config: cfg, state: new RedisSharedState(redis, prefix), log, callTtlMs: 60_000, deliver: (evs) => got[id]!.push(...evs) });
+      return new ClusterNode({ config: cfg, state: new RedisSharedState(redis, prefix, SECRET), log, callTtlMs: 60_000, deliver: (evs) => got[id]!.push(...evs) });
     });
     await Promise.all(nodes.map((x) => x.start()));
     try {
@@ -84,7 +85,7 @@ describe('routing events between two instances', () => {
       expect(got.b).toEqual([]);
       // An outbound call whose INVITE reached b: its webhooks, carrying the opaque, go to b.
       nodes[1]!.started({ direction: 'outbound', key: 'sip-call-1', sipCallId: 'sip-call-1', opaque: 'opq-7', phoneNumberId: '1' });
-      await waitFor(async () => (await new RedisSharedState(redis, prefix).owner({ kind: 'op', id: 'opq-7' })) === 'b', { what: 'the opaque recorded' });
+      await waitFor(async () => (await new RedisSharedState(redis, prefix, SECRET).owner({ kind: 'op', id: 'opq-7' })) === 'b', { what: 'the opaque recorded' });
       await nodes[0]!.route([{ kind: 'status', callId: 'wacid.10', phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'RINGING', bizOpaqueCallbackData: 'opq-7' }]);
       expect(got.b!.map((e) => (e.kind === 'status' ? e.callId : e.kind))).toEqual(['wacid.10']);
     } finally {
@@ -181,6 +182,71 @@ describe('ending a dead instance\'s calls', () => {
   });
 });
 
+describe('Redis as hostile input (anyone who can write it, without the cluster secret)', () => {
+  const fakes = () => {
+    const done: string[] = [];
+    return {
+      done,
+      sip: { dialogSnapshots: () => [], byeStored: async (d: { callId: string; remoteTarget: string }) => (done.push(`bye ${d.callId} to ${d.remoteTarget}`), 200) },
+      media: { name: 'rtpengine', deleteForeign: async (id: string) => void done.push(`delete ${id}`) },
+      whatsapp: { terminate: async (_pn: string, id: string) => void done.push(`terminate ${id}`) },
+    };
+  };
+  const dialog = (target: string) => JSON.stringify({ callId: 'sip-h', localHeader: '<sip:a@b>;tag=x', remoteHeader: '<sip:c@d>;tag=y', remoteTarget: target, routeSet: [], localSeq: 2, transport: 'udp' });
+
+  it('a survivor acts on no call, dialog or ringing INVITE written without the seal, nor on one copied from another instance', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const state = fresh();
+    const prefix = `t${n}:`;
+    const f = fakes();
+    // Written raw, as an attacker with Redis access would: a call and a dialog aiming a BYE anywhere.
+    await state.join('dead-h');
+    await redis.hset(`${prefix}calls:dead-h`, 'k', JSON.stringify({ direction: 'inbound', waCallId: 'wacid.victim', sipCallId: 'sip-h', phoneNumberId: 'pn' }));
+    await redis.hset(`${prefix}dlg:dead-h`, 'sip-h', dialog('sip:x@203.0.113.9'));
+    await redis.hset(`${prefix}inv:dead-h`, 'sip-h', JSON.stringify({ kind: 'client', callId: 'sip-h', uri: 'sip:x@203.0.113.9' }));
+    // Sealed by a live instance, then copied into the dead one's hashes.
+    await state.recordCall('live-h', 'k2', { direction: 'inbound', waCallId: 'wacid.live', phoneNumberId: 'pn' }, 60_000);
+    await redis.hset(`${prefix}calls:dead-h`, 'k2', (await redis.hget(`${prefix}calls:live-h`, 'k2'))!);
+    expect((await state.leftBy('dead-h')).forged).toBe(4);
+    await new Takeover({ instanceId: 's', state, ...f, log, dialogTtlMs: 60_000 }).sweep();
+    expect(f.done).toEqual([]);
+    // The same written through the state (sealed) is acted on.
+    await state.join('dead-h2');
+    await state.recordCall('dead-h2', 'k', { direction: 'inbound', waCallId: 'wacid.h2', sipCallId: 'sip-h', phoneNumberId: 'pn' }, 60_000);
+    await state.putDialogs('dead-h2', new Map([['sip-h', dialog('sip:c@127.0.0.2')]]), [], 60_000);
+    await new Takeover({ instanceId: 's', state, ...f, log, dialogTtlMs: 60_000 }).sweep();
+    expect(f.done.sort()).toEqual(['bye sip-h to sip:c@127.0.0.2', 'terminate wacid.h2']);
+  });
+
+  it('the mailbox: a batch without the seal, an oversized one and a stale one are dropped; it keeps at most MAILBOX_MAX_BATCHES', async () => {
+    const { MAILBOX_MAX_BATCHES } = await import('../../src/bridge/cluster/shared-state.js');
+    const state = fresh();
+    const prefix = `t${n}:`;
+    const batch = (id: string, sentAt = Date.now()) => JSON.stringify({ from: 'x', sentAt, events: [terminate(id)] });
+    await redis.rpush(`${prefix}mbox:m`, batch('wacid.forged'), 'x'.repeat(2 * 1024 * 1024));
+    await state.mail('m', batch('wacid.stale', Date.now() - 11 * 60_000), 60_000);
+    await state.mail('m', batch('wacid.good'), 60_000);
+    const got: WaEvent[] = [];
+    const cfg = { redisUrl: daemon.url, instanceId: 'm', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: SECRET, heartbeatMs: 100, leaseMs: 600, keyPrefix: prefix };
+    const node = new ClusterNode({ config: cfg, state, log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs) });
+    await node.start();
+    try {
+      // Bounded wait: the mailbox is read at the next heartbeat (100 ms).
+      await waitFor(async () => (await redis.llen(`${prefix}mbox:m`)) === 0, { what: 'the mailbox taken' });
+      await waitFor(() => got.length > 0, { what: 'the good batch delivered' });
+      expect(got.map((e) => (e.kind === 'terminate' ? e.callId : e.kind))).toEqual(['wacid.good']);
+    } finally {
+      node.abandon();
+    }
+    const p = redis.pipeline();
+    for (let i = 0; i < MAILBOX_MAX_BATCHES + 5; i++) p.rpush(`${prefix}mbox:full`, 'x');
+    await p.exec();
+    await state.mail('full', batch('wacid.last'), 60_000);
+    expect(await redis.llen(`${prefix}mbox:full`)).toBe(MAILBOX_MAX_BATCHES);
+    expect((await state.takeMail('full')).forged).toBe(100);
+  });
+});
+
 describe('an instance that was only slow', () => {
   it('is a member again once it renews after a survivor buried it, so its later calls are still taken over when it dies', async () => {
     const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
@@ -219,7 +285,7 @@ describe('Redis going away', () => {
     const counted: string[] = [];
     const { NO_CLUSTER_METRICS } = await import('../../src/bridge/cluster/metrics.js');
     const metrics = { ...NO_CLUSTER_METRICS, redisError: (op: string) => void counted.push(op), leaseRenewalFailed: () => void counted.push('lease renewal failed') };
-    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:'), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs), metrics });
+    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:', SECRET), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs), metrics });
     try {
       await node.start();
       await own.stop();
@@ -241,7 +307,7 @@ describe('a forwarded event whose owner does not answer', () => {
   const secret = 'cluster-secret-0123456789';
   const setup = async (name: string, leaseMs = 600) => {
     const prefix = `fwd${++n}:`;
-    const state = new RedisSharedState(redis, prefix);
+    const state = new RedisSharedState(redis, prefix, SECRET);
     const counted: string[] = [];
     const metrics = { ...(await import('../../src/bridge/cluster/metrics.js')).NO_CLUSTER_METRICS, forwarded: (r: string, k: number) => void counted.push(`${r} ${k}`), takenOver: (r: string) => void counted.push(`takeover ${r}`) };
     const done: string[] = [];

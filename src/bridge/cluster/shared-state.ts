@@ -20,6 +20,10 @@
 import { Redis } from 'ioredis';
 import type { PermissionAnswer, PermissionStore } from '../permissions.js';
 import type { StoredDialog } from '../../sip/types.js';
+import { seal, unseal } from './sealed.js';
+
+/** The most batches a mute owner's mailbox holds: past it, the oldest go (a bound on Redis memory). */
+export const MAILBOX_MAX_BATCHES = 1000;
 
 /** What a survivor needs to end a dead instance's call. */
 export interface ClusterCallRecord {
@@ -72,6 +76,8 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    /** The cluster secret: what survivors act on is sealed with it (./sealed.ts). */
+    private readonly secret: string,
   ) {}
 
   private ownKey(k: OwnerKey): string {
@@ -158,7 +164,7 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
 
   async recordCall(instanceId: string, callKey: string, rec: ClusterCallRecord, ttlMs: number): Promise<void> {
     const k = `${this.prefix}calls:${instanceId}`;
-    await this.redis.multi().hset(k, callKey, JSON.stringify(rec)).pexpire(k, ttlMs).exec();
+    await this.redis.multi().hset(k, callKey, seal(this.secret, `calls:${instanceId}:${callKey}`, JSON.stringify(rec))).pexpire(k, ttlMs).exec();
   }
 
   async forgetCall(instanceId: string, callKey: string): Promise<void> {
@@ -168,26 +174,44 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
   async putDialogs(instanceId: string, changed: Map<string, string>, removed: string[], ttlMs: number, hash: SipStateHash = 'dlg'): Promise<void> {
     const k = `${this.prefix}${hash}:${instanceId}`;
     const m = this.redis.multi();
-    if (changed.size) m.hset(k, Object.fromEntries(changed)).pexpire(k, ttlMs);
+    if (changed.size) m.hset(k, Object.fromEntries([...changed].map(([f, json]) => [f, seal(this.secret, `${hash}:${instanceId}:${f}`, json)]))).pexpire(k, ttlMs);
     if (removed.length) m.hdel(k, ...removed);
     await m.exec().then(failedExec);
   }
 
-  /** A dead instance's calls, dialogs and ringing INVITEs (entries that are not JSON skipped; INVITEs are checked by their user). */
-  async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog>; invites: Map<string, unknown> }> {
-    const [calls, dialogs, invites] = await Promise.all(['calls', 'dlg', 'inv'].map((h) => this.redis.hgetall(`${this.prefix}${h}:${instanceId}`)));
-    return { calls: parseValues<ClusterCallRecord>(calls!), dialogs: parseValues<StoredDialog>(dialogs!), invites: parseValues<unknown>(invites!) };
+  /**
+   * A dead instance's calls, dialogs and ringing INVITEs. Entries without a valid seal (./sealed.ts)
+   * are left out and counted in `forged`; INVITEs are checked field by field by their user.
+   */
+  async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog>; invites: Map<string, unknown>; forged: number }> {
+    const hashes = ['calls', 'dlg', 'inv'] as const;
+    const [calls, dialogs, invites] = await Promise.all(hashes.map((h) => this.redis.hgetall(`${this.prefix}${h}:${instanceId}`)));
+    const forged = { n: 0 };
+    const open = <T>(h: (typeof hashes)[number], values: Record<string, string>) => this.unsealAll<T>(`${h}:${instanceId}`, values, forged);
+    return { calls: open<ClusterCallRecord>('calls', calls!), dialogs: open<StoredDialog>('dlg', dialogs!), invites: open<unknown>('inv', invites!), forged: forged.n };
   }
 
-  /** Leave a forwarded batch (JSON) for `instanceId` to take at its next heartbeat. */
+  private unsealAll<T>(where: string, h: Record<string, string>, forged: { n: number }): Map<string, T> {
+    const out = new Map<string, T>();
+    for (const [k, v] of Object.entries(h)) {
+      const value = unseal(this.secret, `${where}:${k}`, v);
+      if (value === undefined) forged.n++;
+      else out.set(k, value as T);
+    }
+    return out;
+  }
+
+  /** Leave a forwarded batch (a JSON object) for `instanceId` to take at its next heartbeat; at most `MAILBOX_MAX_BATCHES` are kept. */
   async mail(instanceId: string, body: string, ttlMs: number): Promise<void> {
     const k = `${this.prefix}mbox:${instanceId}`;
-    await this.redis.multi().rpush(k, body).pexpire(k, ttlMs).exec().then(failedExec);
+    await this.redis.multi().rpush(k, seal(this.secret, `mbox:${instanceId}`, body)).ltrim(k, -MAILBOX_MAX_BATCHES, -1).pexpire(k, ttlMs).exec().then(failedExec);
   }
 
-  /** Take (at most 100 of) the batches left for `instanceId`. */
-  async takeMail(instanceId: string): Promise<string[]> {
-    return (await this.redis.lpop(`${this.prefix}mbox:${instanceId}`, 100)) ?? [];
+  /** Take (at most 100 of) the batches left for `instanceId`, each as it was mailed; `forged`: ones without a valid seal, dropped. */
+  async takeMail(instanceId: string): Promise<{ batches: unknown[]; forged: number }> {
+    const raw = (await this.redis.lpop(`${this.prefix}mbox:${instanceId}`, 100)) ?? [];
+    const batches = raw.map((v) => unseal(this.secret, `mbox:${instanceId}`, v)).filter((v) => v !== undefined);
+    return { batches, forged: raw.length - batches.length };
   }
 
   /** Whether this survivor ends `callKey` of the dead instance (one survivor per call). */
@@ -227,16 +251,4 @@ export async function connectRedis(url: string, timeoutMs = 5000): Promise<Redis
 function failedExec(results: Array<[Error | null, unknown]> | null): void {
   const err = results?.find(([e]) => e)?.[0];
   if (err) throw err;
-}
-
-function parseValues<T>(h: Record<string, string>): Map<string, T> {
-  const out = new Map<string, T>();
-  for (const [k, v] of Object.entries(h)) {
-    try {
-      out.set(k, JSON.parse(v) as T);
-    } catch {
-      // Not ours, or torn: nothing to act on.
-    }
-  }
-  return out;
 }

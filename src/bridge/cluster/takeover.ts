@@ -101,8 +101,9 @@ export class Takeover {
   /** End every call `deadId` left; returns the records it held (ended here or by another survivor). */
   private async endCallsOf(deadId: string, why = 'cluster: an instance is dead (its lease expired); ending its calls', forwarded: (rec: ClusterCallRecord) => boolean = () => false): Promise<ClusterCallRecord[]> {
     const log = this.deps.log.child({ deadInstance: deadId });
-    const [{ calls, dialogs, invites }, lastBeat] = await Promise.all([this.deps.state.leftBy(deadId), this.deps.state.lastBeat(deadId).catch(() => undefined)]);
+    const [{ calls, dialogs, invites, forged }, lastBeat] = await Promise.all([this.deps.state.leftBy(deadId), this.deps.state.lastBeat(deadId).catch(() => undefined)]);
     log.warn({ calls: calls.size }, why);
+    if (forged) log.error({ entries: forged }, 'cluster: entries in Redis without a valid cluster signature (or too big); not acted on');
     const ended = await Promise.all(
       [...calls].map(async ([key, rec]) => {
         if (!(await this.deps.state.claimEnd(deadId, key, this.deps.instanceId))) return false;
