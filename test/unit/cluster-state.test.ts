@@ -337,6 +337,25 @@ describe('a forwarded event whose owner does not answer', () => {
     return url;
   };
 
+  it('an owner that refuses the hop with a 4xx (another secret) is asked once, not retried', async () => {
+    const { state, node, counted, logged } = await setup('fwd-4xx');
+    // The owner runs with another cluster secret: its hop answers 401.
+    const other = createInternalServer({ log, secret: 'another-secret-0123456789', onEvents: () => undefined });
+    let hits = 0;
+    other.addHook('onRequest', async () => void hits++);
+    const url = await other.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      await state.renew('fwd-other', url, 60_000);
+      await state.set({ kind: 'wa', id: 'wacid.f4' }, 'fwd-other', 60_000);
+      await node.route([terminate('wacid.f4')]);
+      expect(hits).toBe(1);
+      expect(counted).toEqual(['failed 1']);
+      expect(logged('forwarding webhook events to the owning instance failed; retrying')).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('the owner died: its lease runs out while the hop is retried, and this instance ends its calls at once (terminate, BYE, delete)', async () => {
     const { state, node, counted, done, logged } = await setup('fwd-b');
     await state.join('fwd-dead');
