@@ -264,6 +264,12 @@ describe('an instance that was only slow', () => {
     await survivor.sweep();
     expect(done).toEqual(['terminate wacid.slow1']);
     expect(await state.members()).toEqual([]);
+    // A call it recorded after a survivor read its hashes is not buried with the ones read.
+    const left = await state.leftBy('slow');
+    await state.recordCall('slow', 'k0', { direction: 'inbound', waCallId: 'wacid.slow0', phoneNumberId: 'pn' }, 60_000);
+    await state.bury('slow', left.read);
+    expect([...(await state.leftBy('slow')).calls.keys()]).toEqual(['k0']);
+    await state.forgetCall('slow', 'k0');
     // It was only slow: it renews (as its heartbeat does) and takes a new call ...
     await state.renew('slow', 'http://x', 300);
     await state.recordCall('slow', 'k2', { direction: 'inbound', waCallId: 'wacid.slow2', phoneNumberId: 'pn' }, 60_000);

@@ -67,6 +67,21 @@ export interface Leases {
   drop(instanceId: string): Promise<void>;
 }
 
+const LEFT_HASHES = ['calls', 'dlg', 'inv'] as const;
+type LeftHash = (typeof LEFT_HASHES)[number];
+
+/** What an instance left in Redis, as a survivor reads it. */
+export interface LeftBy {
+  calls: Map<string, ClusterCallRecord>;
+  dialogs: Map<string, StoredDialog>;
+  /** Ringing INVITEs, checked field by field by their user. */
+  invites: Map<string, unknown>;
+  /** Entries without a valid seal (./sealed.ts): left out. */
+  forged: number;
+  /** The fields read from each hash (forged ones included), for `bury`. */
+  read: Record<LeftHash, string[]>;
+}
+
 // Delete a key only when it still holds the expected value (an owner releasing its own call).
 const RELEASE_IF_OWNER = `local n = 0
 for i, k in ipairs(KEYS) do if redis.call('GET', k) == ARGV[1] then n = n + redis.call('DEL', k) end end
@@ -183,12 +198,12 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
    * A dead instance's calls, dialogs and ringing INVITEs. Entries without a valid seal (./sealed.ts)
    * are left out and counted in `forged`; INVITEs are checked field by field by their user.
    */
-  async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog>; invites: Map<string, unknown>; forged: number }> {
-    const hashes = ['calls', 'dlg', 'inv'] as const;
-    const [calls, dialogs, invites] = await Promise.all(hashes.map((h) => this.redis.hgetall(`${this.prefix}${h}:${instanceId}`)));
+  async leftBy(instanceId: string): Promise<LeftBy> {
+    const [calls, dialogs, invites] = await Promise.all(LEFT_HASHES.map((h) => this.redis.hgetall(`${this.prefix}${h}:${instanceId}`)));
     const forged = { n: 0 };
-    const open = <T>(h: (typeof hashes)[number], values: Record<string, string>) => this.unsealAll<T>(`${h}:${instanceId}`, values, forged);
-    return { calls: open<ClusterCallRecord>('calls', calls!), dialogs: open<StoredDialog>('dlg', dialogs!), invites: open<unknown>('inv', invites!), forged: forged.n };
+    const open = <T>(h: LeftHash, values: Record<string, string>) => this.unsealAll<T>(`${h}:${instanceId}`, values, forged);
+    const read = { calls: Object.keys(calls!), dlg: Object.keys(dialogs!), inv: Object.keys(invites!) };
+    return { calls: open<ClusterCallRecord>('calls', calls!), dialogs: open<StoredDialog>('dlg', dialogs!), invites: open<unknown>('inv', invites!), forged: forged.n, read };
   }
 
   private unsealAll<T>(where: string, h: Record<string, string>, forged: { n: number }): Map<string, T> {
@@ -219,10 +234,16 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
     return (await this.redis.set(`${this.prefix}end:${deadId}:${callKey}`, survivorId, 'PX', 10 * 60_000, 'NX')) === 'OK';
   }
 
-  /** The dead instance is handled: its records go. */
-  async bury(deadId: string): Promise<void> {
+  /**
+   * The dead instance is handled: the records a survivor read (`LeftBy.read`) go, and it leaves
+   * the members. Only those: an instance that was only slow may have written more since (a call
+   * it took after the survivor read its hashes), which must stay for the day it really dies.
+   */
+  async bury(deadId: string, read: LeftBy['read']): Promise<void> {
     const p = this.prefix;
-    await this.redis.multi().del(`${p}calls:${deadId}`, `${p}dlg:${deadId}`, `${p}inv:${deadId}`, `${p}beat:${deadId}`).srem(`${p}members`, deadId).exec();
+    const m = this.redis.multi().del(`${p}beat:${deadId}`).srem(`${p}members`, deadId);
+    for (const h of LEFT_HASHES) if (read[h].length) m.hdel(`${p}${h}:${deadId}`, ...read[h]);
+    await m.exec();
   }
 }
 

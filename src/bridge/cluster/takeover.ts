@@ -101,7 +101,7 @@ export class Takeover {
   /** End every call `deadId` left; returns the records it held (ended here or by another survivor). */
   private async endCallsOf(deadId: string, why = 'cluster: an instance is dead (its lease expired); ending its calls', forwarded: (rec: ClusterCallRecord) => boolean = () => false): Promise<ClusterCallRecord[]> {
     const log = this.deps.log.child({ deadInstance: deadId });
-    const [{ calls, dialogs, invites, forged }, lastBeat] = await Promise.all([this.deps.state.leftBy(deadId), this.deps.state.lastBeat(deadId).catch(() => undefined)]);
+    const [{ calls, dialogs, invites, forged, read }, lastBeat] = await Promise.all([this.deps.state.leftBy(deadId), this.deps.state.lastBeat(deadId).catch(() => undefined)]);
     log.warn({ calls: calls.size }, why);
     if (forged) log.error({ entries: forged }, 'cluster: entries in Redis without a valid cluster signature (or too big); not acted on');
     const ended = await Promise.all(
@@ -112,7 +112,7 @@ export class Takeover {
         return true;
       }),
     );
-    await this.deps.state.bury(deadId);
+    await this.deps.state.bury(deadId, read);
     if (ended.some(Boolean) && lastBeat !== undefined && deadId !== this.deps.instanceId) {
       const sinceLastBeatMs = Math.max(0, Date.now() - lastBeat);
       this.metrics.takeoverSeconds(sinceLastBeatMs / 1000);
