@@ -281,6 +281,35 @@ describe('an instance that was only slow', () => {
   });
 });
 
+describe('an instance whose lease ran out while it was alive', () => {
+  it('records its calls, dialogs and ringing INVITEs again once it sees the lapse, and counts it', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const { NO_CLUSTER_METRICS } = await import('../../src/bridge/cluster/metrics.js');
+    const state = fresh();
+    const prefix = `t${n}:`;
+    const lapses: string[] = [];
+    const metrics = { ...NO_CLUSTER_METRICS, leaseLapsed: () => void lapses.push('lapsed') };
+    const dialog = { callId: 'sip-l', localHeader: '<sip:a@b>;tag=x', remoteHeader: '<sip:c@d>;tag=y', remoteTarget: 'sip:c@127.0.0.2', routeSet: [], localSeq: 2, transport: 'udp' as const };
+    const takeover = new Takeover({ instanceId: 'lapse', state, sip: { dialogSnapshots: () => [dialog] }, media: { name: 'rtpengine' }, whatsapp: { terminate: async () => undefined }, log, dialogTtlMs: 60_000 });
+    const cfg = { redisUrl: daemon.url, instanceId: 'lapse', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: SECRET, heartbeatMs: 100, leaseMs: 60_000, keyPrefix: prefix };
+    const node = new ClusterNode({ config: cfg, state, log, callTtlMs: 60_000, deliver: () => undefined, takeover, metrics });
+    await node.start();
+    try {
+      node.started({ direction: 'inbound', key: 'wacid.l', waCallId: 'wacid.l', sipCallId: 'sip-l', phoneNumberId: 'pn' });
+      // Bounded waits: the record is written at once, the dialog at the next heartbeat (100 ms).
+      await waitFor(async () => (await state.leftBy('lapse')).calls.size === 1 && (await state.leftBy('lapse')).dialogs.size === 1, { what: 'the call and its dialog in Redis' });
+      // A survivor took it for dead (its lease gone), ended its call and buried what it read.
+      await redis.del(`${prefix}inst:lapse`);
+      await state.bury('lapse', (await state.leftBy('lapse')).read);
+      await waitFor(async () => (await state.leftBy('lapse')).calls.size === 1 && (await state.leftBy('lapse')).dialogs.size === 1, { what: 'the call and its dialog written again' });
+      expect(lapses).toEqual(['lapsed']);
+      expect(await state.members()).toEqual(['lapse']);
+    } finally {
+      node.abandon();
+    }
+  });
+});
+
 describe('Redis going away', () => {
   it('events are handled at once on the instance that took them, not after reconnect back-offs', async () => {
     const { connectRedis } = await import('../../src/bridge/cluster/shared-state.js');

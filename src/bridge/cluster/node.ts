@@ -134,15 +134,30 @@ export class ClusterNode implements CallObserver {
 
   private async renew(): Promise<void> {
     try {
-      await this.deps.state.renew(this.instanceId, this.deps.config.advertiseUrl, this.deps.config.leaseMs);
+      const lapsed = await this.deps.state.renew(this.instanceId, this.deps.config.advertiseUrl, this.deps.config.leaseMs);
       if (!this.leaseOk) this.log.info('cluster lease renewed');
       this.leaseOk = true;
+      if (lapsed && this.heartbeat) this.leaseLapsed();
     } catch (err) {
       this.metrics.leaseRenewalFailed();
       this.redisFailed('lease');
       if (this.leaseOk) this.log.error({ err }, 'cluster lease renewal failed: Redis unreachable; other instances will think this one dead');
       this.leaseOk = false;
     }
+  }
+
+  /**
+   * The lease had run out before this renewal (the process was too slow to renew it for
+   * `leaseMs`, or Redis lost it): other instances took this one for dead and may have ended its
+   * calls and deleted its records. The calls still held here are recorded again, and every dialog
+   * and ringing INVITE is written again at this heartbeat, so they are not lost for the day this
+   * instance really dies.
+   */
+  private leaseLapsed(): void {
+    this.metrics.leaseLapsed();
+    this.log.error({ calls: this.records.size }, 'cluster lease had run out before this renewal: other instances may have ended calls of this one; recording its calls again');
+    for (const [key, rec] of this.records) this.record(key, rec);
+    this.deps.takeover?.forgetWritten();
   }
 
   /** Webhook events as received from WhatsApp, on any instance. Never throws. */

@@ -61,7 +61,8 @@ export interface CallDirectory {
 
 /** Instance leases: who is alive and where it listens. */
 export interface Leases {
-  renew(instanceId: string, url: string, leaseMs: number): Promise<void>;
+  /** Take or renew the lease; true when there was none to renew (first start, or it had run out). */
+  renew(instanceId: string, url: string, leaseMs: number): Promise<boolean>;
   /** The internal URL of a live instance, or undefined when its lease has run out. */
   urlOf(instanceId: string): Promise<string | undefined>;
   drop(instanceId: string): Promise<void>;
@@ -142,17 +143,18 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
     await this.redis.del(`${this.prefix}perm:${key}`);
   }
 
-  async renew(instanceId: string, url: string, leaseMs: number): Promise<void> {
+  async renew(instanceId: string, url: string, leaseMs: number): Promise<boolean> {
     // The beat outlives the lease (ten leases), so a survivor can tell when the instance went quiet.
     // Membership is renewed too: an instance that was only slow (its lease ran out, a survivor
     // took its calls over and buried it) must be seen again, or its later calls die with it.
-    await this.redis
+    const results = await this.redis
       .multi()
-      .set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs)
+      .set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs, 'GET')
       .set(`${this.prefix}beat:${instanceId}`, String(Date.now()), 'PX', leaseMs * 10)
       .sadd(`${this.prefix}members`, instanceId)
-      .exec()
-      .then(failedExec);
+      .exec();
+    failedExec(results);
+    return results?.[0]?.[1] === null;
   }
 
   /** When `instanceId` last renewed its lease (ms since the epoch), if still known. */

@@ -49,6 +49,12 @@ export class Takeover {
     await this.sync('inv', (sip.inviteSnapshots?.() ?? []).map((i) => [i.callId, JSON.stringify(i)]));
   }
 
+  /** Write every dialog and ringing INVITE again at the next sync (this instance's records in Redis may be gone). */
+  forgetWritten(): void {
+    this.written.dlg.clear();
+    this.written.inv.clear();
+  }
+
   private async sync(hash: SipStateHash, entries: Array<[string, string]>): Promise<void> {
     const now = new Map(entries);
     const before = this.written[hash];
