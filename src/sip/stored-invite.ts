@@ -7,9 +7,9 @@
  * `sip` (it keeps a CANCEL's branch; ./lib.ts `keepTopVia` keeps the dead instance's sent-by).
  * The PBX's 487 goes to the dead instance's address, which nobody reads; when a 1xx named the
  * PBX's To tag, the survivor can still build the ACK for that 487 (same branch, same tag, RFC
- * 3261 section 17.1.1.3) and sends it once the CANCEL is answered, so the PBX stops
- * retransmitting the 487. Then a BYE on that early dialog: had the PBX answered 200 just as the
- * instance died (a 2xx the dead instance never ACKed, or ACKed without a heartbeat writing the
+ * 3261 section 17.1.1.3) and sends it once the CANCEL is answered, and over UDP again at T1,
+ * 3*T1 and 7*T1 (the 487 may come after the CANCEL's 200), so the PBX stops retransmitting
+ * it. Then a BYE on that early dialog: had the PBX answered 200 just as the instance died (a 2xx the dead instance never ACKed, or ACKed without a heartbeat writing the
  * dialog), the CANCEL changed nothing and this BYE ends the call; otherwise the PBX answers 481.
  *
  * The PBX's INVITE to us (RFC 3261 sections 8.2.6, 18.2.2): the final response from the stored
@@ -100,7 +100,13 @@ export function cancelStored(core: SipCore, endpoints: Endpoints, inv: StoredCli
     const to = inv.early.remoteHeader;
     // RFC 3261 section 17.1.1.3: the ACK of a non-2xx final response: the INVITE's Request-URI,
     // top Via, From, Call-ID and CSeq number, the To of the response (the tag of the 1xx).
-    ep.send(keepTopVia({ method: 'ACK', uri: inv.uri, headers: { via: [structuredClone(inv.via)], to, ...common, cseq: { seq: inv.cseq, method: 'ACK' } }, content: '' }));
+    const ack = (): void => ep.send(keepTopVia({ method: 'ACK', uri: inv.uri, headers: { via: [structuredClone(inv.via)], to, ...common, cseq: { seq: inv.cseq, method: 'ACK' } }, content: '' }));
+    ack();
+    // The 487 goes to the dead instance, so nothing says when it was sent: a PBX that answers the
+    // CANCEL first and sends its 487 later (a B2BUA cancelling its own leg) would take an ACK sent
+    // now as stray and retransmit the 487 for 32 s. Over UDP the ACK is repeated as Timer G repeats
+    // the 487 (T1, 3*T1, 7*T1); a PBX whose transaction is Confirmed absorbs the extra ones.
+    if (ep.transport === 'udp') for (const after of [1, 3, 7]) setTimeout(ack, after * core.timers.t1).unref();
     const bye = await sendStoredBye(core, endpoints, { callId: inv.callId, localHeader: inv.from, remoteHeader: to, remoteTarget: inv.early.remoteTarget, routeSet: inv.early.routeSet, localSeq: inv.cseq, transport: inv.transport }, reason, timeoutMs);
     return { cancel: status, ackSent: true, bye };
   });
