@@ -10,7 +10,8 @@
  * 3261 section 17.1.1.3) and sends it once the CANCEL is answered, and over UDP again at T1,
  * 3*T1 and 7*T1 (the 487 may come after the CANCEL's 200), so the PBX stops retransmitting
  * it. Then a BYE on that early dialog: had the PBX answered 200 just as the instance died (a
- * 2xx the dead instance never ACKed, or ACKed without a heartbeat writing the dialog), the CANCEL changed nothing and this BYE ends the call; otherwise the PBX answers 481.
+ * 2xx the dead instance never ACKed, or ACKed without a heartbeat writing the dialog), the
+ * CANCEL changed nothing and this BYE ends the call; otherwise the PBX answers 481.
  *
  * The PBX's INVITE to us (RFC 3261 sections 8.2.6, 18.2.2): the final response from the stored
  * server transaction, written without one (`LibEndpoint.sendStateless`), to where the INVITE
