@@ -1,6 +1,7 @@
 /**
  * Ending a dead cluster instance's ringing INVITE from the state it kept in Redis, in either
- * direction. Whatever comes from Redis is checked first (`parseStoredInvite`): header text with
+ * direction. Whatever comes from Redis is checked first (`parseStoredInvite`, and
+ * `parseStoredDialog` for a confirmed dialog's BYE): header text with
  * a line break or a control character could otherwise put a header of its own on the wire.
  *
  * Our INVITE to the PBX (RFC 3261 section 9.1): CANCEL with the INVITE's own top Via, through
@@ -23,7 +24,7 @@ import { z } from 'zod';
 import type { SipCore } from './core.js';
 import { keepTopVia, type LibEndpoint, type TransportName } from './lib.js';
 import { sendStoredBye } from './stored-bye.js';
-import type { StoredCancelOutcome, StoredClientInvite, StoredInvite, StoredServerInvite } from './types.js';
+import type { StoredCancelOutcome, StoredClientInvite, StoredDialog, StoredInvite, StoredServerInvite } from './types.js';
 
 /** Header text as `sip` writes it: no control characters (CR/LF would start a header of its own). */
 const text = z.string().max(2048).regex(/^[^\u0000-\u001f\u007f]*$/);
@@ -38,6 +39,8 @@ const via = z.object({
   params: z.record(token, z.union([token, z.number(), z.null()])),
 });
 const transport = z.enum(['udp', 'tcp']);
+const seq = z.number().int().min(0).max(2 ** 31 - 1);
+const storedDialog = z.object({ callId: token.min(1), localHeader: text, remoteHeader: text, remoteTarget: uri, routeSet: z.array(uri).max(20), localSeq: seq, transport });
 const storedInvite = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('client'),
@@ -46,7 +49,7 @@ const storedInvite = z.discriminatedUnion('kind', [
     via,
     from: text,
     to: text,
-    cseq: z.number().int().min(0).max(2 ** 31 - 1),
+    cseq: seq,
     transport,
     early: z.object({ remoteHeader: text, remoteTarget: uri, routeSet: z.array(uri).max(20) }).optional(),
   }),
@@ -56,11 +59,17 @@ const storedInvite = z.discriminatedUnion('kind', [
     via: z.array(via).min(1).max(20),
     from: text,
     to: text,
-    cseq: z.number().int().min(0).max(2 ** 31 - 1),
+    cseq: seq,
     transport,
     source: z.object({ address: token.min(1), port: z.number().int().min(1).max(65535) }),
   }),
 ]);
+
+/** A stored confirmed dialog read back from Redis (checked as a stored INVITE is), or why it is not one. */
+export function parseStoredDialog(v: unknown): { ok: true; dialog: StoredDialog } | { ok: false; error: string } {
+  const r = storedDialog.safeParse(v);
+  return r.success ? { ok: true, dialog: r.data } : { ok: false, error: r.error.message.slice(0, 300) };
+}
 
 /** A stored INVITE read back from Redis, or undefined (with why) when it is not one. */
 export function parseStoredInvite(v: unknown): { ok: true; invite: StoredInvite } | { ok: false; error: string } {

@@ -19,7 +19,6 @@
  */
 import { Redis } from 'ioredis';
 import type { PermissionAnswer, PermissionStore } from '../permissions.js';
-import type { StoredDialog } from '../../sip/types.js';
 import { seal, unseal } from './sealed.js';
 
 /** The most batches a mute owner's mailbox holds: past it, the oldest go (a bound on Redis memory). */
@@ -74,8 +73,8 @@ type LeftHash = (typeof LEFT_HASHES)[number];
 /** What an instance left in Redis, as a survivor reads it. */
 export interface LeftBy {
   calls: Map<string, ClusterCallRecord>;
-  dialogs: Map<string, StoredDialog>;
-  /** Ringing INVITEs, checked field by field by their user. */
+  /** Confirmed dialogs and ringing INVITEs, checked field by field by their user. */
+  dialogs: Map<string, unknown>;
   invites: Map<string, unknown>;
   /** Entries without a valid seal (./sealed.ts): left out. */
   forged: number;
@@ -205,7 +204,7 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
     const forged = { n: 0 };
     const open = <T>(h: LeftHash, values: Record<string, string>) => this.unsealAll<T>(`${h}:${instanceId}`, values, forged);
     const read = { calls: Object.keys(calls!), dlg: Object.keys(dialogs!), inv: Object.keys(invites!) };
-    return { calls: open<ClusterCallRecord>('calls', calls!), dialogs: open<StoredDialog>('dlg', dialogs!), invites: open<unknown>('inv', invites!), forged: forged.n, read };
+    return { calls: open<ClusterCallRecord>('calls', calls!), dialogs: open<unknown>('dlg', dialogs!), invites: open<unknown>('inv', invites!), forged: forged.n, read };
   }
 
   private unsealAll<T>(where: string, h: Record<string, string>, forged: { n: number }): Map<string, T> {

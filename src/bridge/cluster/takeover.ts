@@ -11,7 +11,7 @@
  */
 import type { Logger } from '../../util/log.js';
 import type { MediaEngine } from '../../media/types.js';
-import { parseStoredInvite } from '../../sip/stored-invite.js';
+import { parseStoredDialog, parseStoredInvite } from '../../sip/stored-invite.js';
 import type { SipStack, StoredDialog, StoredInvite } from '../../sip/types.js';
 import type { WaEvent, WhatsAppCallingApi } from '../../whatsapp/types.js';
 import { sipFinalHeaders } from '../failure-map.js';
@@ -113,7 +113,7 @@ export class Takeover {
     const ended = await Promise.all(
       [...calls].map(async ([key, rec]) => {
         if (!(await this.deps.state.claimEnd(deadId, key, this.deps.instanceId))) return false;
-        const sipState = rec.sipCallId ? { dialog: dialogs.get(rec.sipCallId), invite: this.invite(invites.get(rec.sipCallId), rec, log) } : {};
+        const sipState = rec.sipCallId ? { dialog: this.dialog(dialogs.get(rec.sipCallId), rec, log), invite: this.invite(invites.get(rec.sipCallId), rec, log) } : {};
         await this.endCall(rec, sipState, forwarded(rec), log);
         return true;
       }),
@@ -132,6 +132,14 @@ export class Takeover {
     const parsed = parseStoredInvite(raw);
     if (parsed.ok) return parsed.invite;
     log.error({ waCallId: rec.waCallId, sipCallId: rec.sipCallId, error: parsed.error }, 'cluster: the stored ringing INVITE is malformed; not used');
+    return undefined;
+  }
+
+  private dialog(raw: unknown, rec: ClusterCallRecord, log: Logger): StoredDialog | undefined {
+    if (raw === undefined) return undefined;
+    const parsed = parseStoredDialog(raw);
+    if (parsed.ok) return parsed.dialog;
+    log.error({ waCallId: rec.waCallId, sipCallId: rec.sipCallId, error: parsed.error }, 'cluster: the stored dialog is malformed; not used');
     return undefined;
   }
 
