@@ -65,17 +65,19 @@ const storedInvite = z.discriminatedUnion('kind', [
   }),
 ]);
 
-/** A stored confirmed dialog read back from Redis (checked as a stored INVITE is), or why it is not one. */
-export function parseStoredDialog(v: unknown): { ok: true; dialog: StoredDialog } | { ok: false; error: string } {
-  const r = storedDialog.safeParse(v);
-  return r.success ? { ok: true, dialog: r.data } : { ok: false, error: r.error.message.slice(0, 300) };
+/** What a check of a value read back from Redis gives: the value, or why it is not one. */
+export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function check<T>(schema: z.ZodType<unknown>, v: unknown): Checked<T> {
+  const r = schema.safeParse(v);
+  return r.success ? { ok: true, value: r.data as T } : { ok: false, error: r.error.message.slice(0, 300) };
 }
 
-/** A stored INVITE read back from Redis, or undefined (with why) when it is not one. */
-export function parseStoredInvite(v: unknown): { ok: true; invite: StoredInvite } | { ok: false; error: string } {
-  const r = storedInvite.safeParse(v);
-  return r.success ? { ok: true, invite: r.data as StoredInvite } : { ok: false, error: r.error.message.slice(0, 300) };
-}
+/** A stored confirmed dialog read back from Redis (checked as a stored INVITE is). */
+export const parseStoredDialog = (v: unknown): Checked<StoredDialog> => check(storedDialog, v);
+
+/** A stored ringing INVITE read back from Redis. */
+export const parseStoredInvite = (v: unknown): Checked<StoredInvite> => check(storedInvite, v);
 
 type Endpoints = ReadonlyMap<TransportName, LibEndpoint>;
 

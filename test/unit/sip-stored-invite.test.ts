@@ -26,8 +26,8 @@ const server = {
 
 describe('a stored INVITE read back from Redis', () => {
   it('takes what an instance wrote, either way', () => {
-    expect(parseStoredInvite(client)).toEqual({ ok: true, invite: client });
-    expect(parseStoredInvite(server)).toEqual({ ok: true, invite: server });
+    expect(parseStoredInvite(client)).toEqual({ ok: true, value: client });
+    expect(parseStoredInvite(server)).toEqual({ ok: true, value: server });
   });
 
   it('refuses header injection, white space in a URI or Via, a bad port and a wrong shape', () => {
@@ -49,7 +49,7 @@ describe('a stored INVITE read back from Redis', () => {
 
   it('a stored dialog (a confirmed call\'s BYE) is checked the same way', () => {
     const dialog = { callId: 'd1', localHeader: '<sip:a@10.0.0.11>;tag=x', remoteHeader: '<sip:1001@10.0.0.5>;tag=y', remoteTarget: 'sip:1001@10.0.0.5:5060', routeSet: ['sip:10.0.0.5;lr'], localSeq: 3, transport: 'udp' };
-    expect(parseStoredDialog(dialog)).toEqual({ ok: true, dialog });
+    expect(parseStoredDialog(dialog)).toEqual({ ok: true, value: dialog });
     const bad: unknown[] = [
       { ...dialog, remoteHeader: '<sip:1001@x>;tag=y\r\nX-Evil: 1' },
       { ...dialog, remoteTarget: 'sip:a@b SIP/2.0' },

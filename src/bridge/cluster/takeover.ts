@@ -11,7 +11,7 @@
  */
 import type { Logger } from '../../util/log.js';
 import type { MediaEngine } from '../../media/types.js';
-import { parseStoredDialog, parseStoredInvite } from '../../sip/stored-invite.js';
+import { parseStoredDialog, parseStoredInvite, type Checked } from '../../sip/stored-invite.js';
 import type { SipStack, StoredDialog, StoredInvite } from '../../sip/types.js';
 import type { WaEvent, WhatsAppCallingApi } from '../../whatsapp/types.js';
 import { sipFinalHeaders } from '../failure-map.js';
@@ -113,7 +113,13 @@ export class Takeover {
     const ended = await Promise.all(
       [...calls].map(async ([key, rec]) => {
         if (!(await this.deps.state.claimEnd(deadId, key, this.deps.instanceId))) return false;
-        const sipState = rec.sipCallId ? { dialog: this.dialog(dialogs.get(rec.sipCallId), rec, log), invite: this.invite(invites.get(rec.sipCallId), rec, log) } : {};
+        const id = rec.sipCallId;
+        const sipState = id
+          ? {
+              dialog: this.checked(dialogs.get(id), parseStoredDialog, 'dialog', rec, log),
+              invite: this.checked(invites.get(id), parseStoredInvite, 'ringing INVITE', rec, log),
+            }
+          : {};
         await this.endCall(rec, sipState, forwarded(rec), log);
         return true;
       }),
@@ -127,19 +133,12 @@ export class Takeover {
     return [...calls.values()];
   }
 
-  private invite(raw: unknown, rec: ClusterCallRecord, log: Logger): StoredInvite | undefined {
+  /** A stored ringing INVITE or dialog, checked (`parse`); a malformed one is logged and not used. */
+  private checked<T>(raw: unknown, parse: (v: unknown) => Checked<T>, what: string, rec: ClusterCallRecord, log: Logger): T | undefined {
     if (raw === undefined) return undefined;
-    const parsed = parseStoredInvite(raw);
-    if (parsed.ok) return parsed.invite;
-    log.error({ waCallId: rec.waCallId, sipCallId: rec.sipCallId, error: parsed.error }, 'cluster: the stored ringing INVITE is malformed; not used');
-    return undefined;
-  }
-
-  private dialog(raw: unknown, rec: ClusterCallRecord, log: Logger): StoredDialog | undefined {
-    if (raw === undefined) return undefined;
-    const parsed = parseStoredDialog(raw);
-    if (parsed.ok) return parsed.dialog;
-    log.error({ waCallId: rec.waCallId, sipCallId: rec.sipCallId, error: parsed.error }, 'cluster: the stored dialog is malformed; not used');
+    const parsed = parse(raw);
+    if (parsed.ok) return parsed.value;
+    log.error({ waCallId: rec.waCallId, sipCallId: rec.sipCallId, error: parsed.error }, `cluster: the stored ${what} is malformed; not used`);
     return undefined;
   }
 
