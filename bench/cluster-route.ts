@@ -20,7 +20,7 @@ try {
   const log = createLogger({ level: 'silent' });
   let delivered = 0;
   const cfg = { redisUrl: daemon.url, instanceId: 'bench', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: 'bench-secret-0123456789', heartbeatMs: 1000, leaseMs: 5000, keyPrefix: 'bench:' };
-  const node = new ClusterNode({ config: cfg, state: new RedisSharedState(redis, 'bench:'), log, callTtlMs: 60_000, deliver: (evs) => void (delivered += evs.length) });
+  const node = new ClusterNode({ config: cfg, state: new RedisSharedState(redis, 'bench:', cfg.secret), log, callTtlMs: 60_000, deliver: (evs) => void (delivered += evs.length) });
   const ev = (i: number): WaEvent => ({ kind: 'terminate', callId: `wacid.bench${i}`, phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'COMPLETED', errors: [] });
   for (let i = 0; i < 200; i++) await redis.ping(); // warm up
   for (let i = 0; i < 200; i++) await node.route([ev(-i - 1)]);

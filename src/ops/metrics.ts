@@ -50,6 +50,7 @@ export class BridgeMetrics {
   private readonly clusterTakeoverSeconds = this.histogram('wasip_cluster_takeover_seconds', "From a dead instance's last lease renewal to the last of its calls ended by this one", [], [0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60]);
   private readonly clusterRedisErrors = this.counter('wasip_cluster_redis_errors_total', 'Redis commands or connections that failed, by what they were for', ['op'] as const);
   private readonly clusterLeaseFailures = this.counter('wasip_cluster_lease_renewals_failed_total', "Lease renewals that did not reach Redis (others may think this instance dead)", []);
+  private readonly clusterLeaseLapses = this.counter('wasip_cluster_lease_lapsed_total', 'Renewals that found the lease had already run out: other instances may have ended calls of this one', []);
   /** What the cluster layer counts (its `ClusterMetrics`). */
   readonly cluster = {
     membersAlive: (n: number) => this.clusterMembers.set(n),
@@ -58,6 +59,7 @@ export class BridgeMetrics {
     takeoverSeconds: (s: number) => this.clusterTakeoverSeconds.observe(s),
     redisError: (op: string) => this.clusterRedisErrors.inc({ op }),
     leaseRenewalFailed: () => this.clusterLeaseFailures.inc(),
+    leaseLapsed: () => this.clusterLeaseLapses.inc(),
   };
 
   constructor(opts: { processMetrics?: boolean } = {}) {

@@ -1,16 +1,18 @@
 /**
  * Ending a dead cluster instance's ringing INVITE from the state it kept in Redis, in either
- * direction. Whatever comes from Redis is checked first (`parseStoredInvite`): header text with
+ * direction. Whatever comes from Redis is checked first (`parseStoredInvite`, and
+ * `parseStoredDialog` for a confirmed dialog's BYE): header text with
  * a line break or a control character could otherwise put a header of its own on the wire.
  *
  * Our INVITE to the PBX (RFC 3261 section 9.1): CANCEL with the INVITE's own top Via, through
  * `sip` (it keeps a CANCEL's branch; ./lib.ts `keepTopVia` keeps the dead instance's sent-by).
  * The PBX's 487 goes to the dead instance's address, which nobody reads; when a 1xx named the
  * PBX's To tag, the survivor can still build the ACK for that 487 (same branch, same tag, RFC
- * 3261 section 17.1.1.3) and sends it once the CANCEL is answered, so the PBX stops
- * retransmitting the 487. Then a BYE on that early dialog: had the PBX answered 200 just as the
- * instance died (a 2xx the dead instance never ACKed, or ACKed without a heartbeat writing the
- * dialog), the CANCEL changed nothing and this BYE ends the call; otherwise the PBX answers 481.
+ * 3261 section 17.1.1.3) and sends it once the CANCEL is answered, and over UDP again at T1,
+ * 3*T1 and 7*T1 (the 487 may come after the CANCEL's 200), so the PBX stops retransmitting
+ * it. Then a BYE on that early dialog: had the PBX answered 200 just as the instance died (a
+ * 2xx the dead instance never ACKed, or ACKed without a heartbeat writing the dialog), the
+ * CANCEL changed nothing and this BYE ends the call; otherwise the PBX answers 481.
  *
  * The PBX's INVITE to us (RFC 3261 sections 8.2.6, 18.2.2): the final response from the stored
  * server transaction, written without one (`LibEndpoint.sendStateless`), to where the INVITE
@@ -22,7 +24,7 @@ import { z } from 'zod';
 import type { SipCore } from './core.js';
 import { keepTopVia, type LibEndpoint, type TransportName } from './lib.js';
 import { sendStoredBye } from './stored-bye.js';
-import type { StoredCancelOutcome, StoredClientInvite, StoredInvite, StoredServerInvite } from './types.js';
+import type { StoredCancelOutcome, StoredClientInvite, StoredDialog, StoredInvite, StoredServerInvite } from './types.js';
 
 /** Header text as `sip` writes it: no control characters (CR/LF would start a header of its own). */
 const text = z.string().max(2048).regex(/^[^\u0000-\u001f\u007f]*$/);
@@ -37,6 +39,8 @@ const via = z.object({
   params: z.record(token, z.union([token, z.number(), z.null()])),
 });
 const transport = z.enum(['udp', 'tcp']);
+const seq = z.number().int().min(0).max(2 ** 31 - 1);
+const storedDialog = z.object({ callId: token.min(1), localHeader: text, remoteHeader: text, remoteTarget: uri, routeSet: z.array(uri).max(20), localSeq: seq, transport });
 const storedInvite = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('client'),
@@ -45,7 +49,7 @@ const storedInvite = z.discriminatedUnion('kind', [
     via,
     from: text,
     to: text,
-    cseq: z.number().int().min(0).max(2 ** 31 - 1),
+    cseq: seq,
     transport,
     early: z.object({ remoteHeader: text, remoteTarget: uri, routeSet: z.array(uri).max(20) }).optional(),
   }),
@@ -55,17 +59,25 @@ const storedInvite = z.discriminatedUnion('kind', [
     via: z.array(via).min(1).max(20),
     from: text,
     to: text,
-    cseq: z.number().int().min(0).max(2 ** 31 - 1),
+    cseq: seq,
     transport,
     source: z.object({ address: token.min(1), port: z.number().int().min(1).max(65535) }),
   }),
 ]);
 
-/** A stored INVITE read back from Redis, or undefined (with why) when it is not one. */
-export function parseStoredInvite(v: unknown): { ok: true; invite: StoredInvite } | { ok: false; error: string } {
-  const r = storedInvite.safeParse(v);
-  return r.success ? { ok: true, invite: r.data as StoredInvite } : { ok: false, error: r.error.message.slice(0, 300) };
+/** What a check of a value read back from Redis gives: the value, or why it is not one. */
+export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function check<T>(schema: z.ZodType<unknown>, v: unknown): Checked<T> {
+  const r = schema.safeParse(v);
+  return r.success ? { ok: true, value: r.data as T } : { ok: false, error: r.error.message.slice(0, 300) };
 }
+
+/** A stored confirmed dialog read back from Redis (checked as a stored INVITE is). */
+export const parseStoredDialog = (v: unknown): Checked<StoredDialog> => check(storedDialog, v);
+
+/** A stored ringing INVITE read back from Redis. */
+export const parseStoredInvite = (v: unknown): Checked<StoredInvite> => check(storedInvite, v);
 
 type Endpoints = ReadonlyMap<TransportName, LibEndpoint>;
 
@@ -100,7 +112,13 @@ export function cancelStored(core: SipCore, endpoints: Endpoints, inv: StoredCli
     const to = inv.early.remoteHeader;
     // RFC 3261 section 17.1.1.3: the ACK of a non-2xx final response: the INVITE's Request-URI,
     // top Via, From, Call-ID and CSeq number, the To of the response (the tag of the 1xx).
-    ep.send(keepTopVia({ method: 'ACK', uri: inv.uri, headers: { via: [structuredClone(inv.via)], to, ...common, cseq: { seq: inv.cseq, method: 'ACK' } }, content: '' }));
+    const ack = (): void => ep.send(keepTopVia({ method: 'ACK', uri: inv.uri, headers: { via: [structuredClone(inv.via)], to, ...common, cseq: { seq: inv.cseq, method: 'ACK' } }, content: '' }));
+    ack();
+    // The 487 goes to the dead instance, so nothing says when it was sent: a PBX that answers the
+    // CANCEL first and sends its 487 later (a B2BUA cancelling its own leg) would take an ACK sent
+    // now as stray and retransmit the 487 for 32 s. Over UDP the ACK is repeated as Timer G repeats
+    // the 487 (T1, 3*T1, 7*T1); a PBX whose transaction is Confirmed absorbs the extra ones.
+    if (ep.transport === 'udp') for (const after of [1, 3, 7]) setTimeout(ack, after * core.timers.t1).unref();
     const bye = await sendStoredBye(core, endpoints, { callId: inv.callId, localHeader: inv.from, remoteHeader: to, remoteTarget: inv.early.remoteTarget, routeSet: inv.early.routeSet, localSeq: inv.cseq, transport: inv.transport }, reason, timeoutMs);
     return { cancel: status, ackSent: true, bye };
   });

@@ -13,7 +13,8 @@ let daemon: RedisDaemon;
 let redis: Redis;
 let n = 0;
 const log = createLogger({ level: 'silent' });
-const fresh = () => new RedisSharedState(redis, `t${++n}:`);
+const SECRET = 'cluster-secret-0123456789';
+const fresh = () => new RedisSharedState(redis, `t${++n}:`, SECRET);
 
 beforeAll(async () => {
   daemon = await startRedis();
@@ -28,7 +29,7 @@ describe('shared state in Redis', () => {
   it('de-duplicates an event across instances, for its TTL only', async () => {
     const s = fresh();
     expect(await s.firstSight('terminate:wacid.1', 300)).toBe(true);
-    expect(await new RedisSharedState(redis, `t${n}:`).firstSight('terminate:wacid.1', 300)).toBe(false);
+    expect(await new RedisSharedState(redis, `t${n}:`, SECRET).firstSight('terminate:wacid.1', 300)).toBe(false);
     // Bounded wait: the key expires after 300 ms.
     await waitFor(async () => await s.firstSight('terminate:wacid.1', 300), { what: 'the dedupe key to expire', timeoutMs: 5000 });
   });
@@ -72,7 +73,7 @@ describe('routing events between two instances', () => {
     );
     const nodes = ['a', 'b'].map((id, i) => {
       const cfg = { redisUrl: daemon.url, instanceId: id, internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: servers[i]!.url, secret: 'cluster-secret-0123456789', heartbeatMs: 200, leaseMs: 1000, keyPrefix: prefix };
-      return new ClusterNode({ config: cfg, state: new RedisSharedState(redis, prefix), log, callTtlMs: 60_000, deliver: (evs) => got[id]!.push(...evs) });
+      return new ClusterNode({ config: cfg, state: new RedisSharedState(redis, prefix, SECRET), log, callTtlMs: 60_000, deliver: (evs) => got[id]!.push(...evs) });
     });
     await Promise.all(nodes.map((x) => x.start()));
     try {
@@ -84,7 +85,7 @@ describe('routing events between two instances', () => {
       expect(got.b).toEqual([]);
       // An outbound call whose INVITE reached b: its webhooks, carrying the opaque, go to b.
       nodes[1]!.started({ direction: 'outbound', key: 'sip-call-1', sipCallId: 'sip-call-1', opaque: 'opq-7', phoneNumberId: '1' });
-      await waitFor(async () => (await new RedisSharedState(redis, prefix).owner({ kind: 'op', id: 'opq-7' })) === 'b', { what: 'the opaque recorded' });
+      await waitFor(async () => (await new RedisSharedState(redis, prefix, SECRET).owner({ kind: 'op', id: 'opq-7' })) === 'b', { what: 'the opaque recorded' });
       await nodes[0]!.route([{ kind: 'status', callId: 'wacid.10', phoneNumberId: '1', businessNumber: '1', timestamp: 1, status: 'RINGING', bizOpaqueCallbackData: 'opq-7' }]);
       expect(got.b!.map((e) => (e.kind === 'status' ? e.callId : e.kind))).toEqual(['wacid.10']);
     } finally {
@@ -181,6 +182,134 @@ describe('ending a dead instance\'s calls', () => {
   });
 });
 
+describe('Redis as hostile input (anyone who can write it, without the cluster secret)', () => {
+  const fakes = () => {
+    const done: string[] = [];
+    return {
+      done,
+      sip: { dialogSnapshots: () => [], byeStored: async (d: { callId: string; remoteTarget: string }) => (done.push(`bye ${d.callId} to ${d.remoteTarget}`), 200) },
+      media: { name: 'rtpengine', deleteForeign: async (id: string) => void done.push(`delete ${id}`) },
+      whatsapp: { terminate: async (_pn: string, id: string) => void done.push(`terminate ${id}`) },
+    };
+  };
+  const dialog = (target: string) => JSON.stringify({ callId: 'sip-h', localHeader: '<sip:a@b>;tag=x', remoteHeader: '<sip:c@d>;tag=y', remoteTarget: target, routeSet: [], localSeq: 2, transport: 'udp' });
+
+  it('a survivor acts on no call, dialog or ringing INVITE written without the seal, nor on one copied from another instance', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const state = fresh();
+    const prefix = `t${n}:`;
+    const f = fakes();
+    // Written raw, as an attacker with Redis access would: a call and a dialog aiming a BYE anywhere.
+    await state.join('dead-h');
+    await redis.hset(`${prefix}calls:dead-h`, 'k', JSON.stringify({ direction: 'inbound', waCallId: 'wacid.victim', sipCallId: 'sip-h', phoneNumberId: 'pn' }));
+    await redis.hset(`${prefix}dlg:dead-h`, 'sip-h', dialog('sip:x@203.0.113.9'));
+    await redis.hset(`${prefix}inv:dead-h`, 'sip-h', JSON.stringify({ kind: 'client', callId: 'sip-h', uri: 'sip:x@203.0.113.9' }));
+    // Sealed by a live instance, then copied into the dead one's hashes.
+    await state.recordCall('live-h', 'k2', { direction: 'inbound', waCallId: 'wacid.live', phoneNumberId: 'pn' }, 60_000);
+    await redis.hset(`${prefix}calls:dead-h`, 'k2', (await redis.hget(`${prefix}calls:live-h`, 'k2'))!);
+    expect((await state.leftBy('dead-h')).forged).toBe(4);
+    await new Takeover({ instanceId: 's', state, ...f, log, dialogTtlMs: 60_000 }).sweep();
+    expect(f.done).toEqual([]);
+    // The same written through the state (sealed) is acted on.
+    await state.join('dead-h2');
+    await state.recordCall('dead-h2', 'k', { direction: 'inbound', waCallId: 'wacid.h2', sipCallId: 'sip-h', phoneNumberId: 'pn' }, 60_000);
+    await state.putDialogs('dead-h2', new Map([['sip-h', dialog('sip:c@127.0.0.2')]]), [], 60_000);
+    await new Takeover({ instanceId: 's', state, ...f, log, dialogTtlMs: 60_000 }).sweep();
+    expect(f.done.sort()).toEqual(['bye sip-h to sip:c@127.0.0.2', 'terminate wacid.h2']);
+  });
+
+  it('the mailbox: a batch without the seal, an oversized one and a stale one are dropped; it keeps at most MAILBOX_MAX_BATCHES', async () => {
+    const { MAILBOX_MAX_BATCHES } = await import('../../src/bridge/cluster/shared-state.js');
+    const state = fresh();
+    const prefix = `t${n}:`;
+    const batch = (id: string, sentAt = Date.now()) => JSON.stringify({ from: 'x', sentAt, events: [terminate(id)] });
+    await redis.rpush(`${prefix}mbox:m`, batch('wacid.forged'), 'x'.repeat(2 * 1024 * 1024));
+    await state.mail('m', batch('wacid.stale', Date.now() - 11 * 60_000), 60_000);
+    await state.mail('m', batch('wacid.good'), 60_000);
+    const got: WaEvent[] = [];
+    const cfg = { redisUrl: daemon.url, instanceId: 'm', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: SECRET, heartbeatMs: 100, leaseMs: 600, keyPrefix: prefix };
+    const node = new ClusterNode({ config: cfg, state, log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs) });
+    await node.start();
+    try {
+      // Bounded wait: the mailbox is read at the next heartbeat (100 ms).
+      await waitFor(async () => (await redis.llen(`${prefix}mbox:m`)) === 0, { what: 'the mailbox taken' });
+      await waitFor(() => got.length > 0, { what: 'the good batch delivered' });
+      expect(got.map((e) => (e.kind === 'terminate' ? e.callId : e.kind))).toEqual(['wacid.good']);
+    } finally {
+      node.abandon();
+    }
+    const p = redis.pipeline();
+    for (let i = 0; i < MAILBOX_MAX_BATCHES + 5; i++) p.rpush(`${prefix}mbox:full`, 'x');
+    await p.exec();
+    await state.mail('full', batch('wacid.last'), 60_000);
+    expect(await redis.llen(`${prefix}mbox:full`)).toBe(MAILBOX_MAX_BATCHES);
+    expect((await state.takeMail('full')).forged).toBe(100);
+  });
+});
+
+describe('an instance that was only slow', () => {
+  it('is a member again once it renews after a survivor buried it, so its later calls are still taken over when it dies', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const state = fresh();
+    const done: string[] = [];
+    const f = {
+      sip: { dialogSnapshots: () => [] },
+      media: { name: 'rtpengine', deleteForeign: async () => undefined },
+      whatsapp: { terminate: async (_pn: string, id: string) => void done.push(`terminate ${id}`) },
+    };
+    const survivor = new Takeover({ instanceId: 'survivor', state, ...f, log, dialogTtlMs: 60_000 });
+    await state.join('slow');
+    await state.recordCall('slow', 'k1', { direction: 'inbound', waCallId: 'wacid.slow1', phoneNumberId: 'pn' }, 60_000);
+    // Its lease ran out (never renewed here): the survivor ends its call and buries it.
+    await survivor.sweep();
+    expect(done).toEqual(['terminate wacid.slow1']);
+    expect(await state.members()).toEqual([]);
+    // A call it recorded after a survivor read its hashes is not buried with the ones read.
+    const left = await state.leftBy('slow');
+    await state.recordCall('slow', 'k0', { direction: 'inbound', waCallId: 'wacid.slow0', phoneNumberId: 'pn' }, 60_000);
+    await state.bury('slow', left.read);
+    expect([...(await state.leftBy('slow')).calls.keys()]).toEqual(['k0']);
+    await state.forgetCall('slow', 'k0');
+    // It was only slow: it renews (as its heartbeat does) and takes a new call ...
+    await state.renew('slow', 'http://x', 300);
+    await state.recordCall('slow', 'k2', { direction: 'inbound', waCallId: 'wacid.slow2', phoneNumberId: 'pn' }, 60_000);
+    expect(await state.members()).toEqual(['slow']);
+    // ... then dies for real. Bounded wait: its 300 ms lease expires.
+    await waitFor(async () => (await state.urlOf('slow')) === undefined, { what: "the slow instance's lease to expire", timeoutMs: 5000 });
+    await survivor.sweep();
+    expect(done).toEqual(['terminate wacid.slow1', 'terminate wacid.slow2']);
+  });
+});
+
+describe('an instance whose lease ran out while it was alive', () => {
+  it('records its calls, dialogs and ringing INVITEs again once it sees the lapse, and counts it', async () => {
+    const { Takeover } = await import('../../src/bridge/cluster/takeover.js');
+    const { NO_CLUSTER_METRICS } = await import('../../src/bridge/cluster/metrics.js');
+    const state = fresh();
+    const prefix = `t${n}:`;
+    const lapses: string[] = [];
+    const metrics = { ...NO_CLUSTER_METRICS, leaseLapsed: () => void lapses.push('lapsed') };
+    const dialog = { callId: 'sip-l', localHeader: '<sip:a@b>;tag=x', remoteHeader: '<sip:c@d>;tag=y', remoteTarget: 'sip:c@127.0.0.2', routeSet: [], localSeq: 2, transport: 'udp' as const };
+    const takeover = new Takeover({ instanceId: 'lapse', state, sip: { dialogSnapshots: () => [dialog] }, media: { name: 'rtpengine' }, whatsapp: { terminate: async () => undefined }, log, dialogTtlMs: 60_000 });
+    const cfg = { redisUrl: daemon.url, instanceId: 'lapse', internal: { host: '127.0.0.1', port: 0 }, advertiseUrl: 'http://127.0.0.1:1', secret: SECRET, heartbeatMs: 100, leaseMs: 60_000, keyPrefix: prefix };
+    const node = new ClusterNode({ config: cfg, state, log, callTtlMs: 60_000, deliver: () => undefined, takeover, metrics });
+    await node.start();
+    try {
+      node.started({ direction: 'inbound', key: 'wacid.l', waCallId: 'wacid.l', sipCallId: 'sip-l', phoneNumberId: 'pn' });
+      // Bounded waits: the record is written at once, the dialog at the next heartbeat (100 ms).
+      await waitFor(async () => (await state.leftBy('lapse')).calls.size === 1 && (await state.leftBy('lapse')).dialogs.size === 1, { what: 'the call and its dialog in Redis' });
+      // A survivor took it for dead (its lease gone), ended its call and buried what it read.
+      await redis.del(`${prefix}inst:lapse`);
+      await state.bury('lapse', (await state.leftBy('lapse')).read);
+      await waitFor(async () => (await state.leftBy('lapse')).calls.size === 1 && (await state.leftBy('lapse')).dialogs.size === 1, { what: 'the call and its dialog written again' });
+      expect(lapses).toEqual(['lapsed']);
+      expect(await state.members()).toEqual(['lapse']);
+    } finally {
+      node.abandon();
+    }
+  });
+});
+
 describe('Redis going away', () => {
   it('events are handled at once on the instance that took them, not after reconnect back-offs', async () => {
     const { connectRedis } = await import('../../src/bridge/cluster/shared-state.js');
@@ -191,7 +320,7 @@ describe('Redis going away', () => {
     const counted: string[] = [];
     const { NO_CLUSTER_METRICS } = await import('../../src/bridge/cluster/metrics.js');
     const metrics = { ...NO_CLUSTER_METRICS, redisError: (op: string) => void counted.push(op), leaseRenewalFailed: () => void counted.push('lease renewal failed') };
-    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:'), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs), metrics });
+    const node = new ClusterNode({ config: cfg, state: new RedisSharedState(client, 'down:', SECRET), log, callTtlMs: 60_000, deliver: (evs) => got.push(...evs), metrics });
     try {
       await node.start();
       await own.stop();
@@ -213,7 +342,7 @@ describe('a forwarded event whose owner does not answer', () => {
   const secret = 'cluster-secret-0123456789';
   const setup = async (name: string, leaseMs = 600) => {
     const prefix = `fwd${++n}:`;
-    const state = new RedisSharedState(redis, prefix);
+    const state = new RedisSharedState(redis, prefix, SECRET);
     const counted: string[] = [];
     const metrics = { ...(await import('../../src/bridge/cluster/metrics.js')).NO_CLUSTER_METRICS, forwarded: (r: string, k: number) => void counted.push(`${r} ${k}`), takenOver: (r: string) => void counted.push(`takeover ${r}`) };
     const done: string[] = [];
@@ -242,6 +371,25 @@ describe('a forwarded event whose owner does not answer', () => {
     await srv.close();
     return url;
   };
+
+  it('an owner that refuses the hop with a 4xx (another secret) is asked once, not retried', async () => {
+    const { state, node, counted, logged } = await setup('fwd-4xx');
+    // The owner runs with another cluster secret: its hop answers 401.
+    const other = createInternalServer({ log, secret: 'another-secret-0123456789', onEvents: () => undefined });
+    let hits = 0;
+    other.addHook('onRequest', async () => void hits++);
+    const url = await other.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      await state.renew('fwd-other', url, 60_000);
+      await state.set({ kind: 'wa', id: 'wacid.f4' }, 'fwd-other', 60_000);
+      await node.route([terminate('wacid.f4')]);
+      expect(hits).toBe(1);
+      expect(counted).toEqual(['failed 1']);
+      expect(logged('forwarding webhook events to the owning instance failed; retrying')).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
 
   it('the owner died: its lease runs out while the hop is retried, and this instance ends its calls at once (terminate, BYE, delete)', async () => {
     const { state, node, counted, done, logged } = await setup('fwd-b');

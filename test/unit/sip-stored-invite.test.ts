@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseStoredInvite } from '../../src/sip/stored-invite.js';
+import { parseStoredDialog, parseStoredInvite } from '../../src/sip/stored-invite.js';
 
 /** A ringing INVITE read back from Redis: anything that could put its own line on the wire is refused. */
 const client = {
@@ -26,8 +26,8 @@ const server = {
 
 describe('a stored INVITE read back from Redis', () => {
   it('takes what an instance wrote, either way', () => {
-    expect(parseStoredInvite(client)).toEqual({ ok: true, invite: client });
-    expect(parseStoredInvite(server)).toEqual({ ok: true, invite: server });
+    expect(parseStoredInvite(client)).toEqual({ ok: true, value: client });
+    expect(parseStoredInvite(server)).toEqual({ ok: true, value: server });
   });
 
   it('refuses header injection, white space in a URI or Via, a bad port and a wrong shape', () => {
@@ -45,5 +45,19 @@ describe('a stored INVITE read back from Redis', () => {
       null,
     ];
     for (const b of bad) expect(parseStoredInvite(b).ok, JSON.stringify(b)).toBe(false);
+  });
+
+  it('a stored dialog (a confirmed call\'s BYE) is checked the same way', () => {
+    const dialog = { callId: 'd1', localHeader: '<sip:a@10.0.0.11>;tag=x', remoteHeader: '<sip:1001@10.0.0.5>;tag=y', remoteTarget: 'sip:1001@10.0.0.5:5060', routeSet: ['sip:10.0.0.5;lr'], localSeq: 3, transport: 'udp' };
+    expect(parseStoredDialog(dialog)).toEqual({ ok: true, value: dialog });
+    const bad: unknown[] = [
+      { ...dialog, remoteHeader: '<sip:1001@x>;tag=y\r\nX-Evil: 1' },
+      { ...dialog, remoteTarget: 'sip:a@b SIP/2.0' },
+      { ...dialog, routeSet: 'sip:10.0.0.5' },
+      { ...dialog, routeSet: Array.from({ length: 21 }, () => 'sip:r') },
+      { ...dialog, localSeq: -1 },
+      { ...dialog, transport: 'sctp' },
+    ];
+    for (const b of bad) expect(parseStoredDialog(b).ok, JSON.stringify(b)).toBe(false);
   });
 });

@@ -40,7 +40,7 @@ export interface ClusterPeers {
 export async function startCluster(cfg: ClusterConfig, calls: Config['calls'], peers: ClusterPeers, log: Logger, deliver: (events: WaEvent[]) => void): Promise<Cluster> {
   const redis = await connectRedis(cfg.redisUrl);
   redis.on('error', (err: Error) => (peers.metrics?.redisError('connection'), log.warn({ component: 'cluster', error: err.message }, 'Redis connection error')));
-  const state = new RedisSharedState(redis, cfg.keyPrefix);
+  const state = new RedisSharedState(redis, cfg.keyPrefix, cfg.secret);
   // The longest a call can last (ringing, then maxDurationSec) and ten minutes for late webhooks.
   const callTtlMs = (calls.ringTimeoutSec + calls.maxDurationSec) * 1000 + 10 * 60_000;
   const instanceId = cfg.instanceId ?? `${hostname()}-${process.pid}`;

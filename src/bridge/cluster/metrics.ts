@@ -20,6 +20,8 @@ export interface ClusterMetrics {
   takeoverSeconds(seconds: number): void;
   redisError(op: RedisOp): void;
   leaseRenewalFailed(): void;
+  /** A renewal found the lease already gone: this instance was taken for dead. */
+  leaseLapsed(): void;
 }
 
 export const NO_CLUSTER_METRICS: ClusterMetrics = {
@@ -29,4 +31,5 @@ export const NO_CLUSTER_METRICS: ClusterMetrics = {
   takeoverSeconds: () => undefined,
   redisError: () => undefined,
   leaseRenewalFailed: () => undefined,
+  leaseLapsed: () => undefined,
 };

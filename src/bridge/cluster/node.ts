@@ -99,25 +99,31 @@ export class ClusterNode implements CallObserver {
     await this.deps.takeover.sweep();
   }
 
-  /** Batches another instance could not hand over the internal hop: checked as the hop checks them, then delivered. */
+  /**
+   * Batches another instance could not hand over the internal hop: sealed with the cluster secret
+   * (./sealed.ts), checked as the hop checks them, no older than the mailbox's TTL, then delivered.
+   * A batch the bridge already had (the hop did deliver it, its answer was lost) is a duplicate
+   * there; a connect mailed behind its own terminate is refused there (the call ended already).
+   */
   private async takeMail(): Promise<void> {
-    let bodies: string[];
+    let mail: Awaited<ReturnType<ClusterNodeDeps['state']['takeMail']>>;
     try {
-      bodies = await this.deps.state.takeMail(this.instanceId);
+      mail = await this.deps.state.takeMail(this.instanceId);
     } catch (err) {
       this.redisFailed('forward');
       this.log.warn({ err }, 'reading the events other instances left in Redis failed');
       return;
     }
-    for (const body of bodies) {
-      let parsed: ReturnType<typeof forwardSchema.safeParse> | undefined;
-      try {
-        parsed = forwardSchema.safeParse(JSON.parse(body));
-      } catch {
-        parsed = undefined;
+    if (mail.forged) this.log.error({ batches: mail.forged }, 'event batches in Redis without a valid cluster signature (or too big); dropped');
+    for (const batch of mail.batches) {
+      const parsed = forwardSchema.safeParse(batch);
+      if (!parsed.success) {
+        this.log.warn({ error: parsed.error.message.slice(0, 300) }, 'events left in Redis by another instance are malformed; dropped');
+        continue;
       }
-      if (!parsed?.success) {
-        this.log.warn({ bytes: body.length }, 'events left in Redis by another instance are malformed; dropped');
+      const ageMs = Date.now() - parsed.data.sentAt;
+      if (ageMs > MAILBOX_TTL_MS) {
+        this.log.warn({ from: parsed.data.from, ageMs }, 'events left in Redis by another instance are older than the mailbox TTL; dropped');
         continue;
       }
       const events = parsed.data.events as unknown as WaEvent[];
@@ -128,15 +134,30 @@ export class ClusterNode implements CallObserver {
 
   private async renew(): Promise<void> {
     try {
-      await this.deps.state.renew(this.instanceId, this.deps.config.advertiseUrl, this.deps.config.leaseMs);
+      const lapsed = await this.deps.state.renew(this.instanceId, this.deps.config.advertiseUrl, this.deps.config.leaseMs);
       if (!this.leaseOk) this.log.info('cluster lease renewed');
       this.leaseOk = true;
+      if (lapsed && this.heartbeat) this.leaseLapsed();
     } catch (err) {
       this.metrics.leaseRenewalFailed();
       this.redisFailed('lease');
       if (this.leaseOk) this.log.error({ err }, 'cluster lease renewal failed: Redis unreachable; other instances will think this one dead');
       this.leaseOk = false;
     }
+  }
+
+  /**
+   * The lease had run out before this renewal (the process was too slow to renew it for
+   * `leaseMs`, or Redis lost it): other instances took this one for dead and may have ended its
+   * calls and deleted its records. The calls still held here are recorded again, and every dialog
+   * and ringing INVITE is written again at this heartbeat, so they are not lost for the day this
+   * instance really dies.
+   */
+  private leaseLapsed(): void {
+    this.metrics.leaseLapsed();
+    this.log.error({ calls: this.records.size }, 'cluster lease had run out before this renewal: other instances may have ended calls of this one; recording its calls again');
+    for (const [key, rec] of this.records) this.record(key, rec);
+    this.deps.takeover?.forgetWritten();
   }
 
   /** Webhook events as received from WhatsApp, on any instance. Never throws. */

@@ -19,7 +19,10 @@
  */
 import { Redis } from 'ioredis';
 import type { PermissionAnswer, PermissionStore } from '../permissions.js';
-import type { StoredDialog } from '../../sip/types.js';
+import { seal, unseal } from './sealed.js';
+
+/** The most batches a mute owner's mailbox holds: past it, the oldest go (a bound on Redis memory). */
+export const MAILBOX_MAX_BATCHES = 1000;
 
 /** What a survivor needs to end a dead instance's call. */
 export interface ClusterCallRecord {
@@ -57,10 +60,26 @@ export interface CallDirectory {
 
 /** Instance leases: who is alive and where it listens. */
 export interface Leases {
-  renew(instanceId: string, url: string, leaseMs: number): Promise<void>;
+  /** Take or renew the lease; true when there was none to renew (first start, or it had run out). */
+  renew(instanceId: string, url: string, leaseMs: number): Promise<boolean>;
   /** The internal URL of a live instance, or undefined when its lease has run out. */
   urlOf(instanceId: string): Promise<string | undefined>;
   drop(instanceId: string): Promise<void>;
+}
+
+const LEFT_HASHES = ['calls', 'dlg', 'inv'] as const;
+type LeftHash = (typeof LEFT_HASHES)[number];
+
+/** What an instance left in Redis, as a survivor reads it. */
+export interface LeftBy {
+  calls: Map<string, ClusterCallRecord>;
+  /** Confirmed dialogs and ringing INVITEs, checked field by field by their user. */
+  dialogs: Map<string, unknown>;
+  invites: Map<string, unknown>;
+  /** Entries without a valid seal (./sealed.ts): left out. */
+  forged: number;
+  /** The fields read from each hash (forged ones included), for `bury`. */
+  read: Record<LeftHash, string[]>;
 }
 
 // Delete a key only when it still holds the expected value (an owner releasing its own call).
@@ -72,6 +91,8 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    /** The cluster secret: what survivors act on is sealed with it (./sealed.ts). */
+    private readonly secret: string,
   ) {}
 
   private ownKey(k: OwnerKey): string {
@@ -121,9 +142,18 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
     await this.redis.del(`${this.prefix}perm:${key}`);
   }
 
-  async renew(instanceId: string, url: string, leaseMs: number): Promise<void> {
+  async renew(instanceId: string, url: string, leaseMs: number): Promise<boolean> {
     // The beat outlives the lease (ten leases), so a survivor can tell when the instance went quiet.
-    await this.redis.multi().set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs).set(`${this.prefix}beat:${instanceId}`, String(Date.now()), 'PX', leaseMs * 10).exec().then(failedExec);
+    // Membership is renewed too: an instance that was only slow (its lease ran out, a survivor
+    // took its calls over and buried it) must be seen again, or its later calls die with it.
+    const results = await this.redis
+      .multi()
+      .set(`${this.prefix}inst:${instanceId}`, url, 'PX', leaseMs, 'GET')
+      .set(`${this.prefix}beat:${instanceId}`, String(Date.now()), 'PX', leaseMs * 10)
+      .sadd(`${this.prefix}members`, instanceId)
+      .exec();
+    failedExec(results);
+    return results?.[0]?.[1] === null;
   }
 
   /** When `instanceId` last renewed its lease (ms since the epoch), if still known. */
@@ -150,7 +180,7 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
 
   async recordCall(instanceId: string, callKey: string, rec: ClusterCallRecord, ttlMs: number): Promise<void> {
     const k = `${this.prefix}calls:${instanceId}`;
-    await this.redis.multi().hset(k, callKey, JSON.stringify(rec)).pexpire(k, ttlMs).exec();
+    await this.redis.multi().hset(k, callKey, seal(this.secret, `calls:${instanceId}:${callKey}`, JSON.stringify(rec))).pexpire(k, ttlMs).exec();
   }
 
   async forgetCall(instanceId: string, callKey: string): Promise<void> {
@@ -160,26 +190,44 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
   async putDialogs(instanceId: string, changed: Map<string, string>, removed: string[], ttlMs: number, hash: SipStateHash = 'dlg'): Promise<void> {
     const k = `${this.prefix}${hash}:${instanceId}`;
     const m = this.redis.multi();
-    if (changed.size) m.hset(k, Object.fromEntries(changed)).pexpire(k, ttlMs);
+    if (changed.size) m.hset(k, Object.fromEntries([...changed].map(([f, json]) => [f, seal(this.secret, `${hash}:${instanceId}:${f}`, json)]))).pexpire(k, ttlMs);
     if (removed.length) m.hdel(k, ...removed);
     await m.exec().then(failedExec);
   }
 
-  /** A dead instance's calls, dialogs and ringing INVITEs (entries that are not JSON skipped; INVITEs are checked by their user). */
-  async leftBy(instanceId: string): Promise<{ calls: Map<string, ClusterCallRecord>; dialogs: Map<string, StoredDialog>; invites: Map<string, unknown> }> {
-    const [calls, dialogs, invites] = await Promise.all(['calls', 'dlg', 'inv'].map((h) => this.redis.hgetall(`${this.prefix}${h}:${instanceId}`)));
-    return { calls: parseValues<ClusterCallRecord>(calls!), dialogs: parseValues<StoredDialog>(dialogs!), invites: parseValues<unknown>(invites!) };
+  /**
+   * A dead instance's calls, dialogs and ringing INVITEs. Entries without a valid seal (./sealed.ts)
+   * are left out and counted in `forged`; INVITEs are checked field by field by their user.
+   */
+  async leftBy(instanceId: string): Promise<LeftBy> {
+    const [calls, dialogs, invites] = await Promise.all(LEFT_HASHES.map((h) => this.redis.hgetall(`${this.prefix}${h}:${instanceId}`)));
+    const forged = { n: 0 };
+    const open = <T>(h: LeftHash, values: Record<string, string>) => this.unsealAll<T>(`${h}:${instanceId}`, values, forged);
+    const read = { calls: Object.keys(calls!), dlg: Object.keys(dialogs!), inv: Object.keys(invites!) };
+    return { calls: open<ClusterCallRecord>('calls', calls!), dialogs: open<unknown>('dlg', dialogs!), invites: open<unknown>('inv', invites!), forged: forged.n, read };
   }
 
-  /** Leave a forwarded batch (JSON) for `instanceId` to take at its next heartbeat. */
+  private unsealAll<T>(where: string, h: Record<string, string>, forged: { n: number }): Map<string, T> {
+    const out = new Map<string, T>();
+    for (const [k, v] of Object.entries(h)) {
+      const value = unseal(this.secret, `${where}:${k}`, v);
+      if (value === undefined) forged.n++;
+      else out.set(k, value as T);
+    }
+    return out;
+  }
+
+  /** Leave a forwarded batch (a JSON object) for `instanceId` to take at its next heartbeat; at most `MAILBOX_MAX_BATCHES` are kept. */
   async mail(instanceId: string, body: string, ttlMs: number): Promise<void> {
     const k = `${this.prefix}mbox:${instanceId}`;
-    await this.redis.multi().rpush(k, body).pexpire(k, ttlMs).exec().then(failedExec);
+    await this.redis.multi().rpush(k, seal(this.secret, `mbox:${instanceId}`, body)).ltrim(k, -MAILBOX_MAX_BATCHES, -1).pexpire(k, ttlMs).exec().then(failedExec);
   }
 
-  /** Take (at most 100 of) the batches left for `instanceId`. */
-  async takeMail(instanceId: string): Promise<string[]> {
-    return (await this.redis.lpop(`${this.prefix}mbox:${instanceId}`, 100)) ?? [];
+  /** Take (at most 100 of) the batches left for `instanceId`, each as it was mailed; `forged`: ones without a valid seal, dropped. */
+  async takeMail(instanceId: string): Promise<{ batches: unknown[]; forged: number }> {
+    const raw = (await this.redis.lpop(`${this.prefix}mbox:${instanceId}`, 100)) ?? [];
+    const batches = raw.map((v) => unseal(this.secret, `mbox:${instanceId}`, v)).filter((v) => v !== undefined);
+    return { batches, forged: raw.length - batches.length };
   }
 
   /** Whether this survivor ends `callKey` of the dead instance (one survivor per call). */
@@ -187,10 +235,16 @@ export class RedisSharedState implements SharedDedupe, CallDirectory, Leases, Pe
     return (await this.redis.set(`${this.prefix}end:${deadId}:${callKey}`, survivorId, 'PX', 10 * 60_000, 'NX')) === 'OK';
   }
 
-  /** The dead instance is handled: its records go. */
-  async bury(deadId: string): Promise<void> {
+  /**
+   * The dead instance is handled: the records a survivor read (`LeftBy.read`) go, and it leaves
+   * the members. Only those: an instance that was only slow may have written more since (a call
+   * it took after the survivor read its hashes), which must stay for the day it really dies.
+   */
+  async bury(deadId: string, read: LeftBy['read']): Promise<void> {
     const p = this.prefix;
-    await this.redis.multi().del(`${p}calls:${deadId}`, `${p}dlg:${deadId}`, `${p}inv:${deadId}`, `${p}beat:${deadId}`).srem(`${p}members`, deadId).exec();
+    const m = this.redis.multi().del(`${p}beat:${deadId}`).srem(`${p}members`, deadId);
+    for (const h of LEFT_HASHES) if (read[h].length) m.hdel(`${p}${h}:${deadId}`, ...read[h]);
+    await m.exec();
   }
 }
 
@@ -219,16 +273,4 @@ export async function connectRedis(url: string, timeoutMs = 5000): Promise<Redis
 function failedExec(results: Array<[Error | null, unknown]> | null): void {
   const err = results?.find(([e]) => e)?.[0];
   if (err) throw err;
-}
-
-function parseValues<T>(h: Record<string, string>): Map<string, T> {
-  const out = new Map<string, T>();
-  for (const [k, v] of Object.entries(h)) {
-    try {
-      out.set(k, JSON.parse(v) as T);
-    } catch {
-      // Not ours, or torn: nothing to act on.
-    }
-  }
-  return out;
 }

@@ -11,7 +11,7 @@
  */
 import type { Logger } from '../../util/log.js';
 import type { MediaEngine } from '../../media/types.js';
-import { parseStoredInvite } from '../../sip/stored-invite.js';
+import { parseStoredDialog, parseStoredInvite, type Checked } from '../../sip/stored-invite.js';
 import type { SipStack, StoredDialog, StoredInvite } from '../../sip/types.js';
 import type { WaEvent, WhatsAppCallingApi } from '../../whatsapp/types.js';
 import { sipFinalHeaders } from '../failure-map.js';
@@ -47,6 +47,12 @@ export class Takeover {
     const sip = this.deps.sip;
     await this.sync('dlg', (sip.dialogSnapshots?.() ?? []).map((d) => [d.callId, JSON.stringify(d)]));
     await this.sync('inv', (sip.inviteSnapshots?.() ?? []).map((i) => [i.callId, JSON.stringify(i)]));
+  }
+
+  /** Write every dialog and ringing INVITE again at the next sync (this instance's records in Redis may be gone). */
+  forgetWritten(): void {
+    this.written.dlg.clear();
+    this.written.inv.clear();
   }
 
   private async sync(hash: SipStateHash, entries: Array<[string, string]>): Promise<void> {
@@ -101,17 +107,24 @@ export class Takeover {
   /** End every call `deadId` left; returns the records it held (ended here or by another survivor). */
   private async endCallsOf(deadId: string, why = 'cluster: an instance is dead (its lease expired); ending its calls', forwarded: (rec: ClusterCallRecord) => boolean = () => false): Promise<ClusterCallRecord[]> {
     const log = this.deps.log.child({ deadInstance: deadId });
-    const [{ calls, dialogs, invites }, lastBeat] = await Promise.all([this.deps.state.leftBy(deadId), this.deps.state.lastBeat(deadId).catch(() => undefined)]);
+    const [{ calls, dialogs, invites, forged, read }, lastBeat] = await Promise.all([this.deps.state.leftBy(deadId), this.deps.state.lastBeat(deadId).catch(() => undefined)]);
     log.warn({ calls: calls.size }, why);
+    if (forged) log.error({ entries: forged }, 'cluster: entries in Redis without a valid cluster signature (or too big); not acted on');
     const ended = await Promise.all(
       [...calls].map(async ([key, rec]) => {
         if (!(await this.deps.state.claimEnd(deadId, key, this.deps.instanceId))) return false;
-        const sipState = rec.sipCallId ? { dialog: dialogs.get(rec.sipCallId), invite: this.invite(invites.get(rec.sipCallId), rec, log) } : {};
+        const id = rec.sipCallId;
+        const sipState = id
+          ? {
+              dialog: this.checked(dialogs.get(id), parseStoredDialog, 'dialog', rec, log),
+              invite: this.checked(invites.get(id), parseStoredInvite, 'ringing INVITE', rec, log),
+            }
+          : {};
         await this.endCall(rec, sipState, forwarded(rec), log);
         return true;
       }),
     );
-    await this.deps.state.bury(deadId);
+    await this.deps.state.bury(deadId, read);
     if (ended.some(Boolean) && lastBeat !== undefined && deadId !== this.deps.instanceId) {
       const sinceLastBeatMs = Math.max(0, Date.now() - lastBeat);
       this.metrics.takeoverSeconds(sinceLastBeatMs / 1000);
@@ -120,11 +133,12 @@ export class Takeover {
     return [...calls.values()];
   }
 
-  private invite(raw: unknown, rec: ClusterCallRecord, log: Logger): StoredInvite | undefined {
+  /** A stored ringing INVITE or dialog, checked (`parse`); a malformed one is logged and not used. */
+  private checked<T>(raw: unknown, parse: (v: unknown) => Checked<T>, what: string, rec: ClusterCallRecord, log: Logger): T | undefined {
     if (raw === undefined) return undefined;
-    const parsed = parseStoredInvite(raw);
-    if (parsed.ok) return parsed.invite;
-    log.error({ waCallId: rec.waCallId, sipCallId: rec.sipCallId, error: parsed.error }, 'cluster: the stored ringing INVITE is malformed; not used');
+    const parsed = parse(raw);
+    if (parsed.ok) return parsed.value;
+    log.error({ waCallId: rec.waCallId, sipCallId: rec.sipCallId, error: parsed.error }, `cluster: the stored ${what} is malformed; not used`);
     return undefined;
   }
 
