@@ -34,7 +34,10 @@ export class WorkerSession implements MediaSession {
     if (this.dead || !this.rpc) throw this.dead ?? new MediaError('no embedded media worker', ENGINE, 'engine-dead');
     this.created ??= this.rpc.request({ op: 'create', callId: this.callId });
     await this.created;
-    return this.rpc.request(req);
+    const value = await this.rpc.request(req);
+    // Closed while the worker was answering: the SDP describes what close() released.
+    if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+    return value;
   }
 
   offerFromWhatsApp(sdp: string): Promise<string> {

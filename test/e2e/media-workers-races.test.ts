@@ -1,0 +1,113 @@
+/**
+ * The embedded engine in worker threads under the races production meets: a call hung up while
+ * its offer is still being made (nothing may stay behind in the worker), a worker that keeps
+ * dying right after it comes up (the restarts must back off, not spin), and the pool closed twice.
+ */
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EmbeddedWorkerPool } from '../../src/media/embedded/index.js';
+import { MediaError, type MediaFailure } from '../../src/media/types.js';
+import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
+import { RtpEndpoint } from '../harness/rtp-endpoint.js';
+import { loopbackEmbeddedEngine, loopbackWorkerPool } from '../support/embedded.js';
+import { waitFor } from '../support/wait.js';
+
+/** UDP sockets bound on 127.0.0.1 in [lo, hi], from the kernel's table (looking takes no port). */
+function boundIn([lo, hi]: [number, number]): number {
+  let n = 0;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const local = line.trim().split(/\s+/)[1];
+    if (!local?.startsWith('0100007F:')) continue;
+    const port = parseInt(local.slice(9), 16);
+    if (port >= lo && port <= hi) n++;
+  }
+  return n;
+}
+
+describe('worker pool races', () => {
+  let pool: EmbeddedWorkerPool | undefined;
+  const peers: WhatsAppMediaPeer[] = [];
+  const endpoints: RtpEndpoint[] = [];
+
+  afterEach(async () => {
+    for (const p of peers.splice(0)) await p.close().catch(() => undefined);
+    for (const e of endpoints.splice(0)) await e.close();
+    await pool?.close();
+    pool = undefined;
+  });
+
+  it('a session closed while its offer is in flight: the offer rejects (closed), and the worker holds no session and no port afterwards', async () => {
+    // ICE above the kernel's ephemeral ports (32768-60999), so that no other socket lands there.
+    const ice: [number, number] = [61000 + Math.floor(Math.random() * 9) * 500, 0];
+    ice[1] = ice[0] + 499;
+    const iceBefore = boundIn(ice);
+    pool = await loopbackWorkerPool(1, { icePortRange: ice });
+    const full = (await pool.readiness()).detail!;
+    const stamp = Date.now();
+    const results: Array<Promise<unknown>> = [];
+    const pbx = await RtpEndpoint.create({ codec: 'PCMU' });
+    endpoints.push(pbx);
+    // Every direction's first step: inbound (WhatsApp's offer), outbound (the PBX's), click to call.
+    for (let i = 0; i < 6; i++) {
+      const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
+      peers.push(peer);
+      const s = pool.createSession(`race-offer-${i}-${stamp}`);
+      const step = i % 3 === 0 ? s.offerFromWhatsApp(await peer.createOffer()) : i % 3 === 1 ? s.offerFromPbx(pbx.createOffer()) : s.offerToWhatsApp();
+      const offer = step.then(
+        (sdp) => ({ sdp }),
+        (e: unknown) => e,
+      );
+      // The caller hangs up while the offer is being made.
+      await s.close();
+      results.push(offer);
+    }
+    for (const r of await Promise.all(results)) {
+      expect(r, 'an offer on a closed session does not come back as a usable SDP').toBeInstanceOf(MediaError);
+      expect((r as MediaError).reason).toBe('closed');
+    }
+    await waitFor(async () => (await pool!.listSessions()).length === 0, { what: 'the worker to hold no session' });
+    await waitFor(async () => (await pool!.readiness()).detail!.freePortPairs === full.freePortPairs, {
+      what: `every RTP port pair free again (${String(full.freePortPairs)})`,
+    });
+    // No WebRTC leg made after the close is left holding its ICE sockets.
+    await waitFor(() => boundIn(ice) <= iceBefore, { what: `no ICE socket left in ${ice[0]}-${ice[1]}` });
+  });
+
+  it('the same race in the engine itself, close() a moment after the offer started: no port pair stays allocated', async () => {
+    const engine = await loopbackEmbeddedEngine();
+    try {
+      const pbx = await RtpEndpoint.create({ codec: 'PCMU' });
+      endpoints.push(pbx);
+      const results: unknown[] = [];
+      for (let i = 0; i < 4; i++) {
+        const s = engine.createSession(`race-inproc-${i}-${Date.now()}`);
+        const offer = s.offerFromPbx(pbx.createOffer()).catch((e: unknown) => e);
+        await new Promise((r) => setImmediate(r)); // the offer is now binding its port pair
+        await s.close();
+        results.push(await offer);
+      }
+      for (const r of results) expect((r as MediaError).reason).toBe('closed');
+      expect(engine.ports.inUse.size).toBe(0);
+      expect(await engine.listSessions()).toEqual([]);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a session created while no worker is up fails fast with engine-dead, and leaves nothing behind', async () => {
+    pool = await loopbackWorkerPool(1);
+    await pool.killWorker(0);
+    await waitFor(async () => (await pool!.readiness()).detail?.workersUp === 0, { what: 'the worker to be down' });
+    const s = pool.createSession(`race-down-${Date.now()}`);
+    const failures: MediaFailure[] = [];
+    s.onFailure((f) => failures.push(f));
+    const t0 = performance.now();
+    const err = await s.offerToWhatsApp().catch((e: unknown) => e);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(err).toBeInstanceOf(MediaError);
+    expect((err as MediaError).reason).toBe('engine-dead');
+    expect(pool.placement().size).toBe(0);
+    await s.close();
+    await s.close();
+  });
+});
