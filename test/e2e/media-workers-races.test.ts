@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EmbeddedWorkerPool } from '../../src/media/embedded/index.js';
+import { EmbeddedWorkerPool } from '../../src/media/embedded/index.js';
+import { silentLogger } from '../../src/util/log.js';
 import { MediaError, type MediaFailure } from '../../src/media/types.js';
 import { WhatsAppMediaPeer } from '../../src/simulator/webrtc-peer.js';
 import { RtpEndpoint } from '../harness/rtp-endpoint.js';
@@ -94,6 +95,22 @@ describe('worker pool races', () => {
     }
   });
 
+  it('a worker that dies right after it comes up is restarted with a growing back-off, not at once', async () => {
+    pool = await loopbackWorkerPool(1);
+    const p = pool;
+    const gaps: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await p.killWorker(0);
+      const t0 = performance.now();
+      await waitFor(async () => (await p.readiness()).detail?.workersUp === 1, { what: `replacement ${i + 1} up`, timeoutMs: 20_000 });
+      gaps.push(performance.now() - t0);
+    }
+    // Each worker died within moments of starting: its replacement waits 1 s, then 2 s, then 4 s.
+    expect(gaps[0]).toBeGreaterThanOrEqual(900);
+    expect(gaps[1]).toBeGreaterThanOrEqual(1900);
+    expect(gaps[2]).toBeGreaterThanOrEqual(3900);
+  }, 40_000);
+
   it('a session created while no worker is up fails fast with engine-dead, and leaves nothing behind', async () => {
     pool = await loopbackWorkerPool(1);
     await pool.killWorker(0);
@@ -109,5 +126,19 @@ describe('worker pool races', () => {
     expect(pool.placement().size).toBe(0);
     await s.close();
     await s.close();
+  });
+
+  it('a worker that throws while starting (a port range it cannot use): start() rejects with a clear MediaError naming the worker and the range', async () => {
+    const err = await EmbeddedWorkerPool.start({
+      rtpHost: '127.0.0.1',
+      rtpAdvertiseHost: '127.0.0.1',
+      iceAddresses: ['127.0.0.1'],
+      portMin: 65000,
+      portMax: 65999, // past 65535: the second worker's allocator refuses its slice
+      workers: 2,
+      logger: silentLogger(),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MediaError);
+    expect(err).toMatchObject({ reason: 'engine-dead', message: expect.stringMatching(/did not start: media worker 1 exited .*bad RTP port range 65500-65999/) });
   });
 });

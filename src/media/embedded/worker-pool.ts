@@ -35,7 +35,14 @@ export interface WorkerPoolOptions extends EmbeddedEngineOptions {
   hangMs?: number;
   /** How often a worker sends every session's stats (its heartbeat); default 1 s. */
   statsIntervalMs?: number;
+  /** A worker not ready this long after it was started is terminated (and retried); default 30 s. */
+  startTimeoutMs?: number;
 }
+
+/** A worker that ran this long before it died is restarted at once; one that died sooner backs off. */
+const CLEAN_RUN_MS = 30_000;
+/** The back-off after the n-th short-lived worker in a row: 1 s, 2 s, 4 s ... at most 30 s. */
+const restartDelayMs = (failures: number): number => (failures === 0 ? 0 : Math.min(30_000, 500 * 2 ** failures));
 
 /** Split [min, max] into `n` disjoint slices; `even` starts each slice on an even port (RTP/RTCP pairs). */
 export function splitRange(min: number, max: number, n: number, even: boolean): Array<[number, number]> {
@@ -76,11 +83,12 @@ class Slot {
   rpc: RpcClient | undefined;
   threadId = 0;
   up = false;
+  upSince = 0;
   lastHeard = 0;
   /** Why the pool itself is terminating this worker (it stopped answering), if it is. */
   killed: string | undefined;
   readonly sessions = new Set<WorkerSession>();
-  /** Restarts in a row without a clean run, for the back-off. */
+  /** Workers in a row that died within CLEAN_RUN_MS of being ready (or before), for the back-off. */
   failures = 0;
   restartTimer: NodeJS.Timeout | undefined;
 
@@ -101,7 +109,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
     private readonly opts: WorkerPoolOptions,
     private readonly log: Logger,
   ) {
-    const { logger: _logger, workers, rpcTimeoutMs: _r, hangMs: _h, statsIntervalMs, ...engine } = opts;
+    const { logger: _logger, workers, rpcTimeoutMs: _r, hangMs: _h, statsIntervalMs, startTimeoutMs: _s, ...engine } = opts;
     const rtp = splitRange(opts.portMin, opts.portMax, workers, true);
     const ice = opts.icePortRange ? splitRange(opts.icePortRange[0], opts.icePortRange[1], workers, false) : undefined;
     this.slots = rtp.map(
@@ -148,6 +156,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
         slot.lastHeard = performance.now();
         if (m.kind === 'ready') {
           slot.up = true;
+          slot.upSince = slot.lastHeard;
           slot.threadId = m.threadId;
           resolve();
         } else this.onMessage(slot, m, wlog);
@@ -197,37 +206,48 @@ export class EmbeddedWorkerPool implements MediaEngine {
     slot.sessions.clear();
     for (const s of lost) s.engineDead(detail);
     if (this.closed) return;
-    this.log.error({ mediaWorker: slot.index, code, sessionsLost: lost.length }, 'media worker died; its calls end, a replacement starts');
-    slot.failures = wasUp ? 0 : slot.failures + 1;
-    const delay = Math.min(30_000, slot.failures === 0 ? 0 : 500 * 2 ** slot.failures);
+    // A worker that dies soon after it is up (a crash at start, on its first call) must not be
+    // replaced at once, over and over: each start costs a core for a while.
+    const ranMs = wasUp ? Math.round(performance.now() - slot.upSince) : 0;
+    slot.failures = wasUp && ranMs >= CLEAN_RUN_MS ? 0 : slot.failures + 1;
+    const delay = restartDelayMs(slot.failures);
+    this.log.error({ mediaWorker: slot.index, code, ranMs, sessionsLost: lost.length, restartInMs: delay }, 'media worker died; its calls end, a replacement starts');
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
       if (this.closed) return;
       this.startSlot(slot).then(
         () => this.log.info({ mediaWorker: slot.index }, 'media worker replaced'),
-        (err: Error) => this.log.error({ mediaWorker: slot.index, err: err.message }, 'media worker replacement failed'),
+        (err: Error) => {
+          if (!this.closed) this.log.error({ mediaWorker: slot.index, err: err.message }, 'media worker replacement failed');
+        },
       );
     }, delay);
     slot.restartTimer.unref();
   }
 
+  /** Terminate a worker silent for hangMs, or not ready startTimeoutMs after it was started. */
   private checkHung(): void {
     const hangMs = this.opts.hangMs ?? 10_000;
+    const startMs = this.opts.startTimeoutMs ?? 30_000;
     const now = performance.now();
     for (const slot of this.slots) {
-      if (slot.up && slot.worker && !slot.killed && now - slot.lastHeard > hangMs) {
-        const silentMs = Math.round(now - slot.lastHeard);
+      if (!slot.worker || slot.killed) continue;
+      const silentMs = Math.round(now - slot.lastHeard);
+      if (slot.up && silentMs > hangMs) {
         slot.killed = `stopped answering for ${silentMs} ms and was terminated`;
         this.log.error({ mediaWorker: slot.index, silentMs }, 'media worker stopped answering; terminating it');
-        void slot.worker.terminate();
-      }
+      } else if (!slot.up && silentMs > startMs) {
+        slot.killed = `was not ready ${silentMs} ms after it was started and was terminated`;
+        this.log.error({ mediaWorker: slot.index, silentMs }, 'media worker did not start; terminating it');
+      } else continue;
+      void slot.worker.terminate();
     }
   }
 
   createSession(callId: string): MediaSession {
     if (this.closed) throw new MediaError('engine closed', ENGINE, 'closed');
     let best: Slot | undefined;
-    for (const s of this.slots) if (s.up && (!best || s.sessions.size < best.sessions.size)) best = s;
+    for (const s of this.slots) if (s.up && !s.killed && (!best || s.sessions.size < best.sessions.size)) best = s;
     const session = new WorkerSession(callId, best?.rpc, this.log, () => this.forget(session, best));
     if (!best) {
       session.engineDead('no embedded media worker is up');
