@@ -141,4 +141,38 @@ describe('worker pool races', () => {
     expect(err).toBeInstanceOf(MediaError);
     expect(err).toMatchObject({ reason: 'engine-dead', message: expect.stringMatching(/did not start: media worker 1 exited .*bad RTP port range 65500-65999/) });
   });
+
+  it("the same call id live on two workers: one session's failure is told to that session only", async () => {
+    pool = await loopbackWorkerPool(2, { whatsappMediaTimeoutSec: 1 });
+    const pbx = await RtpEndpoint.create({ codec: 'PCMU' });
+    endpoints.push(pbx);
+    const peer = new WhatsAppMediaPeer({ toneHz: 1000 });
+    peers.push(peer);
+    const id = `race-dup-${Date.now()}`;
+    const first = pool.createSession(id);
+    const second = pool.createSession(id);
+    await second.pbxSending(true); // the second exists in its worker too
+    const told: Array<[string, MediaFailure]> = [];
+    first.onFailure((f) => told.push(['first', f]));
+    second.onFailure((f) => told.push(['second', f]));
+    // The first gets WhatsApp's offer and the PBX's answer, and then no media: its timeout fires in its worker.
+    await first.answerFromPbx(pbx.answer(await first.offerFromWhatsApp(await peer.createOffer())));
+    expect((await pool.workerSessions()).map((w) => w.sessions), 'one on each worker').toEqual([[id], [id]]);
+    await waitFor(() => told.length > 0, { what: 'the media timeout of the first session' });
+    expect(told).toEqual([['first', expect.objectContaining({ kind: 'whatsapp-media-timeout' })]]);
+    await first.close();
+    await second.close();
+  });
+
+  it('close() twice: the second call resolves only once the pool is closed', async () => {
+    pool = await loopbackWorkerPool(2);
+    const first = pool.close();
+    await pool.close();
+    expect((await pool.readiness()).ready).toBe(false);
+    expect(await pool.workerSessions()).toEqual([
+      expect.objectContaining({ up: false }),
+      expect.objectContaining({ up: false }),
+    ]);
+    await first;
+  });
 });

@@ -104,6 +104,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
   private readonly byCall = new Map<string, WorkerSession>();
   private readonly hangTimer: NodeJS.Timeout;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly opts: WorkerPoolOptions,
@@ -153,6 +154,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
     const wlog = this.log.child({ mediaWorker: slot.index });
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (m: FromWorker) => {
+        if (slot.worker !== worker) return; // a replaced worker's last words: its rpc and calls are gone
         slot.lastHeard = performance.now();
         if (m.kind === 'ready') {
           slot.up = true;
@@ -164,7 +166,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
       let crash = '';
       worker.on('error', (err) => {
         crash = `: ${err.message}`;
-        wlog.error({ err: err.message }, 'media worker crashed');
+        wlog.error({ err: err.message, stack: err.stack }, 'media worker crashed');
       });
       worker.on('exit', (code) => {
         const wasUp = slot.up;
@@ -180,13 +182,13 @@ export class EmbeddedWorkerPool implements MediaEngine {
         slot.rpc?.settle(m);
         return;
       case 'failure':
-        this.byCall.get(m.callId)?.failed(m.failure);
+        sessionOn(slot, m.callId)?.failed(m.failure);
         return;
       case 'milestone':
-        this.byCall.get(m.callId)?.milestone(m.milestone);
+        sessionOn(slot, m.callId)?.milestone(m.milestone);
         return;
       case 'stats':
-        for (const [id, st] of m.stats) this.byCall.get(id)?.snapshot(st);
+        for (const [id, st] of m.stats) sessionOn(slot, id)?.snapshot(st);
         return;
       case 'log':
         forwardLog(wlog, m.line);
@@ -320,8 +322,13 @@ export class EmbeddedWorkerPool implements MediaEngine {
     return up < this.slots.length ? { ready: true, reason: `${this.slots.length - up} of ${this.slots.length} media workers down`, detail } : { ready: true, detail };
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Idempotent: a second call resolves when the first has finished. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
     this.closed = true;
     clearInterval(this.hangTimer);
     await Promise.all([...this.byCall.values()].map((s) => s.close()));
@@ -335,6 +342,15 @@ export class EmbeddedWorkerPool implements MediaEngine {
       }),
     );
   }
+}
+
+/**
+ * The session a worker's event names, among that worker's own: the same call id may be live on
+ * another worker too (a call id the bridge saw again), whose call must not end for this one.
+ */
+function sessionOn(slot: Slot, callId: string): WorkerSession | undefined {
+  for (const s of slot.sessions) if (s.callId === callId) return s;
+  return undefined;
 }
 
 const LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
