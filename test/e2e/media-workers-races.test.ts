@@ -164,6 +164,21 @@ describe('worker pool races', () => {
     await second.close();
   });
 
+  it('requests that time out (a slow worker): close() still removes the session the worker made', async () => {
+    // 1 ms to answer: the create, or the offer after it, times out on this side while the worker carries it out.
+    pool = await loopbackWorkerPool(1, { rpcTimeoutMs: 1 });
+    const stamp = Date.now();
+    for (let i = 0; i < 5; i++) {
+      const s = pool.createSession(`race-slow-${i}-${stamp}`);
+      const err = await s.offerToWhatsApp().catch((e: unknown) => e);
+      expect((err as MediaError).reason).toBe('timeout');
+      await s.close();
+    }
+    // readiness asks each worker with its own 2 s limit: its own count of its sessions.
+    await waitFor(async () => (await pool!.readiness()).detail?.sessionsPerWorker, { what: 'a readiness answer' });
+    await waitFor(async () => ((await pool!.readiness()).detail?.sessionsPerWorker as number[])[0] === 0, { what: 'the worker to hold no session' });
+  });
+
   it('close() twice: the second call resolves only once the pool is closed', async () => {
     pool = await loopbackWorkerPool(2);
     const first = pool.close();

@@ -90,7 +90,9 @@ export class WorkerSession implements MediaSession {
       this.forget();
       if (this.dead || !this.rpc || !this.created) return;
       try {
-        await this.created;
+        // A create that timed out here may still have been carried out by a slow worker: its
+        // session would stay there for good. closeSession of a session it does not have is a no-op.
+        await this.created.catch(() => undefined);
         const final = await this.rpc.request({ op: 'closeSession', callId: this.callId });
         if (final) this.stats = final;
       } catch (err) {
