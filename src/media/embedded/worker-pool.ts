@@ -365,6 +365,9 @@ function forwardLog(log: Logger, line: string): void {
     return;
   }
   const { level, msg, time: _t, pid: _p, hostname: _h, name: _n, mediaWorker: _w, ...fields } = rec;
+  // What the main logger binds already (engine: 'embedded') would be written twice: a JSON line
+  // with a duplicate key, which strict log parsers refuse.
+  for (const k of Object.keys(log.bindings())) delete fields[k];
   const label = LEVELS[typeof level === 'number' ? level : 30] ?? 'info';
   log[label](fields, typeof msg === 'string' ? msg : '');
 }
