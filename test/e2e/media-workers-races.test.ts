@@ -164,6 +164,20 @@ describe('worker pool races', () => {
     await second.close();
   });
 
+  it('close() with the same call id open on two workers closes both sessions first: neither is told engine-dead by the shutdown', async () => {
+    pool = await loopbackWorkerPool(2);
+    const id = `race-dup-close-${Date.now()}`;
+    const sessions = [pool.createSession(id), pool.createSession(id)];
+    const told: MediaFailure[] = [];
+    for (const s of sessions) {
+      s.onFailure((f) => told.push(f));
+      await s.pbxSending(true); // created in its worker
+    }
+    expect((await pool.workerSessions()).map((w) => w.sessions)).toEqual([[id], [id]]);
+    await pool.close();
+    expect(told).toEqual([]);
+  });
+
   it('requests that time out (a slow worker): close() still removes the session the worker made', async () => {
     // 1 ms to answer: the create, or the offer after it, times out on this side while the worker carries it out.
     pool = await loopbackWorkerPool(1, { rpcTimeoutMs: 1 });

@@ -101,7 +101,6 @@ class Slot {
 export class EmbeddedWorkerPool implements MediaEngine {
   readonly name = ENGINE;
   private readonly slots: Slot[];
-  private readonly byCall = new Map<string, WorkerSession>();
   private readonly hangTimer: NodeJS.Timeout;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -256,13 +255,11 @@ export class EmbeddedWorkerPool implements MediaEngine {
       return session;
     }
     best.sessions.add(session);
-    this.byCall.set(callId, session);
     return session;
   }
 
   private forget(s: WorkerSession, slot: Slot | undefined): void {
     slot?.sessions.delete(s);
-    if (this.byCall.get(s.callId) === s) this.byCall.delete(s.callId);
   }
 
   /** The worker each live session runs on (index), as this side placed them. */
@@ -316,7 +313,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
     }
     // Each worker's own count of its sessions (null: down).
     const sessionsPerWorker = per.map((r) => (r ? Number(r.detail?.sessions ?? 0) : null));
-    const detail = { workers: this.slots.length, workersUp: up, portPairs: pairs, freePortPairs: free, sessions: this.byCall.size, sessionsPerWorker };
+    const detail = { workers: this.slots.length, workersUp: up, portPairs: pairs, freePortPairs: free, sessions: this.slots.reduce((n, s) => n + s.sessions.size, 0), sessionsPerWorker };
     if (up === 0) return { ready: false, reason: 'no embedded media worker is up', detail };
     if (free === 0) return { ready: false, reason: `no free RTP port pair (${pairs} in use)`, detail };
     return up < this.slots.length ? { ready: true, reason: `${this.slots.length - up} of ${this.slots.length} media workers down`, detail } : { ready: true, detail };
@@ -331,7 +328,8 @@ export class EmbeddedWorkerPool implements MediaEngine {
   private async shutdown(): Promise<void> {
     this.closed = true;
     clearInterval(this.hangTimer);
-    await Promise.all([...this.byCall.values()].map((s) => s.close()));
+    // Every session, by worker (two may share a call id): closed first, so none is told engine-dead by the shutdown.
+    await Promise.all(this.slots.flatMap((slot) => [...slot.sessions]).map((s) => s.close()));
     await Promise.all(
       this.slots.map(async (s) => {
         if (s.restartTimer) clearTimeout(s.restartTimer);
