@@ -199,7 +199,7 @@ export const configSchema = z.object({
           pbxSource: z.enum(['strict', 'learn']).default('learn'),
           /**
            * Worker threads running the calls' media (signalling stays on the main thread): `auto`,
-           * one per CPU core (none on a 1-core machine), or a count; 0 = in the main thread.
+           * one per CPU core up to 64 (none on a 1-core machine), or a count; 0 = in the main thread.
            * The port range is split between them (docs/scaling.md).
            */
           workers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),

@@ -77,8 +77,10 @@ describe('the embedded engine in worker threads', () => {
     expect(live?.waIn).toBeGreaterThan(0);
 
     // A worker's own log line, written by this thread's logger with the call's id and its level.
-    const own = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.callId === calls[0]!.id && r.msg === 'WhatsApp leg connected (ICE + DTLS)');
+    const ownLine = lines.find((l) => l.includes(calls[0]!.id) && l.includes('WhatsApp leg connected (ICE + DTLS)'));
+    const own = ownLine === undefined ? undefined : (JSON.parse(ownLine) as Record<string, unknown>);
     expect(own, 'the worker logged the leg up with its callId').toBeDefined();
+    expect(ownLine!.match(/"engine":/g), 'each key once in the JSON line').toHaveLength(1);
     expect(own!.level).toBe(20);
     expect(own!.mediaWorker).toEqual(expect.any(Number));
 

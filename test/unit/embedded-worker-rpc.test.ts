@@ -137,6 +137,9 @@ describe('media.embedded.workers', () => {
     expect(embeddedWorkerCount('auto', 2)).toBe(2);
     expect(embeddedWorkerCount('auto', 8)).toBe(8);
     expect(embeddedWorkerCount('auto', 1)).toBe(0);
+    // A 128-core host gets no more threads than a count may ask for (each is ~50 MB of isolate).
+    expect(embeddedWorkerCount('auto', 128)).toBe(64);
+    expect(() => workers(embeddedWorkerCount('auto', 128))).not.toThrow();
     expect(workers(0)).toBe(0);
     expect(embeddedWorkerCount(workers(3), 2)).toBe(3);
   });

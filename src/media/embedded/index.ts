@@ -12,10 +12,16 @@ export type { EmbeddedEngineOptions, SessionStats } from './engine.js';
 export { EmbeddedEngine } from './engine.js';
 export { EmbeddedWorkerPool, type WorkerPoolOptions } from './worker-pool.js';
 
-/** `media.embedded.workers` as a thread count: `auto` is one per core, or none (in-process) on one core. */
+/** The most worker threads `auto` starts: the most a count may ask for (config schema), ~50 MB each. */
+export const MAX_AUTO_WORKERS = 64;
+
+/**
+ * `media.embedded.workers` as a thread count: `auto` is one per core (at most MAX_AUTO_WORKERS),
+ * or none (in-process) on one core.
+ */
 export function embeddedWorkerCount(setting: 'auto' | number, cores = availableParallelism()): number {
   if (setting !== 'auto') return setting;
-  return cores > 1 ? cores : 0;
+  return cores > 1 ? Math.min(cores, MAX_AUTO_WORKERS) : 0;
 }
 
 /** The engine in this process (`workers` 0 or absent), or a pool of that many worker threads. */

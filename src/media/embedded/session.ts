@@ -180,8 +180,24 @@ export class EmbeddedSession implements MediaSession {
     };
   }
 
+  /**
+   * One operation at a time. One that was running when close() came rejects with reason
+   * `closed` (whether it went on or werift failed under it): its SDP would describe ports and a
+   * WebRTC leg close() has released.
+   */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+    const guarded = async (): Promise<T> => {
+      let v: T;
+      try {
+        v = await fn();
+      } catch (err) {
+        this.assertOpen();
+        throw err;
+      }
+      this.assertOpen();
+      return v;
+    };
+    const run = this.queue.then(guarded, guarded);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -538,16 +554,25 @@ export class EmbeddedSession implements MediaSession {
     this.closing ??= (async () => {
       this.failure.close();
       this.engine.forget(this);
-      try {
-        await this.wa?.close();
-      } catch (err) {
-        this.log.debug({ callId: this.callId, err: (err as Error).message }, 'werift close failed');
-      }
-      await this.pbx.close(this.engine.ports);
+      await this.releaseLegs();
+      // An offer or answer running when close() came may still open the port pair or a WebRTC
+      // leg after the release above (its awaits were in flight): release again once it settled.
+      await this.queue;
+      await this.releaseLegs();
       this.toPbx.close();
       this.toWa.close();
     })().catch(() => undefined);
     return this.closing;
+  }
+
+  /** Close the WhatsApp leg and give the PBX port pair back; both idempotent. */
+  private async releaseLegs(): Promise<void> {
+    try {
+      await this.wa?.close();
+    } catch (err) {
+      this.log.debug({ callId: this.callId, err: (err as Error).message }, 'werift close failed');
+    }
+    await this.pbx.close(this.engine.ports);
   }
 
   onFailure(listener: (failure: MediaFailure) => void): void {

@@ -127,6 +127,21 @@ export class WhatsAppLeg {
       }
     }
     await this.pc.close();
+    await this.closeIceSockets();
+  }
+
+  /**
+   * werift binds the leg's ICE socket while it gathers candidates; a leg closed during that
+   * gathering (a call hung up while its offer was being made) gets its socket after pc.close()
+   * and would hold it, and its port in the ICE range, for good. Close the ICE connections again
+   * once gathering has ended (bounded; close() may be called again for the same purpose).
+   */
+  private async closeIceSockets(): Promise<void> {
+    const end = performance.now() + GATHER_TIMEOUT_MS;
+    for (const t of this.pc.iceTransports) {
+      while (t.gatheringState === 'gathering' && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
+      await t.connection.close().catch(() => undefined);
+    }
   }
 }
 

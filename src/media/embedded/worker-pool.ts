@@ -35,7 +35,14 @@ export interface WorkerPoolOptions extends EmbeddedEngineOptions {
   hangMs?: number;
   /** How often a worker sends every session's stats (its heartbeat); default 1 s. */
   statsIntervalMs?: number;
+  /** A worker not ready this long after it was started is terminated (and retried); default 30 s. */
+  startTimeoutMs?: number;
 }
+
+/** A worker that ran this long before it died is restarted at once; one that died sooner backs off. */
+const CLEAN_RUN_MS = 30_000;
+/** The back-off after the n-th short-lived worker in a row: 1 s, 2 s, 4 s ... at most 30 s. */
+const restartDelayMs = (failures: number): number => (failures === 0 ? 0 : Math.min(30_000, 500 * 2 ** failures));
 
 /** Split [min, max] into `n` disjoint slices; `even` starts each slice on an even port (RTP/RTCP pairs). */
 export function splitRange(min: number, max: number, n: number, even: boolean): Array<[number, number]> {
@@ -76,11 +83,12 @@ class Slot {
   rpc: RpcClient | undefined;
   threadId = 0;
   up = false;
+  upSince = 0;
   lastHeard = 0;
   /** Why the pool itself is terminating this worker (it stopped answering), if it is. */
   killed: string | undefined;
   readonly sessions = new Set<WorkerSession>();
-  /** Restarts in a row without a clean run, for the back-off. */
+  /** Workers in a row that died within CLEAN_RUN_MS of being ready (or before), for the back-off. */
   failures = 0;
   restartTimer: NodeJS.Timeout | undefined;
 
@@ -93,15 +101,15 @@ class Slot {
 export class EmbeddedWorkerPool implements MediaEngine {
   readonly name = ENGINE;
   private readonly slots: Slot[];
-  private readonly byCall = new Map<string, WorkerSession>();
   private readonly hangTimer: NodeJS.Timeout;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly opts: WorkerPoolOptions,
     private readonly log: Logger,
   ) {
-    const { logger: _logger, workers, rpcTimeoutMs: _r, hangMs: _h, statsIntervalMs, ...engine } = opts;
+    const { logger: _logger, workers, rpcTimeoutMs: _r, hangMs: _h, statsIntervalMs, startTimeoutMs: _s, ...engine } = opts;
     const rtp = splitRange(opts.portMin, opts.portMax, workers, true);
     const ice = opts.icePortRange ? splitRange(opts.icePortRange[0], opts.icePortRange[1], workers, false) : undefined;
     this.slots = rtp.map(
@@ -145,9 +153,11 @@ export class EmbeddedWorkerPool implements MediaEngine {
     const wlog = this.log.child({ mediaWorker: slot.index });
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (m: FromWorker) => {
+        if (slot.worker !== worker) return; // a replaced worker's last words: its rpc and calls are gone
         slot.lastHeard = performance.now();
         if (m.kind === 'ready') {
           slot.up = true;
+          slot.upSince = slot.lastHeard;
           slot.threadId = m.threadId;
           resolve();
         } else this.onMessage(slot, m, wlog);
@@ -155,7 +165,7 @@ export class EmbeddedWorkerPool implements MediaEngine {
       let crash = '';
       worker.on('error', (err) => {
         crash = `: ${err.message}`;
-        wlog.error({ err: err.message }, 'media worker crashed');
+        wlog.error({ err: err.message, stack: err.stack }, 'media worker crashed');
       });
       worker.on('exit', (code) => {
         const wasUp = slot.up;
@@ -171,13 +181,13 @@ export class EmbeddedWorkerPool implements MediaEngine {
         slot.rpc?.settle(m);
         return;
       case 'failure':
-        this.byCall.get(m.callId)?.failed(m.failure);
+        sessionOn(slot, m.callId)?.failed(m.failure);
         return;
       case 'milestone':
-        this.byCall.get(m.callId)?.milestone(m.milestone);
+        sessionOn(slot, m.callId)?.milestone(m.milestone);
         return;
       case 'stats':
-        for (const [id, st] of m.stats) this.byCall.get(id)?.snapshot(st);
+        for (const [id, st] of m.stats) sessionOn(slot, id)?.snapshot(st);
         return;
       case 'log':
         forwardLog(wlog, m.line);
@@ -197,50 +207,59 @@ export class EmbeddedWorkerPool implements MediaEngine {
     slot.sessions.clear();
     for (const s of lost) s.engineDead(detail);
     if (this.closed) return;
-    this.log.error({ mediaWorker: slot.index, code, sessionsLost: lost.length }, 'media worker died; its calls end, a replacement starts');
-    slot.failures = wasUp ? 0 : slot.failures + 1;
-    const delay = Math.min(30_000, slot.failures === 0 ? 0 : 500 * 2 ** slot.failures);
+    // A worker that dies soon after it is up (a crash at start, on its first call) must not be
+    // replaced at once, over and over: each start costs a core for a while.
+    const ranMs = wasUp ? Math.round(performance.now() - slot.upSince) : 0;
+    slot.failures = wasUp && ranMs >= CLEAN_RUN_MS ? 0 : slot.failures + 1;
+    const delay = restartDelayMs(slot.failures);
+    this.log.error({ mediaWorker: slot.index, code, ranMs, sessionsLost: lost.length, restartInMs: delay }, 'media worker died; its calls end, a replacement starts');
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
       if (this.closed) return;
       this.startSlot(slot).then(
         () => this.log.info({ mediaWorker: slot.index }, 'media worker replaced'),
-        (err: Error) => this.log.error({ mediaWorker: slot.index, err: err.message }, 'media worker replacement failed'),
+        (err: Error) => {
+          if (!this.closed) this.log.error({ mediaWorker: slot.index, err: err.message }, 'media worker replacement failed');
+        },
       );
     }, delay);
     slot.restartTimer.unref();
   }
 
+  /** Terminate a worker silent for hangMs, or not ready startTimeoutMs after it was started. */
   private checkHung(): void {
     const hangMs = this.opts.hangMs ?? 10_000;
+    const startMs = this.opts.startTimeoutMs ?? 30_000;
     const now = performance.now();
     for (const slot of this.slots) {
-      if (slot.up && slot.worker && !slot.killed && now - slot.lastHeard > hangMs) {
-        const silentMs = Math.round(now - slot.lastHeard);
+      if (!slot.worker || slot.killed) continue;
+      const silentMs = Math.round(now - slot.lastHeard);
+      if (slot.up && silentMs > hangMs) {
         slot.killed = `stopped answering for ${silentMs} ms and was terminated`;
         this.log.error({ mediaWorker: slot.index, silentMs }, 'media worker stopped answering; terminating it');
-        void slot.worker.terminate();
-      }
+      } else if (!slot.up && silentMs > startMs) {
+        slot.killed = `was not ready ${silentMs} ms after it was started and was terminated`;
+        this.log.error({ mediaWorker: slot.index, silentMs }, 'media worker did not start; terminating it');
+      } else continue;
+      void slot.worker.terminate();
     }
   }
 
   createSession(callId: string): MediaSession {
     if (this.closed) throw new MediaError('engine closed', ENGINE, 'closed');
     let best: Slot | undefined;
-    for (const s of this.slots) if (s.up && (!best || s.sessions.size < best.sessions.size)) best = s;
+    for (const s of this.slots) if (s.up && !s.killed && (!best || s.sessions.size < best.sessions.size)) best = s;
     const session = new WorkerSession(callId, best?.rpc, this.log, () => this.forget(session, best));
     if (!best) {
       session.engineDead('no embedded media worker is up');
       return session;
     }
     best.sessions.add(session);
-    this.byCall.set(callId, session);
     return session;
   }
 
   private forget(s: WorkerSession, slot: Slot | undefined): void {
     slot?.sessions.delete(s);
-    if (this.byCall.get(s.callId) === s) this.byCall.delete(s.callId);
   }
 
   /** The worker each live session runs on (index), as this side placed them. */
@@ -294,17 +313,23 @@ export class EmbeddedWorkerPool implements MediaEngine {
     }
     // Each worker's own count of its sessions (null: down).
     const sessionsPerWorker = per.map((r) => (r ? Number(r.detail?.sessions ?? 0) : null));
-    const detail = { workers: this.slots.length, workersUp: up, portPairs: pairs, freePortPairs: free, sessions: this.byCall.size, sessionsPerWorker };
+    const detail = { workers: this.slots.length, workersUp: up, portPairs: pairs, freePortPairs: free, sessions: this.slots.reduce((n, s) => n + s.sessions.size, 0), sessionsPerWorker };
     if (up === 0) return { ready: false, reason: 'no embedded media worker is up', detail };
     if (free === 0) return { ready: false, reason: `no free RTP port pair (${pairs} in use)`, detail };
     return up < this.slots.length ? { ready: true, reason: `${this.slots.length - up} of ${this.slots.length} media workers down`, detail } : { ready: true, detail };
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Idempotent: a second call resolves when the first has finished. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
     this.closed = true;
     clearInterval(this.hangTimer);
-    await Promise.all([...this.byCall.values()].map((s) => s.close()));
+    // Every session, by worker (two may share a call id): closed first, so none is told engine-dead by the shutdown.
+    await Promise.all(this.slots.flatMap((slot) => [...slot.sessions]).map((s) => s.close()));
     await Promise.all(
       this.slots.map(async (s) => {
         if (s.restartTimer) clearTimeout(s.restartTimer);
@@ -315,6 +340,15 @@ export class EmbeddedWorkerPool implements MediaEngine {
       }),
     );
   }
+}
+
+/**
+ * The session a worker's event names, among that worker's own: the same call id may be live on
+ * another worker too (a call id the bridge saw again), whose call must not end for this one.
+ */
+function sessionOn(slot: Slot, callId: string): WorkerSession | undefined {
+  for (const s of slot.sessions) if (s.callId === callId) return s;
+  return undefined;
 }
 
 const LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
@@ -329,6 +363,9 @@ function forwardLog(log: Logger, line: string): void {
     return;
   }
   const { level, msg, time: _t, pid: _p, hostname: _h, name: _n, mediaWorker: _w, ...fields } = rec;
+  // What the main logger binds already (engine: 'embedded') would be written twice: a JSON line
+  // with a duplicate key, which strict log parsers refuse.
+  for (const k of Object.keys(log.bindings())) delete fields[k];
   const label = LEVELS[typeof level === 'number' ? level : 30] ?? 'info';
   log[label](fields, typeof msg === 'string' ? msg : '');
 }

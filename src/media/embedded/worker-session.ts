@@ -34,7 +34,10 @@ export class WorkerSession implements MediaSession {
     if (this.dead || !this.rpc) throw this.dead ?? new MediaError('no embedded media worker', ENGINE, 'engine-dead');
     this.created ??= this.rpc.request({ op: 'create', callId: this.callId });
     await this.created;
-    return this.rpc.request(req);
+    const value = await this.rpc.request(req);
+    // Closed while the worker was answering: the SDP describes what close() released.
+    if (this.closing) throw new MediaError('session closed', ENGINE, 'closed');
+    return value;
   }
 
   offerFromWhatsApp(sdp: string): Promise<string> {
@@ -87,7 +90,9 @@ export class WorkerSession implements MediaSession {
       this.forget();
       if (this.dead || !this.rpc || !this.created) return;
       try {
-        await this.created;
+        // A create that timed out here may still have been carried out by a slow worker: its
+        // session would stay there for good. closeSession of a session it does not have is a no-op.
+        await this.created.catch(() => undefined);
         const final = await this.rpc.request({ op: 'closeSession', callId: this.callId });
         if (final) this.stats = final;
       } catch (err) {
