@@ -78,6 +78,7 @@ describeWithPeers('the bridge with its media in worker threads (simulator + bare
     expect(worker, 'the call has a media session on a worker').toBeDefined();
     expect((await pool.workerSessions())[worker!]!.sessions).toEqual([call.callId]);
 
+    const killedThread = (await pool.workerSessions())[worker!]!.threadId;
     const t0 = performance.now();
     await pool.killWorker(worker!);
     await sim.graph.waitForAction((a) => a.action === 'terminate' && a.callId === call.callId, 10_000);
@@ -86,6 +87,9 @@ describeWithPeers('the bridge with its media in worker threads (simulator + bare
     expect(ended[0]).toMatchObject({ waCallId: call.callId, label: 'media-engine-dead', whatsapp: 'terminate', sip: 'bye' });
     expect(performance.now() - t0, 'both legs ended within seconds').toBeLessThan(10_000);
 
+    // The pool itself first (a worker that ran under 30 s is replaced after a back-off of 1 s),
+    // then /readyz (its probe is cached for 1 s, so it may still show the old worker).
+    await waitFor(async () => { const w = (await pool.workerSessions())[worker!]!; return w.up && w.threadId !== killedThread; }, { what: 'the replacement worker up' });
     await waitFor(async () => (await readyz()).media.detail?.workersUp === 2, { what: '/readyz to show the replacement worker up' });
     const next = await answeredCall('5511987650012');
     expect(pool.placement().get(next.callId)).toBe(worker); // the emptier worker: the replacement
