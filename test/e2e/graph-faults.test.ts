@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
+import type { RunningApp } from '../../src/app.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
 import type { GraphFault, RecordedAction, SimAction } from '../../src/simulator/graph-server.js';
 import { buildUserConnectWebhook, newCallId } from '../../src/simulator/webhook-sender.js';
@@ -11,7 +10,7 @@ import { startSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
-import { loopbackConfig } from '../support/bridge-config.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
 
 /**
  * Graph having a bad second, on real peers: the WhatsApp simulator (Graph API with injected
@@ -43,21 +42,18 @@ const log: Logger = createLogger({
 });
 
 async function startBridge(target: string): Promise<RunningApp> {
-  sipPort = await freeDualPort('127.0.0.1');
-  const config = buildConfig(
-    loopbackConfig({
-      graph: sim.endpoint,
-      sipPort,
+  ({ app, sipPort } = await startLoopbackBridge(
+    sim,
+    {
       whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID], requestTimeoutMs: REQUEST_TIMEOUT_MS, retry: { attempts: 3, baseDelayMs: 50, maxDelayMs: 1500 } },
       rest: {
         outbound: { enabled: true, allowFrom: ['127.0.0.2/32'], dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ringTimeoutSec: 20 },
         routing: { default: target },
       },
-    }),
-  );
-  app = await startApp(config, log);
+    },
+    log,
+  ));
   app.bridge.onCallEnded((r) => ended.push(r));
-  sim.setWebhookUrl(`${app.url}/webhook`);
   return app;
 }
 

@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
+import type { RunningApp } from '../../src/app.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
@@ -8,7 +7,7 @@ import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { sippMessages, headerOf, startSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
-import { loopbackConfig } from '../support/bridge-config.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
 import { exchangeTones, recordingParty, waitForTone } from '../support/audio.js';
 import { describeWithPeers } from '../support/peers.js';
 import { closeAfterLeakCheck } from '../support/sessions.js';
@@ -46,22 +45,21 @@ let lastSipPort = 0;
 let engine: Engine = 'rtpengine';
 
 async function startBridge(target: string, over: { ringTimeoutSec?: number; inviteTimeoutSec?: number; deadRtpengine?: boolean } = {}): Promise<RunningApp> {
-  const sipPort = await freeDualPort('127.0.0.1');
-  lastSipPort = sipPort;
-  const config = buildConfig(
-    loopbackConfig({
-      graph: sim.endpoint,
-      sipPort,
+  const deadNg = over.deadRtpengine ? { host: '127.0.0.1', port: await freeDualPort('127.0.0.1') } : undefined;
+  const { app: a, sipPort } = await startLoopbackBridge(
+    sim,
+    {
       whatsapp: { verifyToken: 'vt' },
       sip: { inviteTimeoutSec: over.inviteTimeoutSec ?? 64 },
       media: {
         engine: over.deadRtpengine ? 'rtpengine' : engine,
-        rtpengine: { ng: [over.deadRtpengine ? { host: '127.0.0.1', port: await freeDualPort('127.0.0.1') } : rtpengine.ng], timeoutMs: over.deadRtpengine ? 500 : 2000 },
+        rtpengine: { ng: [deadNg ?? rtpengine.ng], timeoutMs: deadNg ? 500 : 2000 },
       },
       rest: { calls: { ringTimeoutSec: over.ringTimeoutSec ?? 45 }, routing: { default: target } },
-    }),
+    },
+    log,
   );
-  const a = await startApp(config, log);
+  lastSipPort = sipPort;
   a.bridge.onCallEnded((r) => ended.push(r));
   // What the bridge tells the media engine about the PBX's direction (hold and resume).
   const createSession = a.media.createSession.bind(a.media);

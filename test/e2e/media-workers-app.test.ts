@@ -6,15 +6,13 @@
  * call carries audio on the replacement.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app.js';
+import type { RunningApp } from '../../src/app.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
-import { buildConfig } from '../../src/config/load.js';
 import { EmbeddedWorkerPool } from '../../src/media/embedded/index.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
-import { freeDualPort } from '../harness/ports.js';
-import { loopbackConfig } from '../support/bridge-config.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
 import { describeWithPeers } from '../support/peers.js';
 import { expectNoSessionLeft } from '../support/sessions.js';
 import { waitFor } from '../support/wait.js';
@@ -47,18 +45,17 @@ describeWithPeers('the bridge with its media in worker threads (simulator + bare
   beforeAll(async () => {
     sim = await WhatsAppSimulator.start({ phoneNumberId: PHONE_NUMBER_ID, businessNumber: '13175551305', accessToken: TOKEN, appSecret: SECRET });
     phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
-    const config = loopbackConfig({
-      graph: sim.endpoint,
-      sipPort: await freeDualPort('127.0.0.1'),
-      whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
-      media: { whatsappMediaTimeoutSec: 20 },
-      rest: { routing: { default: phone.sipUri } },
-    });
-    const media = config.media as { embedded: Record<string, unknown> };
-    media.embedded.workers = 2;
-    app = await startApp(buildConfig(config), createLogger({ level: 'silent' }));
+    ({ app } = await startLoopbackBridge(
+      sim,
+      {
+        whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+        media: { whatsappMediaTimeoutSec: 20 },
+        embedded: { workers: 2 },
+        rest: { routing: { default: phone.sipUri } },
+      },
+      createLogger({ level: 'silent' }),
+    ));
     app.bridge.onCallEnded((r) => ended.push(r));
-    sim.setWebhookUrl(`${app.url}/webhook`);
   });
 
   afterAll(async () => {

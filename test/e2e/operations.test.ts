@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
-import { startApp, type RunningApp } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
+import type { RunningApp } from '../../src/app.js';
 import type { CallRecord } from '../../src/ops/cdr.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger } from '../../src/util/log.js';
@@ -13,7 +12,7 @@ import { startSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
-import { loopbackConfig } from '../support/bridge-config.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
 
 /**
  * Operating the bridge, on real peers: the WhatsApp simulator → the bridge (embedded media) →
@@ -40,22 +39,17 @@ let dir: string;
 const log = createLogger({ level: 'silent' });
 
 async function startBridge(target: string, rules: Array<{ callerPrefix: string; target: string }> = []): Promise<RunningApp> {
-  const sipPort = await freeDualPort('127.0.0.1');
-  app = await startApp(
-    buildConfig(
-      loopbackConfig({
-        graph: sim.endpoint,
-        sipPort,
-        whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
-        rest: {
-          routing: { default: target, rules },
-          ops: { cdr: { file: join(dir, 'calls.jsonl') }, admin: { tokens: [{ name: 'e2e', token: ADMIN_TOKEN }] } },
-        },
-      }),
-    ),
+  ({ app } = await startLoopbackBridge(
+    sim,
+    {
+      whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+      rest: {
+        routing: { default: target, rules },
+        ops: { cdr: { file: join(dir, 'calls.jsonl') }, admin: { tokens: [{ name: 'e2e', token: ADMIN_TOKEN }] } },
+      },
+    },
     log,
-  );
-  sim.setWebhookUrl(`${app.url}/webhook`);
+  ));
   return app;
 }
 

@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
+import type { RunningApp } from '../../src/app.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
@@ -8,7 +7,7 @@ import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { headerOf, sippMessages, startSipp } from '../harness/sipp.js';
 import { freeDualPort } from '../harness/ports.js';
-import { loopbackConfig } from '../support/bridge-config.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
 import { exchangeTones, recordingParty } from '../support/audio.js';
 import { describeWithPeers } from '../support/peers.js';
 import { closeAfterLeakCheck } from '../support/sessions.js';
@@ -39,19 +38,18 @@ const log: Logger = createLogger({
 });
 
 async function startBridge(over: Record<string, unknown> = {}): Promise<RunningApp> {
-  sipPort = await freeDualPort('127.0.0.1');
-  const config = buildConfig(
-    loopbackConfig({
-      graph: sim.endpoint,
-      sipPort,
+  const started = await startLoopbackBridge(
+    sim,
+    {
       whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
       media: { engine, rtpengine: { ng: [rtpengine.ng] } },
       rest: { outbound: { enabled: true, allowFrom: ['127.0.0.2/32'], dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ringTimeoutSec: 20, ...over } },
-    }),
+    },
+    log,
   );
-  const a = await startApp(config, log);
+  const a = started.app;
+  sipPort = started.sipPort;
   a.bridge.onCallEnded((r) => ended.push(r));
-  sim.setWebhookUrl(`${a.url}/webhook`);
   app = a;
   return a;
 }

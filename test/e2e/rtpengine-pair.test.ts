@@ -6,14 +6,13 @@
  */
 import rtpengineClient from 'rtpengine-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app.js';
+import type { RunningApp } from '../../src/app.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
-import { buildConfig } from '../../src/config/load.js';
 import { WhatsAppSimulator, type SimulatedUserCall } from '../../src/simulator/whatsapp.js';
 import { silentLogger } from '../../src/util/log.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { freeDualPort } from '../harness/ports.js';
-import { loopbackConfig } from '../support/bridge-config.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
 import { sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
@@ -41,21 +40,16 @@ describeWithPeers('two rtpengines behind one bridge: spread and failover', ['rtp
     const pbxPort = await freeDualPort('127.0.0.3');
     // CALLS before the kill, two after; each held until the bridge (or the user) sends BYE.
     sipp = startSipp({ scenario: 'sip-uas-answer-wait-bye.xml', ip: '127.0.0.3', port: pbxPort, timeoutSec: 90, args: ['-m', String(CALLS + 2)] });
-    const sipPort = await freeDualPort('127.0.0.1');
-    app = await startApp(
-      buildConfig(
-        loopbackConfig({
-          graph: sim.endpoint,
-          sipPort,
-          // A short ng timeout: the watchdog's missed pings (2 s apart) declare a dead one sooner.
-          media: { engine: 'rtpengine', rtpengine: { ng: [a.ng, b.ng], timeoutMs: 500 } },
-          rest: { calls: { maxSetupsPerSec: 100 }, routing: { default: `sip:pbx@127.0.0.3:${pbxPort}` } },
-        }),
-      ),
+    ({ app } = await startLoopbackBridge(
+      sim,
+      {
+        // A short ng timeout: the watchdog's missed pings (2 s apart) declare a dead one sooner.
+        media: { engine: 'rtpengine', rtpengine: { ng: [a.ng, b.ng], timeoutMs: 500 } },
+        rest: { calls: { maxSetupsPerSec: 100 }, routing: { default: `sip:pbx@127.0.0.3:${pbxPort}` } },
+      },
       silentLogger(),
-    );
+    ));
     app.bridge.onCallEnded((r) => ended.push(r));
-    sim.setWebhookUrl(`${app.url}/webhook`);
   }, 60_000);
 
   afterAll(async () => {

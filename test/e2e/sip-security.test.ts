@@ -3,14 +3,13 @@ import { createHash } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
+import type { RunningApp } from '../../src/app.js';
 import { toneWindows } from '../../src/media/audio/tone.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
-import { loopbackConfig } from '../support/bridge-config.js';
-import { freeDualPort, freePort } from '../harness/ports.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
+import { freePort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
 
 /**
@@ -37,24 +36,20 @@ const log: Logger = createLogger({
 });
 
 async function startBridge(over: { outbound?: Record<string, unknown> } = {}): Promise<RunningApp> {
-  sipPort = await freeDualPort('127.0.0.1');
-  const a = await startApp(
-    buildConfig(
-      loopbackConfig({
-        graph: sim.endpoint,
-        sipPort,
-        whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
-        rest: {
-          routing: { default: phone ? phone.sipUri : 'sip:nobody@127.0.0.2:5999' },
-          outbound: over.outbound ? { enabled: true, dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ...over.outbound } : { enabled: false },
-        },
-      }),
-    ),
+  const started = await startLoopbackBridge(
+    sim,
+    {
+      whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+      rest: {
+        routing: { default: phone ? phone.sipUri : 'sip:nobody@127.0.0.2:5999' },
+        outbound: over.outbound ? { enabled: true, dialPrefix: '9', phoneNumberId: PHONE_NUMBER_ID, ...over.outbound } : { enabled: false },
+      },
+    },
     log,
   );
-  sim.setWebhookUrl(`${a.url}/webhook`);
-  app = a;
-  return a;
+  sipPort = started.sipPort;
+  app = started.app;
+  return started.app;
 }
 
 /**

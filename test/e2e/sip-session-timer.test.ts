@@ -1,11 +1,9 @@
 import { afterEach, expect, it } from 'vitest';
-import { startApp } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createSipStack } from '../../src/sip/stack.js';
 import type { IncomingInvite, SipDialog, SipStack } from '../../src/sip/types.js';
 import { silentLogger } from '../../src/util/log.js';
-import { loopbackConfig } from '../support/bridge-config.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
 import { firstLines, headerOf, sippMessages, startSipp, stopAllSipp, type SippHandle } from '../harness/sipp.js';
 import { freeDualPort, freePort } from '../harness/ports.js';
 import { describeWithPeers } from '../support/peers.js';
@@ -136,20 +134,12 @@ describeWithPeers('session timer through the bridge (simulator + bridge + SIPp a
     const sim = await WhatsAppSimulator.start({ phoneNumberId: '1', businessNumber: '13175551399', accessToken: 't', appSecret: 's' });
     const port = await freePort(PEER, 'udp');
     const sipp = startSipp({ scenario: 'sip-uas-timer-silent.xml', ip: PEER, port, timeoutSec: 15 });
-    const sipPort = await freeDualPort(US);
-    const app = await startApp(
-      buildConfig(
-        loopbackConfig({
-          graph: sim.endpoint,
-          sipPort,
-          sip: { tcp: null, sessionExpiresSec: 3, minSessionExpiresSec: 2 },
-          rest: { routing: { default: `sip:support@${PEER}:${port}` } },
-        }),
-      ),
+    const { app } = await startLoopbackBridge(
+      sim,
+      { sip: { tcp: null, sessionExpiresSec: 3, minSessionExpiresSec: 2 }, rest: { routing: { default: `sip:support@${PEER}:${port}` } } },
       silentLogger(),
     );
     try {
-      sim.setWebhookUrl(`${app.url}/webhook`);
       const ended = new Promise<unknown>((resolve) => app.bridge.onCallEnded(resolve));
       const call = await sim.userCalls({ userWaId: '5511987654321' });
       await call.waitFor('accept');

@@ -1,15 +1,13 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { startApp, type RunningApp } from '../../src/app.js';
+import type { RunningApp } from '../../src/app.js';
 import type { EndedCallRecord } from '../../src/bridge/bridge.js';
-import { buildConfig } from '../../src/config/load.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
-import { freeDualPort } from '../harness/ports.js';
 import { randomMediaRange, startRtpengine, type RtpengineDaemon } from '../harness/rtpengine.js';
 import { describeWithPeers } from '../support/peers.js';
 import { waitFor } from '../support/wait.js';
-import { loopbackConfig } from '../support/bridge-config.js';
+import { startLoopbackBridge } from '../support/bridge-config.js';
 
 /**
  * The media watchdogs end whole calls, on real peers (issue 9): the WhatsApp simulator → the
@@ -33,21 +31,16 @@ let ended: EndedCallRecord[] = [];
 async function startBridge(engine: 'embedded' | 'rtpengine'): Promise<RunningApp> {
   phone = await startBaresip({ sipAddress: '127.0.0.2', answerMode: 'auto', toneHz: 440 });
   if (engine === 'rtpengine') daemon = await startRtpengine(randomMediaRange());
-  const sipPort = await freeDualPort('127.0.0.1');
-  app = await startApp(
-    buildConfig(
-      loopbackConfig({
-        graph: sim.endpoint,
-        sipPort,
-        whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
-        media: { engine, whatsappMediaTimeoutSec: MEDIA_TIMEOUT_SEC, ...(daemon ? { rtpengine: { ng: [daemon.ng], timeoutMs: 500 } } : {}) },
-        rest: { routing: { default: phone.sipUri } },
-      }),
-    ),
+  ({ app } = await startLoopbackBridge(
+    sim,
+    {
+      whatsapp: { phoneNumberIds: [PHONE_NUMBER_ID] },
+      media: { engine, whatsappMediaTimeoutSec: MEDIA_TIMEOUT_SEC, ...(daemon ? { rtpengine: { ng: [daemon.ng], timeoutMs: 500 } } : {}) },
+      rest: { routing: { default: phone.sipUri } },
+    },
     createLogger({ level: 'silent' }),
-  );
+  ));
   app.bridge.onCallEnded((r) => ended.push(r));
-  sim.setWebhookUrl(`${app.url}/webhook`);
   return app;
 }
 

@@ -1,4 +1,8 @@
-import type { SimulatorEndpoint } from '../../src/simulator/whatsapp.js';
+import type { Logger } from 'pino';
+import { startApp, type RunningApp } from '../../src/app.js';
+import { buildConfig } from '../../src/config/load.js';
+import type { SimulatorEndpoint, WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
+import { freeDualPort } from '../harness/ports.js';
 import { randomMediaRange } from '../harness/rtpengine.js';
 
 export interface LoopbackConfigOptions {
@@ -10,6 +14,8 @@ export interface LoopbackConfigOptions {
   whatsapp?: Record<string, unknown>;
   sip?: Record<string, unknown>;
   media?: Record<string, unknown>;
+  /** Added to `media.embedded` (e.g. `workers`). */
+  embedded?: Record<string, unknown>;
   /** Other sections (routing, outbound, calls, ops...). */
   rest?: Record<string, unknown>;
 }
@@ -26,9 +32,26 @@ export function loopbackConfig(o: LoopbackConfigOptions): Record<string, unknown
     sip: { udp: { host: '127.0.0.1', port: o.sipPort }, tcp: { host: '127.0.0.1', port: o.sipPort }, ...o.sip },
     media: {
       engine: 'embedded',
-      embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange() },
+      embedded: { rtpHost: '127.0.0.1', rtpAdvertiseHost: '127.0.0.1', iceAddresses: ['127.0.0.1'], ...randomMediaRange(), ...o.embedded },
       ...o.media,
     },
     ...o.rest,
   };
+}
+
+export interface LoopbackBridge {
+  app: RunningApp;
+  /** Its SIP port on 127.0.0.1 (UDP and TCP). */
+  sipPort: number;
+}
+
+/**
+ * A bridge on loopback (`loopbackConfig`, on a free SIP port) for the simulator `sim`, started
+ * with `log`, with the simulator's webhooks pointed at it.
+ */
+export async function startLoopbackBridge(sim: WhatsAppSimulator, o: Omit<LoopbackConfigOptions, 'graph' | 'sipPort'>, log: Logger): Promise<LoopbackBridge> {
+  const sipPort = await freeDualPort('127.0.0.1');
+  const app = await startApp(buildConfig(loopbackConfig({ ...o, graph: sim.endpoint, sipPort })), log);
+  sim.setWebhookUrl(`${app.url}/webhook`);
+  return { app, sipPort };
 }
