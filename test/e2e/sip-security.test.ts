@@ -4,7 +4,6 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
-import { toneWindows } from '../../src/media/audio/tone.js';
 import { WhatsAppSimulator } from '../../src/simulator/whatsapp.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import { startBaresip, type BaresipHandle } from '../harness/baresip.js';
