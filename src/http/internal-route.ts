@@ -5,7 +5,8 @@
  * `x-wsb-signature: sha256=<hex HMAC of the raw body>`, checked in constant time. The body names
  * when it was sent; anything older than `maxAgeMs` is refused (a replayed capture).
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { safeEqual } from '../util/safe-equal.js';
 import Fastify, { LogController } from 'fastify';
 import { z } from 'zod';
 import type { Logger } from '../util/log.js';
@@ -19,9 +20,7 @@ export function signBody(secret: string, body: string): string {
 
 export function signatureValid(secret: string, body: Buffer, header: unknown): boolean {
   if (typeof header !== 'string') return false;
-  const want = Buffer.from(signBody(secret, body.toString('utf8')));
-  const got = Buffer.from(header);
-  return got.length === want.length && timingSafeEqual(got, want);
+  return safeEqual(header, signBody(secret, body.toString('utf8')));
 }
 
 const id = z.string().min(1).max(256);

@@ -1,4 +1,5 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { safeEqual } from '../util/safe-equal.js';
 
 /**
  * Digest authentication of requests we receive (RFC 3261 section 22.4; RFC 2617 / 7616 with
@@ -105,10 +106,4 @@ export function parseDigest(header: string): Record<string, string | undefined> 
   let p: RegExpExecArray | null;
   while ((p = re.exec(m[1]))) out[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
   return out;
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -5,7 +5,8 @@
  * - 360dialog (optional partner signing): `x-360dialog-signature: <hex HMAC-SHA256(raw body,
  *   partner secret)>`. 360dialog's page shows the bare hex; a `sha256=` prefix is tolerated.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { safeEqual } from '../util/safe-equal.js';
 
 export const META_SIGNATURE_HEADER = 'x-hub-signature-256';
 export const D360_SIGNATURE_HEADER = 'x-360dialog-signature';
@@ -33,8 +34,7 @@ function hexDigestEquals(receivedHex: string, expectedHex: string): boolean {
   if (!HEX_64.test(receivedHex)) return false;
   const a = Buffer.from(receivedHex.toLowerCase(), 'hex');
   const b = Buffer.from(expectedHex, 'hex');
-  // timingSafeEqual throws on a length mismatch; the regex already fixed the length at 32 bytes.
-  return a.length === b.length && timingSafeEqual(a, b);
+  return safeEqual(a, b);
 }
 
 export interface VerifyOptions {

@@ -13,7 +13,7 @@
  *
  * The subscription handshake (GET hub.challenge) compares the verify token in constant time.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { safeEqual } from '../util/safe-equal.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { verifyRequestSignature, type SignatureProvider } from './signature.js';
 import type { WhatsAppCounters } from './counters.js';
@@ -61,16 +61,6 @@ function authConfigured(cfg: WebhookAuthConfig): boolean {
   return cfg.appSecret !== '' || (cfg.provider === '360dialog' && cfg.webhookAuthHeader !== undefined);
 }
 
-export function safeEqualString(a: string, b: string): boolean {
-  const ba = Buffer.from(a);
-  const bb = Buffer.from(b);
-  // Equal lengths first (timingSafeEqual throws otherwise); compare against itself to keep time flat.
-  if (ba.length !== bb.length) {
-    timingSafeEqual(bb, bb);
-    return false;
-  }
-  return timingSafeEqual(ba, bb);
-}
 
 function isLoopback(ip: string): boolean {
   return ip === '::1' || /^(::ffff:)?127\./.test(ip);
@@ -101,7 +91,7 @@ export class WebhookAuth {
     if (header) {
       const got = headers[header.name.toLowerCase()];
       // A repeated header arrives as an array: refused, like a repeated signature.
-      if (typeof got !== 'string' || !safeEqualString(got, header.value)) return { ok: false, reason: 'bad-shared-header' };
+      if (typeof got !== 'string' || !safeEqual(got, header.value)) return { ok: false, reason: 'bad-shared-header' };
     }
     if (cfg.appSecret !== '' && !verifyRequestSignature(raw, headers, cfg.appSecret, cfg.provider)) {
       return { ok: false, reason: 'bad-signature' };
@@ -142,5 +132,5 @@ export function verifyChallenge(query: unknown, verifyToken: string): string | u
   const token = pick(query, 'verify_token');
   const challenge = pick(query, 'challenge');
   if (mode !== 'subscribe' || token === undefined || challenge === undefined) return undefined;
-  return safeEqualString(token, verifyToken) ? challenge : undefined;
+  return safeEqual(token, verifyToken) ? challenge : undefined;
 }

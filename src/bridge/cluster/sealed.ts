@@ -6,7 +6,8 @@
  * terminate a call, or deliver webhook events; nor can a value an instance signed be copied to
  * another key (another instance's hash, another Call-ID) and be acted on there.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { safeEqual } from '../../util/safe-equal.js';
 
 /** The largest value read back (the internal hop's body limit): a bigger one is not parsed. */
 export const MAX_SEALED_BYTES = 1024 * 1024;
@@ -34,7 +35,5 @@ export function unseal(secret: string, where: string, raw: string): unknown {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return undefined;
   const { mac: got, ...rest } = value as Record<string, unknown>;
   if (typeof got !== 'string') return undefined;
-  const want = Buffer.from(mac(secret, where, JSON.stringify(rest)));
-  const given = Buffer.from(got);
-  return given.length === want.length && timingSafeEqual(given, want) ? rest : undefined;
+  return safeEqual(got, mac(secret, where, JSON.stringify(rest))) ? rest : undefined;
 }
